@@ -1,0 +1,230 @@
+"""DVC, in-process: the only module that imports `dvc`.
+
+`reproduce` drives `Repo.reproduce` with a `repro_fn` hook, so each stage reports its start, end and
+duration, and its command's output (which DVC lets stage commands write straight to the process's
+stdout and stderr) is captured per stage into a log file by redirecting file descriptors 1 and 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlops.errors import MlopsError, UsageError
+
+
+@contextlib.contextmanager
+def redirect_fds(path: Path) -> Iterator[None]:
+    """Send everything written to fd 1 and 2 (this process and its children) to `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        yield
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for f in (*saved, fd):
+            os.close(f)
+
+
+@contextlib.contextmanager
+def _repo(root: Path) -> Iterator[Any]:
+    """An open DVC repo with the working directory at its root (DVC resolves targets from cwd)."""
+    from dvc.repo import Repo
+
+    here = Path.cwd()
+    os.chdir(root)
+    repo = Repo(str(root))
+    try:
+        yield repo
+    finally:
+        repo.close()
+        os.chdir(here)
+
+
+def init(root: Path, log: Path) -> None:
+    """`dvc init` in `root` (a git work tree); DVC stages its own files in git."""
+    from dvc.repo import Repo
+
+    with redirect_fds(log):
+        Repo.init(str(root))
+
+
+def configure_remote(root: Path, name: str, url: str, log: Path) -> None:
+    """Make `name` (at `url`, relative to the project root unless absolute or a URL) the default."""
+    # DVC stores a relative path relative to .dvc/ and reads one given here relative to the cwd,
+    # which _repo() sets to the project root
+    with _repo(root) as repo, redirect_fds(log), repo.config.edit() as conf:
+        conf["remote"][name] = {"url": url}
+        conf["core"]["remote"] = name
+
+
+def remote_configured(root: Path, name: str, url: str) -> bool:
+    """Cheap check (no DVC import) that `.dvc/config` already names this default remote."""
+    config = root / ".dvc" / "config"
+    try:
+        text = config.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return False
+    want = (
+        url if ("://" in url or os.path.isabs(url)) else os.path.relpath(root / url, root / ".dvc")
+    )
+    core = re.search(r"^\[core\][^\[]*?^\s*remote\s*=\s*(\S+)", text, re.M)
+    section = re.search(
+        rf"^\['remote \"{re.escape(name)}\"'\][^\[]*?^\s*url\s*=\s*(\S+)", text, re.M
+    )
+    return bool(core and core.group(1) == name and section and section.group(1) == want)
+
+
+@dataclass
+class StageEvent:
+    stage: str
+    phase: str  # "start" | "end"
+    status: str = ""  # ran | cached | skipped | failed | would run (on "end")
+    seconds: float = 0.0
+    log: Path | None = None
+    exit_status: int | None = None
+    error: str | None = None
+
+
+class ReproFailed(MlopsError):
+    """A stage failed inside DVC; `stage`, `exit_status` and `log` say which and how."""
+
+    def __init__(
+        self,
+        stage: str,
+        message: str,
+        exit_status: int | None,
+        log: Path | None,
+        events: list[StageEvent],
+    ) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.exit_status = exit_status
+        self.log = log
+        self.events = events
+
+
+_EXIT_RE = re.compile(r"exited with (-?\d+)")
+
+
+def _exit_status(exc: BaseException | None) -> int | None:
+    while exc is not None:
+        m = _EXIT_RE.search(str(exc))
+        if m:
+            return int(m.group(1))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    parts = []
+    while exc is not None and len(parts) < 4:
+        text = str(exc).strip()
+        if text and text not in parts:
+            parts.append(text)
+        exc = exc.__cause__ or exc.__context__
+    return ": ".join(parts) or type(exc).__name__
+
+
+def _restored_from_run_cache(log: Path) -> bool:
+    """DVC restored the outputs of an identical earlier run instead of running the command."""
+    try:
+        return "is cached - skipping run" in log.read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def _prepend_interpreter_to_path() -> None:
+    """Stage commands say `python -m mlops.stages` / `mlops`: make them this environment's."""
+    bindir = os.path.dirname(sys.executable)
+    path = os.environ.get("PATH", "")
+    if path.split(os.pathsep)[:1] != [bindir]:
+        os.environ["PATH"] = bindir + os.pathsep + path
+
+
+def reproduce(
+    root: Path,
+    targets: list[str] | None,
+    *,
+    force: bool = False,
+    dry: bool = False,
+    log_dir: Path,
+    on_event: Callable[[StageEvent], None] | None = None,
+) -> list[StageEvent]:
+    """Reproduce `targets` (all stages when None) and their upstream stages through DVC.
+
+    Returns one "end" event per stage DVC visited, in order. Raises `ReproFailed` on the first
+    failing stage (its outputs are not restored here; see `checkout`).
+    """
+    from dvc.exceptions import DvcException
+    from dvc.repo.reproduce import _reproduce_stage
+
+    _prepend_interpreter_to_path()
+    events: list[StageEvent] = []
+    emit = on_event or (lambda e: None)
+    log_dir.mkdir(parents=True, exist_ok=True)
+
+    def repro_fn(stage: Any, **kwargs: Any):
+        name = stage.addressing
+        log = log_dir / f"{name}.log"
+        emit(StageEvent(name, "start", log=log))
+        t0 = time.perf_counter()
+        try:
+            with redirect_fds(log):
+                ret = _reproduce_stage(stage, **kwargs)
+        except BaseException as exc:
+            ev = StageEvent(name, "end", "failed", time.perf_counter() - t0, log, _exit_status(exc))
+            ev.error = _describe(exc)
+            events.append(ev)
+            emit(ev)
+            raise
+        status = ("would run" if dry else "ran") if ret else "skipped"
+        if status == "ran" and _restored_from_run_cache(log):
+            status = "cached"
+        ev = StageEvent(name, "end", status, time.perf_counter() - t0, log)
+        events.append(ev)
+        emit(ev)
+        return ret
+
+    try:
+        with _repo(root) as repo, redirect_fds(log_dir / "dvc.log"):
+            repo.reproduce(
+                targets=targets or None, force=force, dry=dry, repro_fn=repro_fn, interactive=False
+            )
+    except DvcException as exc:
+        failed = next((e for e in reversed(events) if e.status == "failed"), None)
+        if failed is None:
+            raise UsageError(f"DVC could not plan the run: {_describe(exc)}") from exc
+        raise ReproFailed(
+            failed.stage, failed.error or str(exc), failed.exit_status, failed.log, events
+        ) from exc
+    return events
+
+
+def checkout(root: Path, targets: list[str], log: Path) -> None:
+    """Put the outputs of `targets` back as `dvc.lock` records them (from the DVC cache)."""
+    with _repo(root) as repo, redirect_fds(log), contextlib.suppress(Exception):
+        repo.checkout(targets=targets, force=True)
+
+
+def status(root: Path, targets: list[str] | None = None) -> dict[str, list[Any]]:
+    """`dvc status`: stage name -> list of changes (deps, outs, params, command)."""
+    with _repo(root) as repo:
+        return repo.status(targets=targets or None)

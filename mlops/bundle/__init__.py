@@ -1,0 +1,31 @@
+"""The model bundle `models/<name>/`: a fitted pipeline and all it takes to trust and serve it.
+
+Files: `model.skops` (the fitted scikit-learn Pipeline, preprocessing inside), `schema.json` (input
+schema), `reference.json` (training-data profile for drift), `metrics.json`, and `metadata.json`
+(name, task, features, commit, data hashes, params, metrics, verdict, and the sha256 of every other
+file). `load_bundle` refuses a bundle whose files do not match those hashes.
+"""
+
+from mlops.bundle.core import (
+    METADATA,
+    MODEL_FILE,
+    Bundle,
+    BundleError,
+    load_bundle,
+    load_model_file,
+    read_metadata,
+    verify_bundle,
+    write_bundle,
+)
+
+__all__ = [
+    "METADATA",
+    "MODEL_FILE",
+    "Bundle",
+    "BundleError",
+    "load_bundle",
+    "load_model_file",
+    "read_metadata",
+    "verify_bundle",
+    "write_bundle",
+]

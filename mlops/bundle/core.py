@@ -1,0 +1,151 @@
+"""Writing, verifying and loading model bundles."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlops.errors import ExitCode, MlopsError
+
+METADATA = "metadata.json"
+MODEL_FILE = "model.skops"
+FORMAT = 1
+# types a bundle's model may contain; anything else is refused rather than executed on load
+TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.", "skops.")
+
+
+class BundleError(MlopsError):
+    """A bundle is missing, incomplete, or its files do not match their recorded hashes."""
+
+    exit_code = ExitCode.DEPLOY_FAILED
+
+
+@dataclass
+class Bundle:
+    path: Path
+    metadata: dict[str, Any]
+    model: Any
+    schema: dict[str, Any]
+    reference: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.metadata.get("name", self.path.name)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _fsync_write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def write_bundle(dest: Path, files: dict[str, bytes], metadata: dict[str, Any]) -> dict[str, Any]:
+    """Write a complete bundle at `dest`, replacing any previous one only once it is complete."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.tmp-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    try:
+        hashes = {}
+        for name, data in sorted(files.items()):
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            _fsync_write(tmp / name, data)
+            hashes[name] = _sha256(data)
+        meta = {"format": FORMAT, **metadata, "files": hashes}
+        _fsync_write(tmp / METADATA, (json.dumps(meta, indent=2, default=str) + "\n").encode())
+        old = None
+        if dest.exists():
+            old = dest.parent / f".{dest.name}.old-{secrets.token_hex(4)}"
+            dest.rename(old)
+        tmp.rename(dest)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return meta
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    meta_path = Path(path) / METADATA
+    try:
+        return json.loads(meta_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BundleError(
+            f"{path} is not a model bundle (no {METADATA})",
+            "Run `mlops run` to build it, or `dvc pull` / `dvc checkout` to fetch it.",
+        ) from None
+    except ValueError as exc:
+        raise BundleError(f"{meta_path} is not valid JSON: {exc}") from None
+
+
+def verify_bundle(path: Path) -> dict[str, Any]:
+    """Check every file against the sha256 in metadata.json; return the metadata."""
+    path = Path(path)
+    meta = read_metadata(path)
+    recorded: dict[str, str] = meta.get("files") or {}
+    problems = []
+    for name, digest in sorted(recorded.items()):
+        f = path / name
+        if not f.is_file():
+            problems.append(f"{name}: missing")
+            continue
+        h = hashlib.sha256()
+        with open(f, "rb") as fh:
+            while block := fh.read(1 << 20):
+                h.update(block)
+        if h.hexdigest() != digest:
+            problems.append(f"{name}: sha256 {h.hexdigest()[:12]}… != recorded {digest[:12]}…")
+    present = {
+        str(p.relative_to(path)) for p in path.rglob("*") if p.is_file() and p.name != METADATA
+    }
+    for extra in sorted(present - set(recorded)):
+        problems.append(f"{extra}: not listed in {METADATA}")
+    if not recorded:
+        problems.append(f"{METADATA} lists no files")
+    if problems:
+        raise BundleError(
+            f"bundle {path} failed verification: " + "; ".join(problems),
+            "The bundle was altered after it was built; rebuild it or fetch it again from the "
+            "DVC remote.",
+            details=problems,
+        )
+    return meta
+
+
+def load_model_file(path: Path) -> Any:
+    """Load a skops file, trusting only scikit-learn, NumPy and SciPy types."""
+    import skops.io as sio
+
+    untrusted = sio.get_untrusted_types(file=path)
+    refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+    if refused:
+        raise BundleError(
+            f"{path} contains types mlops does not load: {', '.join(refused)}",
+            "Use estimators from scikit-learn (or load this model yourself if you trust it).",
+        )
+    return sio.load(path, trusted=untrusted)
+
+
+def load_bundle(path: Path) -> Bundle:
+    """Verify, then load a bundle (model, schema, reference statistics, metadata)."""
+    path = Path(path)
+    meta = verify_bundle(path)
+
+    def _json(name: str) -> dict[str, Any]:
+        f = path / name
+        return json.loads(f.read_text()) if f.exists() else {}
+
+    model = load_model_file(path / MODEL_FILE)
+    return Bundle(path, meta, model, _json("schema.json"), _json("reference.json"))

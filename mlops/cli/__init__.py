@@ -1,0 +1,103 @@
+"""The `mlops` command line: a thin layer over `mlops.api`, and where errors become exit codes.
+
+Heavy packages (pandas, scikit-learn, DVC, FastAPI) are imported only by the commands that need
+them, through `mlops.api` inside the command body, so `mlops --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from mlops import __version__
+from mlops.cli import _ui
+from mlops.errors import ExitCode, MlopsError
+
+
+class MlopsGroup(TyperGroup):
+    """Maps `MlopsError` to its exit code and message; anything else is exit 1 with a hint."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MlopsError as exc:
+            if _ui.traceback_wanted():
+                raise
+            _ui.render_error(exc)
+            raise typer.Exit(int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            _ui.err().print("interrupted")
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if type(exc).__module__.startswith(("typer", "click")) or _ui.traceback_wanted():
+                raise  # typer's own control flow (usage errors, exit, abort) or --traceback
+            _ui.render_unexpected(exc)
+            raise typer.Exit(int(ExitCode.UNEXPECTED)) from None
+
+
+app = typer.Typer(
+    cls=MlopsGroup,
+    name="mlops",
+    help=(
+        "GitOps CI/CD for machine-learning models: pipeline.yaml on DVC, a git-tag model registry, "
+        "GitLab merge requests and deployments.\n\nExample: mlops init demo && cd demo && mlops run"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mlops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    directory: Annotated[
+        str | None,
+        typer.Option(
+            "-C", "--directory", help="Run as if started in this directory.", metavar="DIR"
+        ),
+    ] = None,
+    traceback: Annotated[
+        bool, typer.Option("--traceback", help="Show the full traceback of an unexpected error.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    _ui.set_traceback(traceback)
+    _ui.set_json(False)
+    if directory:
+        try:
+            os.chdir(directory)
+        except OSError as exc:
+            raise typer.BadParameter(f"cannot enter {directory}: {exc.strerror}") from None
+
+
+def _register() -> None:
+    from mlops.cli import project, run, runs
+
+    project.register(app)
+    run.register(app)
+    app.add_typer(runs.app, name="runs")
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    app(args=argv if argv is not None else sys.argv[1:], prog_name="mlops")

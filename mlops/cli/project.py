@@ -1,0 +1,118 @@
+"""`mlops init`, `mlops check`, `mlops compile`, `mlops status`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mlops.cli import _ui
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+
+
+def init(
+    directory: Annotated[str, typer.Argument(help="Where to create the project.")] = ".",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Create a project that runs out of the box.
+
+    Sets up git (if needed), DVC with a local default remote (.mlops/remote, git-ignored),
+    pipeline.yaml, params.yaml, .gitlab-ci.yml, a data contract and a real sample dataset
+    (Palmer Penguins). Refuses to overwrite existing files unless --force.
+
+    Example: mlops init my-project && cd my-project && mlops run
+    """
+    from mlops import api
+
+    _ui.set_json(json)
+    result = api.init(directory, force=force)
+    if json:
+        _ui.print_json(result.to_dict())
+        return
+    console = _ui.err()
+    console.print(f"[green]Created a project in[/] {result.root}")
+    for path in result.written:
+        console.print(f"  wrote {path}")
+    if result.git_initialised:
+        console.print("  initialised a git repository")
+    if result.dvc_initialised:
+        console.print("  initialised DVC (default remote: .mlops/remote)")
+    console.print("Next: [bold]mlops run[/], then `git add -A && git commit -m 'Start project'`.")
+
+
+def check(json: JsonOpt = False) -> None:
+    """Check pipeline.yaml and params.yaml; report every problem.
+
+    Checks keys and types (unknown keys are errors), that every dependency exists or is produced
+    by a stage, that outputs stay inside the repository and are written by one stage only, that
+    params keys exist, and that stages form no cycle. Exit 2 on any problem; nothing is written.
+
+    Example: mlops check --json
+    """
+    from mlops import api
+
+    _ui.set_json(json)
+    project = api.check(".")
+    if json:
+        _ui.print_json(
+            {"ok": True, "stages": list(project.stages), "model": project.pipeline.model.name}
+        )
+        return
+    _ui.err().print(
+        f"[green]ok[/]: pipeline.yaml and params.yaml are valid "
+        f"({len(project.stages)} stages: {', '.join(project.stages)})"
+    )
+
+
+def compile_(
+    show: Annotated[
+        bool, typer.Option("--show", help="Print dvc.yaml instead of writing it.")
+    ] = False,
+) -> None:
+    """Compile pipeline.yaml into dvc.yaml.
+
+    Every `mlops run` does this too. dvc.yaml carries a "generated - do not edit" header
+    and declares the model in its `artifacts:` section, so `dvc repro`, `dvc dag`,
+    `dvc status` and GTO work on it.
+
+    Example: mlops compile --show
+    """
+    from mlops import api
+
+    text, changed = api.compile(".", write=not show)
+    if show:
+        typer.echo(text, nl=False)
+        return
+    _ui.err().print("wrote dvc.yaml" if changed else "dvc.yaml is up to date")
+
+
+def status(json: JsonOpt = False) -> None:
+    """Show which stages would run, and why.
+
+    For each stage: up to date, or the dependency, param (with old and new value), command or
+    output that changed, or the upstream stage that needs a rerun.
+
+    Example: mlops status
+    """
+    from mlops import api
+
+    _ui.set_json(json)
+    stages = api.status(".")
+    if json:
+        _ui.print_json([s.to_dict() for s in stages])
+        return
+    t = _ui.table("stage", "state", "why")
+    styles = {"up to date": "green", "changed": "yellow", "upstream changed": "yellow"}
+    for s in stages:
+        style = styles.get(s.state, "red")
+        t.add_row(s.name, f"[{style}]{s.state}[/]", "; ".join(s.reasons) or "-")
+    _ui.out().print(t)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.command("check")(check)
+    app.command("compile")(compile_)
+    app.command("status")(status)

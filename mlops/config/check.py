@@ -1,0 +1,301 @@
+"""Load and check `pipeline.yaml` and `params.yaml` together, reporting every problem at once."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from mlops.config.models import ModelSpec, Params, Pipeline, Stage
+from mlops.config.resolve import (
+    PARAMS_FILE,
+    PIPELINE_FILE,
+    ResolvedStage,
+    add_implicit_edges,
+    is_under,
+    resolve_builtin,
+    resolve_cmd,
+    with_model,
+)
+from mlops.config.yamlfile import Loc, YamlDoc, format_loc, read_yaml
+from mlops.errors import ConfigError, ConfigIssue
+
+
+@dataclass
+class Project:
+    """A checked project: its root, both config files, and the resolved stages in file order."""
+
+    root: Path
+    pipeline: Pipeline
+    params: Params
+    params_raw: dict[str, Any]
+    stages: dict[str, ResolvedStage] = field(default_factory=dict)
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+
+def _issues_from(exc: ValidationError, doc: YamlDoc, prefix: Loc = ()) -> list[ConfigIssue]:
+    issues = []
+    for err in exc.errors(include_url=False):
+        loc = (*prefix, *err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see `mlops check --help` for the format)"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        if err["type"] not in ("missing", "extra_forbidden") and "input" in err:
+            shown = repr(err["input"])
+            if len(shown) <= 60 and not isinstance(err["input"], dict | list):
+                msg += f" (got {shown})"
+        issues.append(ConfigIssue(doc.file, format_loc(loc), msg, doc.line_of(loc)))
+    return issues
+
+
+def _validate(model: type[BaseModel], data: Any, doc: YamlDoc, prefix: Loc = ()):
+    try:
+        return model.model_validate(data), []
+    except ValidationError as exc:
+        return None, _issues_from(exc, doc, prefix)
+
+
+def _lookup(data: Any, dotted: str) -> bool:
+    cur = data
+    for part in dotted.split("."):
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
+            cur = cur[int(part)]
+        else:
+            return False
+    return True
+
+
+def _outside(root: Path, rel: str) -> bool:
+    if os.path.isabs(rel):
+        return True
+    full = os.path.normpath(os.path.join(root, rel))
+    return not (full == str(root) or full.startswith(str(root) + os.sep))
+
+
+def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A cycle in `stage -> stages it depends on`, as a list of names, or None."""
+    color: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        color[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if color.get(nxt) == 1:
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt not in color and (found := visit(nxt)):
+                return found
+        stack.pop()
+        color[node] = 2
+        return None
+
+    for node in graph:
+        if node not in color and (found := visit(node)):
+            return found
+    return None
+
+
+def stage_graph(stages: dict[str, ResolvedStage]) -> dict[str, set[str]]:
+    """`stage -> set of stages whose outputs it reads`."""
+    producers = [(o.path, s.name) for s in stages.values() for o in s.outs]
+    graph: dict[str, set[str]] = {name: set() for name in stages}
+    for st in stages.values():
+        for dep in st.deps:
+            for out, producer in producers:
+                if producer != st.name and (is_under(dep, out) or is_under(out, dep)):
+                    graph[st.name].add(producer)
+    return graph
+
+
+def topological(stages: dict[str, ResolvedStage], names: list[str] | None = None) -> list[str]:
+    """Stages in run order (dependencies first); with `names`, those and their upstream only."""
+    graph = stage_graph(stages)
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(n: str) -> None:
+        if n in seen:
+            return
+        seen.add(n)
+        for up in sorted(graph[n], key=list(stages).index):
+            visit(up)
+        order.append(n)
+
+    for n in names or list(stages):
+        visit(n)
+    return order
+
+
+def _lenient(model: type[BaseModel], data: Any) -> Any:
+    """`data` validated without its invalid keys, so the rest can still be checked (or None)."""
+    if not isinstance(data, dict):
+        return None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        bad = {e["loc"][0] for e in exc.errors() if e["loc"]}
+        if not bad:
+            return None
+        try:
+            return model.model_validate({k: v for k, v in data.items() if k not in bad})
+        except ValidationError:
+            return None
+
+
+def _semantic(
+    root: Path, pipeline: Pipeline | None, raw: dict, doc: YamlDoc, params_raw: dict | None
+) -> tuple[dict[str, ResolvedStage], list[ConfigIssue]]:
+    """Checks that need the whole file; runs on the stages that validated, even if others failed."""
+    issues: list[ConfigIssue] = []
+
+    def issue(loc: Loc, msg: str) -> None:
+        issues.append(ConfigIssue(doc.file, format_loc(loc), msg, doc.line_of(loc)))
+
+    raw_stages = raw.get("stages") if isinstance(raw, dict) else None
+    if not isinstance(raw_stages, dict):
+        return {}, issues
+    model_raw = raw.get("model") if isinstance(raw.get("model"), dict) else {}
+    # a stand-in pipeline so stages can resolve even when another part of the file is invalid
+    if pipeline is not None:
+        base = pipeline
+    else:
+        try:
+            spec = ModelSpec(name=str(model_raw.get("name")), target=str(model_raw.get("target")))
+        except ValidationError:
+            spec = ModelSpec(name="model", target="")
+        base = Pipeline.model_construct(model=spec, stages={})
+
+    resolved: dict[str, ResolvedStage] = {}
+    for name, data in raw_stages.items():
+        stage = _lenient(Stage, data)
+        if stage is None:
+            continue  # already reported by the whole-file validation
+        wm = with_model(stage)
+        if wm is not None:
+            args, errs = _validate(wm, stage.with_, doc, ("stages", name, "with"))
+            issues += errs
+            args = args or _lenient(wm, stage.with_)
+            if args is None:
+                continue
+            resolved[name] = resolve_builtin(name, stage, args, base)
+        else:
+            resolved[name] = resolve_cmd(name, stage)
+        for i, other in enumerate(stage.after):
+            if other not in raw_stages:
+                issue(("stages", name, "after", i), f"unknown stage {other!r}")
+            elif other == name:
+                issue(("stages", name, "after", i), "a stage cannot run after itself")
+
+    if pipeline is not None:
+        add_implicit_edges(resolved, pipeline)
+
+    # outputs: inside the repository, and each produced by one stage only
+    owner: list[tuple[str, str]] = []
+    for st in resolved.values():
+        for out in st.outs:
+            loc = ("stages", st.name)
+            if _outside(root, out.path):
+                issue(loc, f"output {out.path!r} is outside the repository; use a relative path")
+                continue
+            for path, other in owner:
+                if is_under(out.path, path) or is_under(path, out.path):
+                    what = "is also" if path == out.path else f"overlaps {path!r},"
+                    issue(loc, f"output {out.path!r} {what} written by stage {other!r}")
+                    break
+            else:
+                owner.append((out.path, st.name))
+
+    # dependencies: exist on disk or come from another stage
+    for st in resolved.values():
+        for dep in st.deps:
+            if _outside(root, dep):
+                continue  # an external dependency: DVC tracks it by its absolute path
+            produced = any(is_under(dep, p) or is_under(p, dep) for p, _ in owner)
+            if not produced and not (root / dep).exists():
+                issue(
+                    ("stages", st.name),
+                    f"dependency {dep!r} does not exist and no stage produces it",
+                )
+        # params keys
+        for entry in st.params:
+            pairs = [("params.yaml", entry)] if isinstance(entry, str) else list(entry.items())
+            for file, keys in pairs:
+                keys = [keys] if isinstance(keys, str) else keys
+                if file == PARAMS_FILE or file == "params.yaml":
+                    data = params_raw
+                elif file == doc.file:
+                    data = raw
+                elif (root / file).exists():
+                    try:
+                        data = read_yaml(root / file, with_lines=False).data
+                    except ConfigError:
+                        data = None
+                else:
+                    issue(("stages", st.name, "params"), f"params file {file!r} does not exist")
+                    continue
+                if data is None:
+                    continue
+                for key in keys:
+                    if not _lookup(data, key):
+                        issue(("stages", st.name, "params"), f"{file} has no key {key!r}")
+
+    cycle = _find_cycle(stage_graph(resolved))
+    if cycle:
+        issue(("stages", cycle[0]), "stages depend on each other in a cycle: " + " -> ".join(cycle))
+    return resolved, issues
+
+
+def load_params(root: Path) -> tuple[Params | None, dict, list[ConfigIssue], YamlDoc | None]:
+    path = root / PARAMS_FILE
+    if not path.exists():
+        return Params(), {}, [], None
+    try:
+        doc = read_yaml(path, display=PARAMS_FILE)
+    except ConfigError as exc:
+        return None, {}, exc.issues, None
+    data = doc.data if doc.data is not None else {}
+    if not isinstance(data, dict):
+        return None, {}, [ConfigIssue(PARAMS_FILE, "", "must be a mapping of sections", 1)], doc
+    params, issues = _validate(Params, data, doc)
+    return params, data, doc.issues + issues, doc
+
+
+def load_project(root: Path | str = ".") -> Project:
+    """Read, validate and resolve both config files; raise `ConfigError` listing every problem."""
+    root = Path(root).resolve()
+    path = root / PIPELINE_FILE
+    if not path.exists():
+        raise ConfigError(
+            [ConfigIssue(PIPELINE_FILE, "", f"not found in {root}")],
+            hint="Run `mlops init` to create a project, or run mlops from the project's root.",
+        )
+    issues: list[ConfigIssue] = []
+    doc = read_yaml(path, display=PIPELINE_FILE)
+    issues += doc.issues
+    raw = doc.data if doc.data is not None else {}
+    pipeline = None
+    if not isinstance(raw, dict):
+        issues.append(
+            ConfigIssue(PIPELINE_FILE, "", "must be a mapping (version, model, stages)", 1)
+        )
+    else:
+        pipeline, errs = _validate(Pipeline, raw, doc)
+        issues += errs
+    params, params_raw, perrs, _ = load_params(root)
+    issues += perrs
+    stages, serrs = _semantic(root, pipeline, raw if isinstance(raw, dict) else {}, doc, params_raw)
+    issues += serrs
+    if issues or pipeline is None or params is None:
+        raise ConfigError(issues)
+    return Project(root, pipeline, params, params_raw, stages)

@@ -1,0 +1,245 @@
+"""Pydantic models of `pipeline.yaml` and `params.yaml`.
+
+Every model forbids unknown keys, so a typo is an error with its key path rather than a silently
+ignored setting. Semantic checks that need the whole file (missing dependencies, duplicate outputs,
+cycles) live in `mlops.config.check`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+BUILTIN_STAGES = ("ingest", "validate", "split", "train", "evaluate")
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$"  # a GTO artifact name, usable in tags and paths
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ModelSpec(Strict):
+    """The model this project trains: its registry name and its label column."""
+
+    name: Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
+    target: str
+    task: Literal["auto", "classification", "regression"] = "auto"
+    description: str = ""
+    labels: list[str] = Field(default_factory=list)
+
+    @property
+    def path(self) -> str:
+        """Where the model bundle lives: `models/<name>`."""
+        return f"models/{self.name}"
+
+    @property
+    def fit_path(self) -> str:
+        """Where the train stage writes the fitted pipeline before evaluate packages it."""
+        return f"build/{self.name}"
+
+
+class DataSpec(Strict):
+    sensitive: list[str] = Field(default_factory=list)
+
+
+class RemoteSpec(Strict):
+    """The DVC remote data and models are pushed to (embedded default: a local directory)."""
+
+    name: str = "local"
+    url: str = ".mlops/remote"
+
+
+class GateSpec(Strict):
+    """A quality gate on one metric: absolute bounds and/or a comparison with a baseline."""
+
+    min: float | None = None
+    max: float | None = None
+    not_worse_than: str | None = None
+    tolerance: float = Field(0.0, ge=0)
+    relative: bool = False
+    direction: Literal["higher", "lower"] | None = None
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> GateSpec:
+        if self.min is None and self.max is None and self.not_worse_than is None:
+            raise ValueError("a gate needs at least one of min, max, not_worse_than")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class OutOptions(Strict):
+    cache: bool = True
+    persist: bool = False
+    desc: str | None = None
+
+
+OutEntry = str | dict[str, OutOptions]
+ParamEntry = str | dict[str, list[str]]
+
+
+class Stage(Strict):
+    """One stage: a built-in (`uses:`) configured by `with:`, or any command (`cmd:`)."""
+
+    uses: Literal["ingest", "validate", "split", "train", "evaluate"] | None = None
+    cmd: str | list[str] | None = None
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+    deps: list[str] = Field(default_factory=list)
+    outs: list[OutEntry] = Field(default_factory=list)
+    params: list[ParamEntry] = Field(default_factory=list)
+    metrics: list[OutEntry] = Field(default_factory=list)
+    plots: list[OutEntry] = Field(default_factory=list)
+    gates: dict[str, GateSpec] = Field(default_factory=dict)
+    slices: list[str | list[str]] = Field(default_factory=list)
+    after: list[str] = Field(default_factory=list)
+    desc: str | None = None
+    frozen: bool = False
+
+    @model_validator(mode="after")
+    def _uses_or_cmd(self) -> Stage:
+        if (self.uses is None) == (self.cmd is None):
+            raise ValueError("a stage needs exactly one of `uses:` (a built-in stage) or `cmd:`")
+        if self.cmd is not None and self.with_:
+            raise ValueError("`with:` configures built-in stages; a `cmd:` stage takes none")
+        if self.uses not in ("evaluate", None) and (self.gates or self.slices):
+            raise ValueError("`gates:` and `slices:` belong to an `evaluate` stage")
+        return self
+
+
+class Environment(Strict):
+    """A deployment environment: tracks the latest good version, or is pinned by a file."""
+
+    track: Literal["latest"] | None = None
+    pin: str | None = None
+    target: str | None = None
+    promotion: Literal["merge_request", "tag"] | None = None
+    url: str | None = None
+
+    @model_validator(mode="after")
+    def _track_or_pin(self) -> Environment:
+        if (self.track is None) == (self.pin is None):
+            raise ValueError("an environment needs exactly one of `track: latest` or `pin: FILE`")
+        return self
+
+
+class DriftSpec(Strict):
+    method: Literal["auto", "psi", "jensenshannon", "wasserstein", "ks", "chisquare"] = "auto"
+    threshold: float | None = Field(None, gt=0)
+    share: float = Field(0.5, gt=0, le=1)
+    columns: dict[str, float] = Field(default_factory=dict)
+    correction: Literal["none", "bh"] = "none"
+
+
+class PerformanceSpec(Strict):
+    metric: str = "accuracy"
+    min: float | None = None
+    max_drop: float | None = Field(None, ge=0)
+
+
+class MonitoringSpec(Strict):
+    drift: DriftSpec = Field(default_factory=DriftSpec)
+    performance: PerformanceSpec = Field(default_factory=PerformanceSpec)
+    on_breach: Literal["alert", "retrain", "rollback"] = "alert"
+    window: str | None = None
+
+
+class Pipeline(Strict):
+    """The whole `pipeline.yaml`."""
+
+    version: Literal[1] = 1
+    model: ModelSpec
+    data: DataSpec = Field(default_factory=DataSpec)
+    remote: RemoteSpec = Field(default_factory=RemoteSpec)
+    stages: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Stage]
+    environments: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Environment] = Field(
+        default_factory=dict
+    )
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
+
+    @field_validator("stages")
+    @classmethod
+    def _not_empty(cls, v: dict[str, Stage]) -> dict[str, Stage]:
+        if not v:
+            raise ValueError("a pipeline needs at least one stage")
+        return v
+
+
+# ---- `with:` of each built-in stage ---------------------------------------------------------
+
+
+class SpanSpec(Strict):
+    """Rows whose `column` lies in [from, to] (inclusive): simulates new data arriving."""
+
+    column: str
+    from_: Any = Field(None, alias="from")
+    to: Any = None
+
+
+class IngestWith(Strict):
+    source: str
+    output: str = "data/raw/data.csv"
+    span: SpanSpec | None = None
+    columns: list[str] | None = None
+
+
+class ValidateWith(Strict):
+    input: str = "data/raw/data.csv"
+    schema_: str = Field("data/schema.yaml", alias="schema")
+    report: str = "reports/validation.json"
+
+
+class SplitWith(Strict):
+    input: str = "data/raw/data.csv"
+    output: str = "data/split"
+
+
+class TrainWith(Strict):
+    input: str = "data/split/train.parquet"
+    exclude: list[str] = Field(default_factory=list)  # columns not used as features
+
+
+class EvaluateWith(Strict):
+    input: str = "data/split/test.parquet"
+    metrics: str = "reports/metrics.json"
+
+
+WITH_MODELS: dict[str, type[Strict]] = {
+    "ingest": IngestWith,
+    "validate": ValidateWith,
+    "split": SplitWith,
+    "train": TrainWith,
+    "evaluate": EvaluateWith,
+}
+
+DEFAULT_PARAMS: dict[str, list[str]] = {"split": ["split"], "train": ["train"]}
+
+
+# ---- params.yaml -------------------------------------------------------------------------
+
+
+class SplitParams(Strict):
+    test_size: float = Field(0.25, gt=0, lt=1)
+    seed: int = 42
+    stratify: bool = True
+
+
+class TrainParams(BaseModel):
+    """`train:` in params.yaml: `estimator` (a class path) and its hyper-parameters."""
+
+    model_config = ConfigDict(extra="allow")
+
+    estimator: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")]
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Params(BaseModel):
+    """`params.yaml`: known sections are checked; any other section is free for custom stages."""
+
+    model_config = ConfigDict(extra="allow")
+
+    split: SplitParams = Field(default_factory=SplitParams)
+    train: TrainParams | None = None

@@ -1,0 +1,174 @@
+"""Turn each `pipeline.yaml` stage into a concrete DVC stage: command, deps, params, outs.
+
+Built-in stages (`uses:`) get their command and file lists from their `with:` settings; `cmd:`
+stages declare them. This is the single place that knows what each built-in reads and writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from mlops.config.models import (
+    DEFAULT_PARAMS,
+    WITH_MODELS,
+    EvaluateWith,
+    IngestWith,
+    OutEntry,
+    OutOptions,
+    ParamEntry,
+    Pipeline,
+    SplitWith,
+    Stage,
+    TrainWith,
+    ValidateWith,
+)
+
+PIPELINE_FILE = "pipeline.yaml"
+PARAMS_FILE = "params.yaml"
+STAGE_MODULE = "python -m mlops.stages"
+NON_FILE_SOURCES = ("package:", "sklearn:")
+
+
+@dataclass
+class Output:
+    path: str
+    cache: bool = True
+    persist: bool = False
+    desc: str | None = None
+    kind: str = "outs"  # outs | metrics | plots
+
+
+@dataclass
+class ResolvedStage:
+    name: str
+    kind: str | None  # the built-in's name, or None for a `cmd:` stage
+    cmd: str | list[str]
+    deps: list[str] = field(default_factory=list)
+    params: list[ParamEntry] = field(default_factory=list)
+    outs: list[Output] = field(default_factory=list)
+    desc: str | None = None
+    frozen: bool = False
+    args: Any = None  # the validated `with:` model of a built-in
+
+    @property
+    def out_paths(self) -> list[str]:
+        return [o.path for o in self.outs]
+
+
+def norm(path: str) -> str:
+    """Normalise a repository-relative path (`./a//b/` -> `a/b`)."""
+    p = PurePosixPath(path)
+    parts: list[str] = []
+    for part in p.parts:
+        if part == ".":
+            continue
+        parts.append(part)
+    return str(PurePosixPath(*parts)) if parts else "."
+
+
+def _outputs(entries: list[OutEntry], kind: str) -> list[Output]:
+    out: list[Output] = []
+    for entry in entries:
+        if isinstance(entry, str):
+            out.append(Output(norm(entry), kind=kind, cache=kind == "outs"))
+        else:
+            for path, opts in entry.items():
+                opts = opts if isinstance(opts, OutOptions) else OutOptions(**opts)
+                out.append(Output(norm(path), opts.cache, opts.persist, opts.desc, kind))
+    return out
+
+
+def _pipeline_params(name: str, *keys: str) -> dict[str, list[str]]:
+    return {PIPELINE_FILE: [f"stages.{name}", *keys]}
+
+
+MODEL_KEYS = ("model.name", "model.target", "model.task")
+
+
+def resolve_builtin(name: str, stage: Stage, args: Any, pipeline: Pipeline) -> ResolvedStage:
+    """Command, deps, params and outs of a built-in stage from its validated `with:`."""
+    model = pipeline.model
+    cmd = f"{STAGE_MODULE} {name}"
+    params: list[ParamEntry] = [*DEFAULT_PARAMS.get(stage.uses or "", [])]
+    deps: list[str] = []
+    outs: list[Output] = []
+    if isinstance(args, IngestWith):
+        if not args.source.startswith(NON_FILE_SOURCES):
+            deps.append(norm(args.source))
+        params.append(_pipeline_params(name))
+        outs.append(Output(norm(args.output)))
+    elif isinstance(args, ValidateWith):
+        deps += [norm(args.input), norm(args.schema_)]
+        params.append(_pipeline_params(name, "model.target"))
+        outs.append(Output(norm(args.report), cache=False, desc="data validation report"))
+    elif isinstance(args, SplitWith):
+        deps.append(norm(args.input))
+        params.append(_pipeline_params(name, *MODEL_KEYS))
+        outs.append(Output(norm(args.output)))
+    elif isinstance(args, TrainWith):
+        deps.append(norm(args.input))
+        params.append(_pipeline_params(name, *MODEL_KEYS))
+        outs.append(Output(model.fit_path, desc="fitted pipeline before evaluation"))
+    elif isinstance(args, EvaluateWith):
+        deps += [norm(args.input), model.fit_path]
+        params.append(_pipeline_params(name, *MODEL_KEYS, "data"))
+        outs.append(Output(model.path, desc=f"model bundle of {model.name}"))
+        outs.append(Output(norm(args.metrics), cache=False, kind="metrics"))
+    # user-declared extras apply to built-ins too
+    deps += [norm(d) for d in stage.deps]
+    params += [p for p in stage.params if p not in params]
+    outs += _outputs(stage.outs, "outs") + _outputs(stage.metrics, "metrics")
+    outs += _outputs(stage.plots, "plots")
+    return ResolvedStage(name, stage.uses, cmd, deps, params, outs, stage.desc, stage.frozen, args)
+
+
+def resolve_cmd(name: str, stage: Stage) -> ResolvedStage:
+    outs = _outputs(stage.outs, "outs") + _outputs(stage.metrics, "metrics")
+    outs += _outputs(stage.plots, "plots")
+    return ResolvedStage(
+        name,
+        None,
+        stage.cmd or "",
+        [norm(d) for d in stage.deps],
+        list(stage.params),
+        outs,
+        stage.desc,
+        stage.frozen,
+    )
+
+
+def with_model(stage: Stage) -> type | None:
+    return WITH_MODELS.get(stage.uses) if stage.uses else None
+
+
+def is_under(path: str, parent: str) -> bool:
+    """True when `path` is `parent` or inside it."""
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
+def add_implicit_edges(stages: dict[str, ResolvedStage], pipeline: Pipeline) -> None:
+    """Order stages that DVC would otherwise see as independent.
+
+    - a stage that reads a file a `validate` stage checks also depends on that stage's report, so
+      nothing consumes data before it passed validation;
+    - `after: [stage]` makes a stage depend on that stage's first output.
+    """
+    reports: dict[str, list[str]] = {}
+    for st in stages.values():
+        if st.kind == "validate":
+            reports.setdefault(st.args.input, []).append(st.args.report)
+    for st in stages.values():
+        if st.kind == "validate":
+            continue
+        for dep in list(st.deps):
+            for report in reports.get(dep, []):
+                if report not in st.deps:
+                    st.deps.append(report)
+    for name, stage in pipeline.stages.items():
+        for other in stage.after:
+            if other in stages and stages[other].outs:
+                first = stages[other].outs[0].path
+                if first not in stages[name].deps:
+                    stages[name].deps.append(first)

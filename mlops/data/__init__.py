@@ -1,0 +1,1 @@
+"""Data: reading tables, the data contract (schema), statistics profiles, drift and skew."""

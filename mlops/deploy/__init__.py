@@ -1,0 +1,1 @@
+"""Deployments: targets, atomic switch, smoke test, rollback."""

@@ -1,0 +1,1 @@
+"""Monitoring of live traffic: drift, decay, actions."""

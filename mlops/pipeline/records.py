@@ -1,0 +1,158 @@
+"""Run records: what ran, on which code, data and params, with which result (SQLite, local).
+
+One row per run in `.mlops/runs.db`. JSON columns hold params, hashes, metrics and stage results so
+that SQLite's JSON functions can filter on them.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops.errors import UsageError
+
+DB = Path(".mlops/runs.db")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    started REAL NOT NULL,
+    ended REAL,
+    outcome TEXT NOT NULL,
+    exit_code INTEGER NOT NULL,
+    git_commit TEXT,
+    git_dirty INTEGER,
+    git_branch TEXT,
+    targets TEXT,
+    stages TEXT,
+    params TEXT,
+    deps TEXT,
+    outs TEXT,
+    metrics TEXT,
+    verdict TEXT,
+    message TEXT,
+    extra TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_started ON runs(started);
+"""
+
+JSON_FIELDS = ("targets", "stages", "params", "deps", "outs", "metrics", "verdict", "extra")
+
+
+@dataclass
+class RunRecord:
+    id: str
+    kind: str  # run | exp | monitor | retrain ...
+    started: float
+    ended: float | None = None
+    outcome: str = "running"  # ok | failed | validation_failed | gate_failed | dry
+    exit_code: int = 0
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    git_branch: str | None = None
+    targets: list[str] = field(default_factory=list)
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    deps: dict[str, str] = field(default_factory=dict)
+    outs: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    verdict: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.ended is None else self.ended - self.started
+
+
+def new_run_id(now: float | None = None) -> str:
+    """Sortable, readable and unique: `20261122-101502-3fa9`."""
+    return time.strftime("%Y%m%d-%H%M%S", time.localtime(now or time.time())) + (
+        "-" + secrets.token_hex(2)
+    )
+
+
+class RunStore:
+    """The run records of one project."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = Path(root) / DB
+
+    @contextmanager
+    def _connect(self, create: bool = True) -> Iterator[sqlite3.Connection]:
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not self.path.exists():
+            raise UsageError(
+                "no runs recorded yet in this project", "Run `mlops run` to record the first one."
+            )
+        con = sqlite3.connect(self.path, timeout=30)
+        try:
+            con.executescript(SCHEMA)
+            yield con
+            con.commit()
+        finally:
+            con.close()
+
+    def save(self, rec: RunRecord) -> None:
+        row = rec.to_dict()
+        for key in JSON_FIELDS:
+            row[key] = json.dumps(row[key], sort_keys=True, default=str)
+        row["git_dirty"] = None if rec.git_dirty is None else int(rec.git_dirty)
+        cols = ", ".join(row)
+        marks = ", ".join(f":{k}" for k in row)
+        with self._connect() as con:
+            con.execute(f"INSERT OR REPLACE INTO runs ({cols}) VALUES ({marks})", row)  # noqa: S608
+
+    @staticmethod
+    def _from_row(row: sqlite3.Row) -> RunRecord:
+        data = dict(row)
+        for key in JSON_FIELDS:
+            data[key] = json.loads(data[key]) if data[key] else None
+            if data[key] is None:
+                data[key] = [] if key in ("targets", "stages") else {}
+        data["git_dirty"] = None if data["git_dirty"] is None else bool(data["git_dirty"])
+        return RunRecord(**data)
+
+    def list(self, limit: int | None = 20, kind: str | None = None) -> list[RunRecord]:
+        """Most recent first."""
+        if not self.path.exists():
+            return []
+        sql = "SELECT * FROM runs"
+        args: list[Any] = []
+        if kind:
+            sql += " WHERE kind = ?"
+            args.append(kind)
+        sql += " ORDER BY started DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        with self._connect() as con:
+            con.row_factory = sqlite3.Row
+            return [self._from_row(r) for r in con.execute(sql, args)]
+
+    def get(self, run_id: str) -> RunRecord:
+        """A run by id or unique id prefix; `latest` is the most recent."""
+        with self._connect(create=False) as con:
+            con.row_factory = sqlite3.Row
+            if run_id == "latest":
+                rows = list(con.execute("SELECT * FROM runs ORDER BY started DESC LIMIT 1"))
+            else:
+                rows = list(
+                    con.execute("SELECT * FROM runs WHERE id LIKE ? || '%' LIMIT 2", (run_id,))
+                )
+        if not rows:
+            raise UsageError(f"no run {run_id!r}", "See `mlops runs list` for run ids.")
+        if len(rows) > 1:
+            raise UsageError(f"run id prefix {run_id!r} is ambiguous", "Give more characters.")
+        return self._from_row(rows[0])

@@ -1,0 +1,1 @@
+"""Model registry: git tags in GTO's grammar (versions, stages, history)."""

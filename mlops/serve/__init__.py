@@ -1,0 +1,1 @@
+"""Prediction service (FastAPI, optional extra `serve`)."""

@@ -1,0 +1,38 @@
+"""Entry point DVC calls: `python -m mlops.stages <stage-name>`."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+from pathlib import Path
+
+from mlops.config import load_project
+from mlops.errors import ExitCode, MlopsError
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m mlops.stages STAGE", file=sys.stderr)
+        return int(ExitCode.USAGE)
+    name = argv[0]
+    t0 = time.perf_counter()
+    try:
+        project = load_project(Path.cwd())
+        stage = project.stages.get(name)
+        if stage is None or stage.kind is None:
+            raise MlopsError(f"{name!r} is not a built-in stage in pipeline.yaml")
+        module = importlib.import_module(f"mlops.stages.{stage.kind}")
+        for line in module.run(project, stage):
+            print(line, flush=True)
+    except MlopsError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return int(exc.exit_code)
+    print(f"{name}: done in {time.perf_counter() - t0:.2f}s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,167 @@
+"""`evaluate`: score the fitted pipeline on the test set, apply the gates, package the bundle.
+
+Writes the metrics file `dvc metrics show` reads, and the model bundle `models/<name>/` with the
+verdict (blessed or not, with every gate's figures) in its metadata. A failed gate does not fail the
+stage: the bundle is recorded as unblessed, and `mlops run` exits 4 with the gate table.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from mlops.bundle import MODEL_FILE, load_model_file, write_bundle
+from mlops.config.models import EvaluateWith, GateSpec
+from mlops.config.yamlfile import atomic_write_text
+from mlops.data.io import md5_file, read_table
+from mlops.errors import UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from mlops.config import Project, ResolvedStage
+
+LOWER_IS_BETTER = {"rmse", "mae", "log_loss", "mse"}
+
+
+def classification_metrics(y: pd.Series, pred: np.ndarray, proba: Any, classes: list) -> dict:
+    from sklearn import metrics as m
+
+    out = {
+        "accuracy": m.accuracy_score(y, pred),
+        "balanced_accuracy": m.balanced_accuracy_score(y, pred),
+        "f1_macro": m.f1_score(y, pred, average="macro", zero_division=0),
+        "precision_macro": m.precision_score(y, pred, average="macro", zero_division=0),
+        "recall_macro": m.recall_score(y, pred, average="macro", zero_division=0),
+    }
+    present = set(y.unique())
+    if proba is not None and len(present) >= 2 and present <= set(classes):
+        if len(classes) == 2:
+            out["roc_auc"] = m.roc_auc_score(y, proba[:, 1])
+        else:
+            out["roc_auc"] = m.roc_auc_score(
+                y, proba, multi_class="ovr", average="macro", labels=classes
+            )
+    return {k: round(float(v), 6) for k, v in out.items()}
+
+
+def regression_metrics(y: pd.Series, pred: np.ndarray) -> dict:
+    from sklearn import metrics as m
+
+    return {
+        "rmse": round(float(m.mean_squared_error(y, pred) ** 0.5), 6),
+        "mae": round(float(m.mean_absolute_error(y, pred)), 6),
+        "r2": round(float(m.r2_score(y, pred)), 6),
+    }
+
+
+def check_gates(
+    gates: dict[str, GateSpec], metrics: dict[str, float], baseline: dict[str, float] | None = None
+) -> list[dict[str, Any]]:
+    """One result per rule: {metric, rule, threshold, value, passed, margin, note}."""
+    results = []
+    for metric, gate in gates.items():
+        value = metrics.get(metric)
+        rules: list[tuple[str, float | None]] = []
+        if gate.min is not None:
+            rules.append(("min", gate.min))
+        if gate.max is not None:
+            rules.append(("max", gate.max))
+        if gate.not_worse_than is not None:
+            rules.append((f"not_worse_than {gate.not_worse_than}", None))
+        for rule, threshold in rules:
+            res: dict[str, Any] = {
+                "metric": metric,
+                "rule": rule,
+                "threshold": threshold,
+                "value": value,
+                "passed": False,
+                "margin": None,
+                "note": "",
+            }
+            if value is None:
+                res["note"] = f"metric not computed; available: {', '.join(sorted(metrics))}"
+            elif rule == "min":
+                res["margin"] = round(value - threshold, 6)
+                res["passed"] = value >= threshold
+            elif rule == "max":
+                res["margin"] = round(threshold - value, 6)
+                res["passed"] = value <= threshold
+            else:
+                base = (baseline or {}).get(metric)
+                if base is None:
+                    res["passed"] = True
+                    res["note"] = f"no baseline in {gate.not_worse_than} yet: passes (first run)"
+                else:
+                    lower = gate.direction == "lower" or (
+                        gate.direction is None and metric in LOWER_IS_BETTER
+                    )
+                    tol = gate.tolerance * (abs(base) if gate.relative else 1.0)
+                    res["threshold"] = round(base + tol if lower else base - tol, 6)
+                    res["margin"] = round(
+                        (res["threshold"] - value) if lower else (value - res["threshold"]), 6
+                    )
+                    res["passed"] = res["margin"] >= 0
+                    res["note"] = f"baseline {base} ± {tol:.4g}"
+            results.append(res)
+    return results
+
+
+def run(project: Project, stage: ResolvedStage) -> list[str]:
+    args: EvaluateWith = stage.args
+    spec = project.pipeline.model
+    fit_dir = project.path(spec.fit_path)
+    fit = json.loads((fit_dir / "fit.json").read_text())
+    model = load_model_file(fit_dir / MODEL_FILE)
+    test = read_table(project.path(args.input))
+    if spec.target not in test.columns:
+        raise UsageError(f"target column {spec.target!r} is not in {args.input}")
+    test = test[test[spec.target].notna()]
+    X, y = test[fit["features"]], test[spec.target]
+    t0 = time.perf_counter()
+    pred = model.predict(X)
+    if fit["task"] == "classification":
+        proba = model.predict_proba(X) if hasattr(model, "predict_proba") else None
+        metrics = classification_metrics(y, pred, proba, list(fit["classes"]))
+    else:
+        metrics = regression_metrics(y, pred)
+    metrics["test_rows"] = len(test)
+    predict_seconds = time.perf_counter() - t0
+    config = project.pipeline.stages[stage.name]
+    gates = check_gates(config.gates, metrics)
+    verdict = {"blessed": all(g["passed"] for g in gates), "gates": gates}
+
+    files = {
+        name: (fit_dir / name).read_bytes()
+        for name in (MODEL_FILE, "schema.json", "reference.json")
+    }
+    files["metrics.json"] = (json.dumps(metrics, indent=2) + "\n").encode()
+    metadata = {
+        "name": spec.name,
+        "task": fit["task"],
+        "target": spec.target,
+        "features": fit["features"],
+        "classes": fit["classes"],
+        "estimator": fit["estimator"],
+        "params": {"train": fit["hyperparameters"], "split": project.params.split.model_dump()},
+        "data": {**fit["data"], args.input: md5_file(project.path(args.input))},
+        "metrics": metrics,
+        "verdict": verdict,
+        "git": fit["git"],
+        "versions": fit["versions"],
+        "train_rows": fit["train_rows"],
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write_bundle(project.path(spec.path), files, metadata)
+    atomic_write_text(project.path(args.metrics), json.dumps(metrics, indent=2) + "\n")
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "test_rows")
+    lines = [f"evaluate: {shown} on {len(test)} test rows ({predict_seconds:.2f}s)"]
+    for g in gates:
+        lines.append(
+            f"gate {g['metric']} {g['rule']} {g['threshold']}: "
+            f"{'pass' if g['passed'] else 'FAIL'} (value {g['value']}) {g['note']}".rstrip()
+        )
+    lines.append(f"bundle: {spec.path} ({'blessed' if verdict['blessed'] else 'NOT blessed'})")
+    return lines

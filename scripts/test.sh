@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs everything the tests need into .venv (and the end-to-end tools into .tools/),
+# then runs lint, the layer contracts and the whole test suite. `.ci/run` calls this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[dev,serve]'
+
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+# pytest exits non-zero (5) when it collects no tests, so an empty run fails here too
+.venv/bin/python -m pytest -n 2 -p no:cacheprovider "$@"
