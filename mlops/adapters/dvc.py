@@ -228,3 +228,15 @@ def status(root: Path, targets: list[str] | None = None) -> dict[str, list[Any]]
     """`dvc status`: stage name -> list of changes (deps, outs, params, command)."""
     with _repo(root) as repo:
         return repo.status(targets=targets or None)
+
+
+def cache_dir(root: Path) -> str:
+    """The absolute path of the project's DVC cache directory."""
+    with _repo(root) as repo:
+        return str(repo.cache.local_cache_dir)
+
+
+def share_cache(root: Path, cache: str, log: Path) -> None:
+    """Make the repository at `root` use the cache directory `cache` (its local config)."""
+    with _repo(root) as repo, redirect_fds(log), repo.config.edit("local") as conf:
+        conf["cache"]["dir"] = cache

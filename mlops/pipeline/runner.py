@@ -273,10 +273,18 @@ def run_pipeline(
     dry: bool = False,
     kind: str = "run",
     on_event: Callable[[StageEvent], None] | None = None,
+    record_root: Path | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> RunResult:
-    """Run the pipeline (or `targets` and what they need); always returns a recorded result."""
+    """Run the pipeline (or `targets` and what they need); always returns a recorded result.
+
+    `record_root` records the run (and keeps its logs) in another project than the one run:
+    experiments run in a scratch copy and are recorded in the user's project. `extra` goes
+    into the record as is (e.g. an experiment's overrides).
+    """
     project = ensure_project(Path(root))
     root = project.root
+    home = Path(record_root).resolve() if record_root else root
     unknown = [t for t in targets or [] if t not in project.stages]
     if unknown:
         raise UsageError(
@@ -294,8 +302,11 @@ def run_pipeline(
         git_dirty=git.is_dirty(root),
         git_branch=git.branch(root),
         params=project.params_raw,
+        extra=dict(extra or {}),
     )
-    log_dir = root / LOG_ROOT / record.id
+    if record_root:
+        record.git_branch = git.branch(home)
+    log_dir = home / LOG_ROOT / record.id
     compiled = prepare(project, log_dir / "prepare.log")
     result = RunResult(record, [], compiled=compiled)
 
@@ -370,6 +381,6 @@ def run_pipeline(
         record.message = result.error.message
     elif record.outcome != "dry":
         record.outcome = "ok"
-    RunStore(root).save(record)
-    _prune_logs(root)
+    RunStore(home).save(record)
+    _prune_logs(home)
     return result
