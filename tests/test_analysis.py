@@ -126,6 +126,8 @@ def test_slices_of_sensitive_columns_in_report_and_json(trained: Path, cli):
     # sex is a feature, island too; a cross of two is computed when asked for
     shown = json.loads(cli(["runs", "show", "--json"], cwd=trained).output)
     assert {s["spec"] for s in shown["extra"]["slices"]} >= {"sex", "island"}
+    text = cli(["runs", "show"], cwd=trained).output
+    assert "slices" in text and "island=Biscoe" in text
     pipe = trained / "pipeline.yaml"
     pipe.write_text(
         pipe.read_text().replace(

@@ -39,17 +39,20 @@ def spec_name(cols: list[str]) -> str:
     return " x ".join(cols)
 
 
-def _labels(col: pd.Series) -> pd.Series:
-    """String labels of a column's values for grouping: quartiles for numbers with many values."""
+def _labels(col: pd.Series) -> tuple[pd.Series, dict[str, int]]:
+    """String labels of a column's values for grouping (quartiles for numbers with many
+    values), and each label's rank in the column's natural order (numbers by value)."""
     import pandas as pd
 
     numeric = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
     if numeric and col.nunique(dropna=True) > MAX_LEVELS:
         binned = pd.qcut(col, 4, duplicates="drop")
-        labels = binned.map(lambda iv: f"[{iv.left:.4g}, {iv.right:.4g}]")
-        return labels.astype(object).where(col.notna(), MISSING)
-    labels = col.map(lambda v: str(v))
-    return labels.where(col.notna(), MISSING)
+        names = [f"[{iv.left:.4g}, {iv.right:.4g}]" for iv in binned.cat.categories]
+        labels = binned.cat.rename_categories(names).astype(object)
+        return labels.where(col.notna(), MISSING), {n: i for i, n in enumerate(names)}
+    values = sorted(col.dropna().unique(), key=lambda v: (not numeric, v if numeric else str(v)))
+    order = {str(v): i for i, v in enumerate(values)}
+    return col.map(lambda v: str(v)).where(col.notna(), MISSING), order
 
 
 def compute_slices(
@@ -85,12 +88,18 @@ def _compute(frame, specs, sensitive, y, pred, proba, metric_fn) -> list[dict[st
     total = len(frame)
     out: list[dict[str, Any]] = []
     for cols in specs:
-        labels = [_labels(frame[c]).to_numpy() for c in cols]
+        pairs = [_labels(frame[c]) for c in cols]
+        labels = [lab.to_numpy() for lab, _ in pairs]
+        orders = [order for _, order in pairs]
         keys = list(zip(*labels, strict=True)) if labels else []
         groups: dict[tuple, list[int]] = {}
         for i, key in enumerate(keys):
             groups.setdefault(key, []).append(i)
-        for key in sorted(groups, key=lambda k: tuple((v == MISSING, v) for v in k)):
+
+        def rank(key: tuple, orders: list = orders) -> tuple:
+            return tuple(o.get(v, len(o)) for v, o in zip(key, orders, strict=True))
+
+        for key in sorted(groups, key=rank):
             idx = np.asarray(groups[key])
             sub_proba = proba[idx] if proba is not None else None
             metrics = {
