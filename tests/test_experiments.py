@@ -61,6 +61,9 @@ def test_three_experiments_leave_workspace_and_are_listed(trained: Path, cli):
     assert all(records[i].kind == "exp" for i in ids)
     assert records[ids[0]].params["train"]["C"] == 0.05
     assert records[ids[0]].params["train"]["max_iter"] == 200
+    # each experiment's model bundle is in the project's DVC cache
+    digest = records[ids[0]].outs["models/penguins-classifier"]
+    assert (trained / ".dvc/cache/files/md5" / digest[:2] / digest[2:]).is_file()
     # filters: AND / OR on params and metrics
     low_c = json.loads(
         cli(
