@@ -109,7 +109,8 @@ def show_file(root: Path, rev: str, path: str) -> str | None:
 
 def worktree_add(root: Path, dest: Path, rev: str = "HEAD") -> None:
     """A detached work tree of `rev` at `dest` (sharing this repository's objects)."""
-    run(root, "worktree", "add", "--detach", "-q", str(dest), rev)
+    # the user's hooks (post-checkout, ...) are not run for this internal copy
+    run(root, "-c", "core.hooksPath=/dev/null", "worktree", "add", "--detach", "-q", str(dest), rev)
 
 
 def worktree_remove(root: Path, dest: Path) -> None:

@@ -52,7 +52,8 @@ def _labels(col: pd.Series) -> tuple[pd.Series, dict[str, int]]:
         return labels.where(col.notna(), MISSING), {n: i for i, n in enumerate(names)}
     values = sorted(col.dropna().unique(), key=lambda v: (not numeric, v if numeric else str(v)))
     order = {str(v): i for i, v in enumerate(values)}
-    return col.map(lambda v: str(v)).where(col.notna(), MISSING), order
+    labels = col.astype(object).map(lambda v: str(v))  # categoricals too
+    return labels.where(col.notna(), MISSING), order
 
 
 def compute_slices(
