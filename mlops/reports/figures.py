@@ -33,7 +33,8 @@ def _scale(lo: float, hi: float, a: float, b: float):
 
 def _axes(xlo, xhi, ylo, yhi, xlabel: str, ylabel: str) -> tuple[list[str], Any, Any]:
     x0, x1, y0, y1 = M["l"], W - M["r"], H - M["b"], M["t"]
-    sx, sy = _scale(xlo, xhi, x0, x1), _scale(ylo, yhi, y0, y1)
+    pad = 6  # keep lines on the edge of the range (a perfect ROC curve) off the frame
+    sx, sy = _scale(xlo, xhi, x0 + pad, x1 - pad), _scale(ylo, yhi, y0 - pad, y1 + pad)
     body = [
         f'<rect x="{x0}" y="{y1}" width="{x1 - x0}" height="{y0 - y1}" fill="none" stroke="#999"/>'
     ]
