@@ -235,3 +235,56 @@ def test_tuning_search_recorded_in_run_and_report(trained: Path, cli):
     report = (trained / "reports/evaluation.md").read_text()
     assert "## Tuning" in report and "grid search, 3-fold" in report
     assert "- tune" in (trained / "dvc.yaml").read_text()
+
+
+REGRESSION_PIPELINE = """\
+version: 1
+model: {name: diabetes, target: target, task: regression}
+data: {sensitive: [sex, age]}
+stages:
+  ingest: {uses: ingest, with: {source: "sklearn:diabetes", output: data/raw/diabetes.csv}}
+  split: {uses: split, with: {input: data/raw/diabetes.csv}}
+  train: {uses: train, params: [train]}
+  evaluate:
+    uses: evaluate
+    gates:
+      rmse: {max: 100, not_worse_than: main, tolerance: 0.05, relative: true}
+    slice_gates:
+      rmse: {max_gap: 100}
+"""
+
+
+def test_regression_lower_is_better_relative_tolerance_plots_and_quartile_slices(
+    project: Path, cli
+):
+    (project / "pipeline.yaml").write_text(REGRESSION_PIPELINE)
+    (project / "params.yaml").write_text(
+        "split: {test_size: 0.25, seed: 1}\n"
+        "train:\n  estimator: sklearn.linear_model.Ridge\n  alpha: 0.1\n"
+    )
+    first = cli(["run", "--json"], cwd=project)
+    assert first.exit_code == 0, first.output
+    data = json.loads(first.output)
+    assert "first run" in data["gates"][1]["note"]
+    ages = [s for s in data["slices"] if s["spec"] == "age"]
+    assert len(ages) == 4 and all(s["values"][0].startswith("[") for s in ages)
+    assert {s["spec"] for s in data["slices"]} == {"sex", "age"}
+    plots = project / "reports/plots"
+    assert sorted(p.name for p in plots.iterdir()) == [
+        "predicted.csv",
+        "residuals.csv",
+        "slices.csv",
+    ]
+    assert (plots / "slices.csv").read_text().startswith("slice,rows,rmse,")
+    assert "Residuals" in (project / "reports/evaluation.html").read_text()
+    commit_all(project, "baseline model")
+    rmse = data["metrics"]["rmse"]
+    git(project, "checkout", "-q", "-b", "challenger")
+    params = project / "params.yaml"
+    params.write_text(params.read_text().replace("alpha: 0.1", "alpha: 1000"))
+    second = cli(["run", "--json"], cwd=project)
+    assert second.exit_code == ExitCode.GATE_FAILED, second.output
+    gate = json.loads(second.output)["gates"][1]
+    assert gate["rule"] == "not_worse_than main" and gate["baseline"] == rmse
+    assert gate["threshold"] == round(rmse * 1.05, 6)  # lower is better: baseline + 5 %
+    assert gate["value"] > gate["threshold"] and not gate["passed"]
