@@ -324,3 +324,23 @@ def test_tuning_search_on_real_data():
         assert isinstance(pd.Series(best.predict(X)).iloc[0], str)
     with pytest.raises(UsageError, match="grid search needs a list"):
         tune_pipeline(TuneParams(space={"C": {"uniform": [0, 1]}}), pipe, X, y, "classification")
+
+
+def test_config_errors_for_slices_gates_and_tune_name_key_and_line(project, cli):
+    pipe = project / "pipeline.yaml"
+    pipe.write_text(
+        pipe.read_text().replace(
+            "      f1_macro: {min: 0.9}\n",
+            "      f1_macro: {min: 0.9}\n"
+            "    slices: [[island, sex, year]]\n"
+            "    slice_gates:\n      accuracy: {min_rows: 5}\n",
+        )
+    )
+    params = project / "params.yaml"
+    params.write_text(params.read_text() + "tune:\n  method: sweep\n  space: {C: 3}\n")
+    result = cli(["check"], cwd=project)
+    assert result.exit_code == 2, result.output
+    out = result.output
+    assert "a slice is a column or a list of two columns" in out
+    assert "stages.evaluate.slice_gates.accuracy" in out and "at least one of min" in out
+    assert "params.yaml:" in out and "tune.method" in out and "tune.space" in out

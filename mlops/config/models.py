@@ -125,10 +125,15 @@ class Stage(Strict):
             raise ValueError("`with:` configures built-in stages; a `cmd:` stage takes none")
         if self.uses not in ("evaluate", None) and (self.gates or self.slices or self.slice_gates):
             raise ValueError("`gates:`, `slices:` and `slice_gates:` belong to an `evaluate` stage")
-        for spec in self.slices:
+        return self
+
+    @field_validator("slices")
+    @classmethod
+    def _slices(cls, v: list[str | list[str]]) -> list[str | list[str]]:
+        for spec in v:
             if isinstance(spec, list) and not 1 <= len(spec) <= 2:
                 raise ValueError("a slice is a column or a list of two columns (a cross)")
-        return self
+        return v
 
 
 class Environment(Strict):
