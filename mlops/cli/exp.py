@@ -102,7 +102,9 @@ def apply(
 ) -> None:
     """Write an experiment's params into params.yaml (comments kept).
 
-    Refuses (exit 5) when params.yaml has uncommitted changes, unless --force. Then
+    params.yaml then holds exactly the params the experiment ran with (keys added since are
+    removed); every change is listed. Refuses (exit 5) when params.yaml has uncommitted
+    changes, unless --force. Then
     `mlops run` reproduces the experiment; stages whose inputs match an earlier run are
     restored from DVC's run cache instead of rerunning.
 
