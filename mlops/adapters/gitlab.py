@@ -16,7 +16,7 @@ from typing import Any
 
 from mlops.errors import MlopsError, UsageError
 
-TOKEN_ENV = "MLOPS_GITLAB_TOKEN"
+TOKEN_ENV = "MLOPS_GITLAB_TOKEN"  # noqa: S105 - the variable's name, not a secret
 MARKER = "<!-- mlops-report -->"
 TIMEOUT = 30
 
