@@ -174,10 +174,10 @@ def reproduce(
     failing stage (its outputs are not restored here; see `checkout`).
     """
     from dvc.exceptions import DvcException
-    from dvc.repo.reproduce import _reproduce_stage
 
     _prepend_interpreter_to_path()
     events: list[StageEvent] = []
+    reproduced: list[Any] = []
     emit = on_event or (lambda e: None)
     log_dir.mkdir(parents=True, exist_ok=True)
 
@@ -188,7 +188,9 @@ def reproduce(
         t0 = time.perf_counter()
         try:
             with redirect_fds(log):
-                ret = _reproduce_stage(stage, **kwargs)
+                # like dvc's _reproduce_stage, but dvc.lock is written once at the end (below):
+                # each per-stage rewrite costs a full YAML parse and dump of the lock file
+                ret = stage.reproduce(**kwargs)
         except BaseException as exc:
             ev = StageEvent(name, "end", "failed", time.perf_counter() - t0, log, _exit_status(exc))
             ev.error = _describe(exc)
@@ -198,6 +200,8 @@ def reproduce(
         status = ("would run" if dry else "ran") if ret else "skipped"
         if status == "ran" and _restored_from_run_cache(log):
             status = "cached"
+        if ret and not dry:
+            reproduced.append(ret)
         ev = StageEvent(name, "end", status, time.perf_counter() - t0, log)
         events.append(ev)
         emit(ev)
@@ -208,6 +212,7 @@ def reproduce(
             repo.reproduce(
                 targets=targets or None, force=force, dry=dry, repro_fn=repro_fn, interactive=False
             )
+            _dump_lock(reproduced)
     except DvcException as exc:
         failed = next((e for e in reversed(events) if e.status == "failed"), None)
         if failed is None:
@@ -216,6 +221,15 @@ def reproduce(
             failed.stage, failed.error or str(exc), failed.exit_status, failed.log, events
         ) from exc
     return events
+
+
+def _dump_lock(stages: list[Any]) -> None:
+    """Record every reproduced stage in its lock file, one write per dvc.yaml."""
+    by_file: dict[str, list[Any]] = {}
+    for stage in stages:
+        by_file.setdefault(stage.dvcfile.path, []).append(stage)
+    for group in by_file.values():
+        group[0].dvcfile.dump_stages(group, update_pipeline=False)
 
 
 def checkout(root: Path, targets: list[str], log: Path) -> None:
