@@ -14,7 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mlops.config import Project, load_project
+from mlops.pipeline.compare import RunDiff, diff_runs
 from mlops.pipeline.compile import compile_dvc_yaml
+from mlops.pipeline.experiments import ApplyResult, ExpRun, apply_experiment, run_experiments
 from mlops.pipeline.records import RunRecord, RunStore
 from mlops.pipeline.runner import RunResult, StageEvent, ensure_project, prepare, run_pipeline
 from mlops.pipeline.scaffold import InitResult, init_project
@@ -57,11 +59,52 @@ def status(root: Path | str = ".") -> list[StageStatus]:
     return project_status(root)
 
 
-def runs_list(root: Path | str = ".", limit: int | None = 20) -> list[RunRecord]:
-    """Recorded runs, most recent first (`mlops runs list`)."""
-    return RunStore(Path(root).resolve()).list(limit=limit)
+def runs_list(
+    root: Path | str = ".",
+    limit: int | None = 20,
+    *,
+    where: str | None = None,
+    sort: str | None = None,
+    descending: bool = False,
+) -> list[RunRecord]:
+    """Recorded runs, most recent first, or filtered and sorted (`mlops runs list`).
+
+    `where` is a filter such as `metrics.accuracy > 0.9 and params.train.C < 1` (see
+    `mlops.pipeline.query`); `sort` a field such as `metrics.accuracy`.
+    """
+    from mlops.pipeline.query import parse, select
+
+    if where:
+        parse(where)  # a bad filter is an error even when there are no runs yet
+    if not where and not sort:
+        return RunStore(Path(root).resolve()).list(limit=limit)
+    records = RunStore(Path(root).resolve()).list(limit=None)
+    return select(records, where, sort, descending, limit)
 
 
 def runs_show(root: Path | str = ".", run_id: str = "latest") -> RunRecord:
     """One recorded run by id, id prefix, or `latest` (`mlops runs show`)."""
     return RunStore(Path(root).resolve()).get(run_id)
+
+
+def runs_diff(root: Path | str, a: str, b: str, *, all_params: bool = False) -> RunDiff:
+    """Two runs' params and metrics side by side (`mlops runs diff A B`)."""
+    store = RunStore(Path(root).resolve())
+    return diff_runs(store.get(a), store.get(b), all_params=all_params)
+
+
+def exp_run(
+    root: Path | str,
+    settings: list[str],
+    *,
+    name: str | None = None,
+    on_event: Callable[[StageEvent], None] | None = None,
+    on_start: Callable[[dict], None] | None = None,
+) -> list[ExpRun]:
+    """Run experiments with changed params, leaving the workspace untouched (`mlops exp run`)."""
+    return run_experiments(root, settings, name=name, on_event=on_event, on_start=on_start)
+
+
+def exp_apply(root: Path | str, run_id: str, *, force: bool = False) -> ApplyResult:
+    """Write a recorded run's params into params.yaml (`mlops exp apply`)."""
+    return apply_experiment(root, run_id, force=force)

@@ -242,3 +242,34 @@ def status(root: Path, targets: list[str] | None = None) -> dict[str, list[Any]]
     """`dvc status`: stage name -> list of changes (deps, outs, params, command)."""
     with _repo(root) as repo:
         return repo.status(targets=targets or None)
+
+
+_CACHE_SECTION = re.compile(r"^\s*\[\s*cache\s*\]", re.M)
+
+
+def _sets_cache(root: Path) -> bool:
+    for name in ("config", "config.local"):
+        try:
+            if _CACHE_SECTION.search((root / ".dvc" / name).read_text(encoding="utf-8")):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def cache_dir(root: Path) -> str:
+    """The absolute path of the project's DVC cache directory (DVC is asked only if configured)."""
+    if not _sets_cache(root):
+        return str(root / ".dvc" / "cache")
+    with _repo(root) as repo:
+        return str(repo.cache.local_cache_dir)
+
+
+def share_cache(root: Path, cache: str, log: Path) -> None:
+    """Make the repository at `root` use the cache directory `cache` (its local config)."""
+    local = root / ".dvc" / "config.local"
+    if not local.exists():  # the common case: write the one setting without starting DVC
+        local.write_text(f"[cache]\n    dir = {cache}\n", encoding="utf-8")
+        return
+    with _repo(root) as repo, redirect_fds(log), repo.config.edit("local") as conf:
+        conf["cache"]["dir"] = cache

@@ -93,3 +93,27 @@ def changed_files(root: Path, untracked: bool = True) -> list[str]:
             i += 1  # the original path follows a rename/copy
         out.append(path)
     return out
+
+
+def rev_parse(root: Path, rev: str) -> str | None:
+    """The commit `rev` names (a branch, tag, remote branch or commit), or None."""
+    res = run(root, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}", check=False)
+    return (res.out.strip() or None) if res.code == 0 else None
+
+
+def show_file(root: Path, rev: str, path: str) -> str | None:
+    """The text of `path` at commit `rev`, or None when it is not there."""
+    res = run(root, "show", f"{rev}:{path}", check=False)
+    return res.out if res.code == 0 else None
+
+
+def worktree_add(root: Path, dest: Path, rev: str = "HEAD") -> None:
+    """A detached work tree of `rev` at `dest` (sharing this repository's objects)."""
+    # the user's hooks (post-checkout, ...) are not run for this internal copy
+    run(root, "-c", "core.hooksPath=/dev/null", "worktree", "add", "--detach", "-q", str(dest), rev)
+
+
+def worktree_remove(root: Path, dest: Path) -> None:
+    """Remove a work tree made by `worktree_add` (and forget it), even with changes in it."""
+    run(root, "worktree", "remove", "--force", str(dest), check=False)
+    run(root, "worktree", "prune", check=False)

@@ -88,11 +88,12 @@ def _root(
 
 
 def _register() -> None:
-    from mlops.cli import project, run, runs
+    from mlops.cli import exp, project, run, runs
 
     project.register(app)
     run.register(app)
     app.add_typer(runs.app, name="runs")
+    app.add_typer(exp.app, name="exp")
 
 
 _register()

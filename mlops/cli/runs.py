@@ -21,38 +21,119 @@ def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
 
 
+def _overrides(r) -> str:
+    return ", ".join(f"{k}={v}" for k, v in (r.extra.get("overrides") or {}).items())
+
+
 @app.command("list")
 def list_(
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs, newest first.")] = 20,
+    where: Annotated[
+        str | None,
+        typer.Option(
+            "--where",
+            "-w",
+            help="Filter: comparisons on metrics.*, params.*, kind, outcome, ... joined by "
+            "and/or, e.g. 'metrics.accuracy > 0.9 and params.train.C < 1'.",
+        ),
+    ] = None,
+    sort: Annotated[
+        str | None,
+        typer.Option("--sort", "-s", help="Sort by a field, e.g. metrics.accuracy (ascending)."),
+    ] = None,
+    desc: Annotated[bool, typer.Option("--desc", help="Sort descending (best first).")] = False,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List recorded runs, newest first.
+    """List recorded runs and experiments, newest first, or filtered and sorted.
 
-    Example: mlops runs list -n 5 --json
+    Filters compare fields of a run record: metrics.NAME, params.SECTION.KEY, kind (run or
+    exp), outcome, git_branch, duration, extra.overrides.KEY. Join comparisons with and/or
+    (&&, ||), negate with not, group with parentheses; `~` tests that text contains a word.
+    Runs without the sort field come last. A `*` after the commit: uncommitted changes.
+
+    Example: mlops runs list -w 'metrics.accuracy > 0.9 or kind == exp' -s metrics.accuracy --desc
     """
     from mlops import api
 
     _ui.set_json(json)
-    records = api.runs_list(".", limit=limit)
+    records = api.runs_list(".", limit=limit, where=where, sort=sort, descending=desc)
     if json:
         _ui.print_json([r.to_dict() for r in records])
         return
-    t = _ui.table("run", "started", "outcome", "commit", "ran", "duration", "metrics")
+    t = _ui.table("run", "outcome", "commit", "what", "metrics")
+    t.columns[0].no_wrap = True  # the id also says when the run started
+    t.columns[2].no_wrap = True
+    sort_metric = sort.split(".", 1)[1] if sort and sort.startswith("metrics.") else None
     for r in records:
-        ran = [s["name"] for s in r.stages if s.get("status") == "ran"]
-        commit = (r.git_commit or "-")[:8] + ("+dirty" if r.git_dirty else "")
-        metrics = "  ".join(f"{k}={_ui.fmt_value(v)}" for k, v in list(r.metrics.items())[:3])
+        commit = (r.git_commit or "-")[:7] + ("*" if r.git_dirty else "")
+        keys = list(r.metrics)
+        if sort_metric in r.metrics:
+            keys.remove(sort_metric)
+            keys.insert(0, sort_metric)
+        metrics = "\n".join(f"{k}={_ui.fmt_value(r.metrics[k])}" for k in keys[:2])
         style = "green" if r.outcome == "ok" else "red" if "fail" in r.outcome else ""
+        if r.kind == "exp":
+            what = "exp " + ("\n".join(f"{k}={v}" for k, v in r.extra.get("overrides", {}).items()))
+        else:
+            ran = [s["name"] for s in r.stages if s.get("status") == "ran"]
+            what = f"{r.kind}: " + (f"ran {', '.join(ran)}" if ran else "nothing ran")
         t.add_row(
             r.id,
-            _when(r.started),
             f"[{style}]{r.outcome}[/]" if style else r.outcome,
             commit,
-            ", ".join(ran) or "-",
-            _ui.fmt_seconds(r.duration),
+            what,
             metrics,
         )
     _ui.out().print(t)
+
+
+@app.command("diff")
+def diff(
+    a: Annotated[str, typer.Argument(help="First run: id, unique prefix, or `latest`.")],
+    b: Annotated[str, typer.Argument(help="Second run: id, unique prefix, or `latest`.")],
+    all_params: Annotated[
+        bool, typer.Option("--all", help="Show every param, not only those that differ.")
+    ] = False,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show two runs' params and metrics side by side (B - A for numbers).
+
+    Example: mlops runs diff 20261122-101502 latest
+    """
+    from mlops import api
+
+    _ui.set_json(json)
+    d = api.runs_diff(".", a, b, all_params=all_params)
+    if json:
+        _ui.print_json(d.to_dict())
+        return
+    console = _ui.out()
+    s = _ui.table("", d.a, d.b, title=f"runs {d.a} and {d.b}")
+    for row in d.summary:
+        s.add_row(row.key, str(row.a or "-"), str(row.b or "-"))
+    console.print(s)
+    p = _ui.table(
+        "param", d.a, d.b, "change", title="params" + ("" if all_params else " (differing)")
+    )
+    for row in d.params:
+        change = (
+            f"{row.delta:+.4g}" if row.delta is not None else ("changed" if row.changed else "")
+        )
+        p.add_row(row.key, _ui.fmt_value(row.a), _ui.fmt_value(row.b), change)
+    if not d.params:
+        p.add_row("(no difference)", "", "", "")
+    console.print(p)
+    m = _ui.table("metric", d.a, d.b, "B - A", title="metrics")
+    for row in d.metrics:
+        delta = f"{row.delta:+.4g}" if row.delta is not None else ""
+        style = "" if not row.delta else "green" if row.delta > 0 else "red"
+        m.add_row(
+            row.key,
+            _ui.fmt_value(row.a),
+            _ui.fmt_value(row.b),
+            f"[{style}]{delta}[/]" if style else delta,
+        )
+    console.print(m)
 
 
 @app.command("show")
@@ -86,11 +167,27 @@ def show(
     for s in r.stages:
         t.add_row(s["name"], s["status"], _ui.fmt_seconds(s.get("seconds") or None))
     console.print(t)
+    if r.kind == "exp" and r.extra.get("overrides"):
+        console.print(f"experiment: {_overrides(r)}", markup=False)
     if r.metrics:
         m = _ui.table("metric", "value", title="metrics")
         for k, v in r.metrics.items():
             m.add_row(k, _ui.fmt_value(v))
         console.print(m)
+    slices = r.extra.get("slices") or []
+    if slices:
+        first = next(iter(slices[0]["metrics"]), None)
+        sl = _ui.table("slice", "rows", first or "", title="slices (`--json` for every metric)")
+        for e in slices:
+            sl.add_row(e["name"], str(e["rows"]), _ui.fmt_value(e["metrics"].get(first)))
+        console.print(sl)
+    tuning = r.extra.get("tuning")
+    if tuning:
+        console.print(
+            f"tuning: {tuning['method']} search, best {tuning['best_params']} "
+            f"({tuning['scoring']} {tuning['best_score']:.4g}, {tuning['candidates']} candidates)",
+            markup=False,
+        )
     h = _ui.table("path", "md5", title="data and outputs (from dvc.lock)")
     for path, digest in {**r.deps, **r.outs}.items():
         h.add_row(path, digest)

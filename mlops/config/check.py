@@ -188,7 +188,7 @@ def _semantic(
             args = args or _lenient(wm, stage.with_)
             if args is None:
                 continue
-            resolved[name] = resolve_builtin(name, stage, args, base)
+            resolved[name] = resolve_builtin(name, stage, args, base, params_raw)
         else:
             resolved[name] = resolve_cmd(name, stage)
         for i, other in enumerate(stage.after):
@@ -219,8 +219,8 @@ def _semantic(
     # dependencies: exist on disk or come from another stage
     for st in resolved.values():
         for dep in st.deps:
-            if _outside(root, dep):
-                continue  # an external dependency: DVC tracks it by its absolute path
+            if _outside(root, dep) or dep in st.generated:
+                continue  # external (DVC tracks it by its absolute path), or written by mlops
             produced = any(is_under(dep, p) or is_under(p, dep) for p, _ in owner)
             if not produced and not (root / dep).exists():
                 issue(

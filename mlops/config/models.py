@@ -69,6 +69,26 @@ class GateSpec(Strict):
         return self
 
 
+class SliceGateSpec(Strict):
+    """A gate on one metric across slices: every slice within bounds, best-worst gap bounded.
+
+    Slices with fewer than `min_rows` test rows are reported but not gated (their metrics are
+    noise). `slices` restricts the gate to some slice specs (a column, or a list of two).
+    """
+
+    min: float | None = None
+    max: float | None = None
+    max_gap: float | None = Field(None, ge=0)
+    min_rows: int = Field(10, ge=1)
+    slices: list[str | list[str]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> SliceGateSpec:
+        if self.min is None and self.max is None and self.max_gap is None:
+            raise ValueError("a slice gate needs at least one of min, max, max_gap")
+        return self
+
+
 class OutOptions(Strict):
     cache: bool = True
     persist: bool = False
@@ -92,6 +112,7 @@ class Stage(Strict):
     plots: list[OutEntry] = Field(default_factory=list)
     gates: dict[str, GateSpec] = Field(default_factory=dict)
     slices: list[str | list[str]] = Field(default_factory=list)
+    slice_gates: dict[str, SliceGateSpec] = Field(default_factory=dict)
     after: list[str] = Field(default_factory=list)
     desc: str | None = None
     frozen: bool = False
@@ -102,9 +123,17 @@ class Stage(Strict):
             raise ValueError("a stage needs exactly one of `uses:` (a built-in stage) or `cmd:`")
         if self.cmd is not None and self.with_:
             raise ValueError("`with:` configures built-in stages; a `cmd:` stage takes none")
-        if self.uses not in ("evaluate", None) and (self.gates or self.slices):
-            raise ValueError("`gates:` and `slices:` belong to an `evaluate` stage")
+        if self.uses not in ("evaluate", None) and (self.gates or self.slices or self.slice_gates):
+            raise ValueError("`gates:`, `slices:` and `slice_gates:` belong to an `evaluate` stage")
         return self
+
+    @field_validator("slices")
+    @classmethod
+    def _slices(cls, v: list[str | list[str]]) -> list[str | list[str]]:
+        for spec in v:
+            if isinstance(spec, list) and not 1 <= len(spec) <= 2:
+                raise ValueError("a slice is a column or a list of two columns (a cross)")
+        return v
 
 
 class Environment(Strict):
@@ -202,6 +231,10 @@ class TrainWith(Strict):
 class EvaluateWith(Strict):
     input: str = "data/split/test.parquet"
     metrics: str = "reports/metrics.json"
+    report: str = "reports/evaluation.md"  # Markdown: metrics, gates, slices, tuning
+    html: str = "reports/evaluation.html"  # the same for people, with the plots inline
+    plots: str = "reports/plots"  # data files `dvc plots show` renders
+    baseline: str = "reports/baseline.json"  # written by mlops before each run (not_worse_than)
 
 
 WITH_MODELS: dict[str, type[Strict]] = {
@@ -236,6 +269,48 @@ class TrainParams(BaseModel):
         return dict(self.model_extra or {})
 
 
+class TuneParams(Strict):
+    """`tune:` in params.yaml: a hyper-parameter search with cross-validation in the train stage.
+
+    `space` maps hyper-parameters of the estimator (or `preprocess__...` steps) to a list of
+    values, or for `random`/`halving` to a distribution `{loguniform: [lo, hi]}`,
+    `{uniform: [lo, hi]}` or `{randint: [lo, hi]}`. The best values are fitted on the whole
+    training set and recorded with the search table.
+    """
+
+    method: Literal["grid", "random", "halving"] = "grid"
+    space: dict[str, Any]
+    cv: int = Field(5, ge=2)
+    scoring: str | None = None  # a scikit-learn scorer name; default accuracy / r2
+    n_iter: int = Field(10, ge=1)  # random search: candidates drawn
+    factor: int = Field(3, ge=2)  # successive halving: the reduction factor
+    seed: int = 42
+
+    @field_validator("space")
+    @classmethod
+    def _space(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if not v:
+            raise ValueError("the search space is empty")
+        for key, values in v.items():
+            if isinstance(values, list):
+                if not values:
+                    raise ValueError(f"{key}: no values to try")
+            elif isinstance(values, dict):
+                if len(values) != 1 or next(iter(values)) not in DISTRIBUTIONS:
+                    raise ValueError(
+                        f"{key}: a distribution is one of {', '.join(DISTRIBUTIONS)}: [lo, hi]"
+                    )
+                bounds = next(iter(values.values()))
+                if not (isinstance(bounds, list) and len(bounds) == 2):
+                    raise ValueError(f"{key}: a distribution needs [lo, hi]")
+            else:
+                raise ValueError(f"{key}: give a list of values or a distribution")
+        return v
+
+
+DISTRIBUTIONS = ("loguniform", "uniform", "randint")
+
+
 class Params(BaseModel):
     """`params.yaml`: known sections are checked; any other section is free for custom stages."""
 
@@ -243,3 +318,4 @@ class Params(BaseModel):
 
     split: SplitParams = Field(default_factory=SplitParams)
     train: TrainParams | None = None
+    tune: TuneParams | None = None

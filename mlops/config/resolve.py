@@ -51,6 +51,8 @@ class ResolvedStage:
     desc: str | None = None
     frozen: bool = False
     args: Any = None  # the validated `with:` model of a built-in
+    generated: list[str] = field(default_factory=list)  # deps mlops writes before each run
+    plot_defs: list[dict[str, Any]] = field(default_factory=list)  # dvc.yaml top-level plots
 
     @property
     def out_paths(self) -> list[str]:
@@ -86,14 +88,97 @@ def _pipeline_params(name: str, *keys: str) -> dict[str, list[str]]:
 
 MODEL_KEYS = ("model.name", "model.target", "model.task")
 
+# files the evaluate stage writes into its `plots` directory, and how `dvc plots show` draws them
+CONFUSION_FILE = "confusion.csv"  # one row per test row: actual, predicted
+ROC_DIR = "roc"  # one file per class: fpr, tpr
+PR_DIR = "precision_recall"  # one file per class: recall, precision
+PREDICTED_FILE = "predicted.csv"  # regression: actual, predicted
+RESIDUALS_FILE = "residuals.csv"  # regression: predicted, residual
+SLICES_FILE = "slices.csv"  # one row per slice: slice, rows, metrics...
+SLICE_BAR_METRIC = {"classification": "accuracy", "regression": "rmse"}
 
-def resolve_builtin(name: str, stage: Stage, args: Any, pipeline: Pipeline) -> ResolvedStage:
+
+def plot_definitions(plots_dir: str, task: str) -> list[dict[str, Any]]:
+    """Top-level `plots:` entries of dvc.yaml for the evaluate stage's plot files.
+
+    With `task: auto` the task is only known after training, so both sets are declared and
+    `dvc plots show` skips the set that was not written.
+    """
+    d = norm(plots_dir)
+    defs: list[dict[str, Any]] = []
+    if task in ("classification", "auto"):
+        defs += [
+            {
+                f"{d}/{CONFUSION_FILE}": {
+                    "template": "confusion",
+                    "x": "actual",
+                    "y": "predicted",
+                    "title": "Confusion matrix (test set)",
+                }
+            },
+            {
+                f"{d}/{ROC_DIR}": {
+                    "x": "fpr",
+                    "y": "tpr",
+                    "title": "ROC curve, one class against the rest",
+                    "x_label": "false positive rate",
+                    "y_label": "true positive rate",
+                }
+            },
+            {
+                f"{d}/{PR_DIR}": {
+                    "x": "recall",
+                    "y": "precision",
+                    "title": "Precision-recall, one class against the rest",
+                }
+            },
+        ]
+    if task in ("regression", "auto"):
+        defs += [
+            {
+                f"{d}/{PREDICTED_FILE}": {
+                    "template": "scatter",
+                    "x": "actual",
+                    "y": "predicted",
+                    "title": "Predicted against actual (test set)",
+                }
+            },
+            {
+                f"{d}/{RESIDUALS_FILE}": {
+                    "template": "scatter",
+                    "x": "predicted",
+                    "y": "residual",
+                    "title": "Residuals (test set)",
+                }
+            },
+        ]
+    for t in ("classification", "regression"):
+        if task in (t, "auto"):
+            metric = SLICE_BAR_METRIC[t]
+            defs.append(
+                {
+                    f"Per-slice {metric}": {
+                        "template": "bar_horizontal",
+                        "x": metric,
+                        "y": {f"{d}/{SLICES_FILE}": "slice"},
+                        "title": f"{metric} per slice of the test set",
+                    }
+                }
+            )
+    return defs
+
+
+def resolve_builtin(
+    name: str, stage: Stage, args: Any, pipeline: Pipeline, params_raw: dict | None = None
+) -> ResolvedStage:
     """Command, deps, params and outs of a built-in stage from its validated `with:`."""
     model = pipeline.model
     cmd = f"{STAGE_MODULE} {name}"
     params: list[ParamEntry] = [*DEFAULT_PARAMS.get(stage.uses or "", [])]
     deps: list[str] = []
     outs: list[Output] = []
+    generated: list[str] = []
+    plot_defs: list[dict[str, Any]] = []
     if isinstance(args, IngestWith):
         if not args.source.startswith(NON_FILE_SOURCES):
             deps.append(norm(args.source))
@@ -109,6 +194,8 @@ def resolve_builtin(name: str, stage: Stage, args: Any, pipeline: Pipeline) -> R
         outs.append(Output(norm(args.output)))
     elif isinstance(args, TrainWith):
         deps.append(norm(args.input))
+        if isinstance(params_raw, dict) and "tune" in params_raw:
+            params.append("tune")
         params.append(_pipeline_params(name, *MODEL_KEYS))
         outs.append(Output(model.fit_path, desc="fitted pipeline before evaluation"))
     elif isinstance(args, EvaluateWith):
@@ -116,12 +203,31 @@ def resolve_builtin(name: str, stage: Stage, args: Any, pipeline: Pipeline) -> R
         params.append(_pipeline_params(name, *MODEL_KEYS, "data"))
         outs.append(Output(model.path, desc=f"model bundle of {model.name}"))
         outs.append(Output(norm(args.metrics), cache=False, kind="metrics"))
+        outs.append(Output(norm(args.report), cache=False, desc="evaluation report"))
+        outs.append(Output(norm(args.html), cache=False, desc="evaluation report with plots"))
+        outs.append(Output(norm(args.plots), cache=False, desc="plot data (dvc plots show)"))
+        plot_defs = plot_definitions(args.plots, model.task)
+        if any(g.not_worse_than for g in stage.gates.values()):
+            deps.append(norm(args.baseline))
+            generated.append(norm(args.baseline))
     # user-declared extras apply to built-ins too
     deps += [norm(d) for d in stage.deps]
     params += [p for p in stage.params if p not in params]
     outs += _outputs(stage.outs, "outs") + _outputs(stage.metrics, "metrics")
     outs += _outputs(stage.plots, "plots")
-    return ResolvedStage(name, stage.uses, cmd, deps, params, outs, stage.desc, stage.frozen, args)
+    return ResolvedStage(
+        name,
+        stage.uses,
+        cmd,
+        deps,
+        params,
+        outs,
+        stage.desc,
+        stage.frozen,
+        args,
+        generated,
+        plot_defs,
+    )
 
 
 def resolve_cmd(name: str, stage: Stage) -> ResolvedStage:

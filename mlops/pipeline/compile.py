@@ -71,10 +71,11 @@ def compile_dvc_yaml(project: Project) -> str:
         artifact["desc"] = model.description
     if model.labels:
         artifact["labels"] = list(model.labels)
-    doc = {
-        "stages": {name: stage_dict(st) for name, st in project.stages.items()},
-        "artifacts": {model.name: artifact},
-    }
+    doc: dict[str, Any] = {"stages": {name: stage_dict(st) for name, st in project.stages.items()}}
+    plots = [d for st in project.stages.values() for d in st.plot_defs]
+    if plots:
+        doc["plots"] = plots
+    doc["artifacts"] = {model.name: artifact}
     return HEADER + dump_yaml(doc)
 
 

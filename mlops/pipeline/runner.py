@@ -6,7 +6,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from mlops.errors import (
     UsageError,
 )
 from mlops.pipeline import fresh
+from mlops.pipeline.baseline import write_baselines
 from mlops.pipeline.compile import write_dvc_yaml
 from mlops.pipeline.records import RunRecord, RunStore, new_run_id
 
@@ -51,6 +52,12 @@ class GateResult:
     passed: bool
     margin: float | None = None
     note: str = ""
+    baseline: float | None = None  # not_worse_than: the baseline's value, where it came from
+    baseline_ref: str | None = None
+    tolerance: float | None = None
+    relative: bool = False
+    slice: str | None = None  # slice gates: the slice that decided the outcome
+    slice_gate: bool = False
 
 
 @dataclass
@@ -75,6 +82,8 @@ class RunResult:
             "stages": [asdict(s) for s in self.stages],
             "gates": [asdict(g) for g in self.gates],
             "metrics": self.record.metrics,
+            "slices": self.record.extra.get("slices", []),
+            "tuning": self.record.extra.get("tuning"),
             "git": {
                 "commit": self.record.git_commit,
                 "dirty": self.record.git_dirty,
@@ -105,8 +114,12 @@ def ensure_project(root: Path) -> Project:
 
 
 def prepare(project: Project, log: Path) -> bool:
-    """Write dvc.yaml when pipeline.yaml changed and keep DVC's default remote in sync."""
+    """Write dvc.yaml when pipeline.yaml changed and keep DVC's default remote in sync.
+
+    Also resolves the baselines of `not_worse_than` gates (`mlops.pipeline.baseline`).
+    """
     compiled = write_dvc_yaml(project)
+    write_baselines(project)
     remote = project.pipeline.remote
     if not dvc.remote_configured(project.root, remote.name, remote.url):
         dvc.configure_remote(project.root, remote.name, remote.url, log)
@@ -185,9 +198,41 @@ def read_gates(project: Project, stages: list[str]) -> tuple[list[GateResult], d
         except (OSError, ValueError):
             continue
         verdicts[name] = verdict
+        known = {f.name for f in fields(GateResult)}
         for g in verdict.get("gates", []):
-            gates.append(GateResult(stage=name, **g))
+            gates.append(GateResult(stage=name, **{k: v for k, v in g.items() if k in known}))
     return gates, verdicts
+
+
+def read_analysis(project: Project, stages: list[str]) -> dict[str, Any]:
+    """Per-slice metrics and the tuning search the evaluate stages wrote into the bundle."""
+    out: dict[str, Any] = {}
+    for name in stages:
+        if project.stages[name].kind != "evaluate":
+            continue
+        meta = project.root / project.pipeline.model.path / "metadata.json"
+        try:
+            data = json.loads(meta.read_text())
+        except (OSError, ValueError):
+            continue
+        out["slices"] = data.get("slices") or []
+        if data.get("tuning"):
+            out["tuning"] = data["tuning"]
+    return out
+
+
+def gate_line(g: GateResult) -> str:
+    """`accuracy not_worse_than main 0.97: got 0.95 (baseline 0.98, tolerance 0.01; short by…)`."""
+    text = f"{g.metric} {g.rule} {g.threshold}: got {g.value}"
+    if g.slice:
+        text += f" in slice {g.slice}"
+    detail = []
+    if g.baseline is not None:
+        detail.append(f"baseline {g.baseline} in {g.baseline_ref}")
+        detail.append(f"tolerance {g.tolerance}{' relative' if g.relative else ''}")
+    if g.margin is not None:
+        detail.append(f"short by {abs(g.margin):.4g}")
+    return text + (f" ({', '.join(detail)})" if detail else "")
 
 
 def _prune_logs(root: Path) -> None:
@@ -228,10 +273,18 @@ def run_pipeline(
     dry: bool = False,
     kind: str = "run",
     on_event: Callable[[StageEvent], None] | None = None,
+    record_root: Path | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> RunResult:
-    """Run the pipeline (or `targets` and what they need); always returns a recorded result."""
+    """Run the pipeline (or `targets` and what they need); always returns a recorded result.
+
+    `record_root` records the run (and keeps its logs) in another project than the one run:
+    experiments run in a scratch copy and are recorded in the user's project. `extra` goes
+    into the record as is (e.g. an experiment's overrides).
+    """
     project = ensure_project(Path(root))
     root = project.root
+    home = Path(record_root).resolve() if record_root else root
     unknown = [t for t in targets or [] if t not in project.stages]
     if unknown:
         raise UsageError(
@@ -249,8 +302,11 @@ def run_pipeline(
         git_dirty=git.is_dirty(root),
         git_branch=git.branch(root),
         params=project.params_raw,
+        extra=dict(extra or {}),
     )
-    log_dir = root / LOG_ROOT / record.id
+    if record_root:
+        record.git_branch = git.branch(home)
+    log_dir = home / LOG_ROOT / record.id
     compiled = prepare(project, log_dir / "prepare.log")
     result = RunResult(record, [], compiled=compiled)
 
@@ -299,13 +355,10 @@ def run_pipeline(
         if not result.fast:
             fresh.write_stamp(project, plan)
         result.gates, record.verdict = read_gates(project, plan)
+        record.extra.update(read_analysis(project, plan))
         failed_gates = [g for g in result.gates if not g.passed]
         if failed_gates:
-            lines = [
-                f"{g.metric} {g.rule} {g.threshold}: got {g.value}"
-                + (f" (short by {abs(g.margin):.4g})" if g.margin is not None else "")
-                for g in failed_gates
-            ]
+            lines = [gate_line(g) for g in failed_gates]
             result.error = GateFailedError(
                 "the model failed its quality gates: " + "; ".join(lines),
                 "The bundle is kept but marked unblessed; improve the model or change the gates "
@@ -328,6 +381,6 @@ def run_pipeline(
         record.message = result.error.message
     elif record.outcome != "dry":
         record.outcome = "ok"
-    RunStore(root).save(record)
-    _prune_logs(root)
+    RunStore(home).save(record)
+    _prune_logs(home)
     return result

@@ -57,10 +57,24 @@ def regression_metrics(y: pd.Series, pred: np.ndarray) -> dict:
     }
 
 
+def _baseline_label(entry: dict[str, Any]) -> str:
+    commit = (entry.get("commit") or "")[:8]
+    return f"{entry.get('name')} @ {commit}" if commit else str(entry.get("name"))
+
+
 def check_gates(
-    gates: dict[str, GateSpec], metrics: dict[str, float], baseline: dict[str, float] | None = None
+    gates: dict[str, GateSpec],
+    metrics: dict[str, float],
+    baselines: dict[str, dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """One result per rule: {metric, rule, threshold, value, passed, margin, note}."""
+    """One result per rule: {metric, rule, threshold, value, passed, margin, note, ...}.
+
+    `baselines` maps a baseline name (`not_worse_than:` value: a git branch or an environment)
+    to what `mlops.pipeline.baseline` found there: `{"metrics": {...} or None, "note": ...}`.
+    A comparison gate passes when the value is within `tolerance` (absolute, or relative to
+    the baseline's value) of the baseline in the metric's direction; with no baseline yet (the
+    first run) it passes and says so.
+    """
     results = []
     for metric, gate in gates.items():
         value = metrics.get(metric)
@@ -90,26 +104,62 @@ def check_gates(
                 res["margin"] = round(threshold - value, 6)
                 res["passed"] = value <= threshold
             else:
-                base = (baseline or {}).get(metric)
+                name = gate.not_worse_than
+                entry = (baselines or {}).get(name or "") or {}
+                base = (entry.get("metrics") or {}).get(metric)
+                res["tolerance"] = gate.tolerance
+                res["relative"] = gate.relative
                 if base is None:
                     res["passed"] = True
-                    res["note"] = f"no baseline in {gate.not_worse_than} yet: passes (first run)"
+                    why = entry.get("note") or f"no baseline in {name} yet"
+                    if entry.get("metrics") is not None:
+                        why = f"{name} has no {metric}"
+                    res["note"] = f"{why}: passes (first run)"
                 else:
                     lower = gate.direction == "lower" or (
                         gate.direction is None and metric in LOWER_IS_BETTER
                     )
                     tol = gate.tolerance * (abs(base) if gate.relative else 1.0)
+                    res["baseline"] = base
+                    res["baseline_ref"] = _baseline_label(entry)
                     res["threshold"] = round(base + tol if lower else base - tol, 6)
                     res["margin"] = round(
                         (res["threshold"] - value) if lower else (value - res["threshold"]), 6
                     )
                     res["passed"] = res["margin"] >= 0
-                    res["note"] = f"baseline {base} ± {tol:.4g}"
+                    sign = "+" if lower else "-"
+                    res["note"] = (
+                        f"{'lower' if lower else 'higher'} is better: {value:.4g} against "
+                        f"{base:.4g} in {_baseline_label(entry)} {sign} {tol:.4g}"
+                    )
             results.append(res)
     return results
 
 
+def read_baselines(project: Project, args: EvaluateWith, gates: dict[str, GateSpec]) -> dict:
+    """The baselines `mlops run` resolved before this run (reports/baseline.json)."""
+    if not any(g.not_worse_than for g in gates.values()):
+        return {}
+    path = project.path(args.baseline)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {
+            g.not_worse_than: {
+                "name": g.not_worse_than,
+                "metrics": None,
+                "note": f"{args.baseline} missing (run through `mlops run`)",
+            }
+            for g in gates.values()
+            if g.not_worse_than
+        }
+
+
 def run(project: Project, stage: ResolvedStage) -> list[str]:
+    from mlops.reports.evaluation import render_markdown
+    from mlops.reports.figures import render_html
+    from mlops.stages import plotdata, slices
+
     args: EvaluateWith = stage.args
     spec = project.pipeline.model
     fit_dir = project.path(spec.fit_path)
@@ -118,19 +168,45 @@ def run(project: Project, stage: ResolvedStage) -> list[str]:
     test = read_table(project.path(args.input))
     if spec.target not in test.columns:
         raise UsageError(f"target column {spec.target!r} is not in {args.input}")
-    test = test[test[spec.target].notna()]
+    test = test[test[spec.target].notna()].reset_index(drop=True)
     X, y = test[fit["features"]], test[spec.target]
     t0 = time.perf_counter()
     pred = model.predict(X)
+    classes = list(fit["classes"])
+    proba = None
     if fit["task"] == "classification":
         proba = model.predict_proba(X) if hasattr(model, "predict_proba") else None
-        metrics = classification_metrics(y, pred, proba, list(fit["classes"]))
+        metrics = classification_metrics(y, pred, proba, classes)
+
+        def metric_fn(ys, ps, pr):
+            # ROC AUC only where every class occurs (otherwise it is undefined)
+            m = classification_metrics(
+                ys, ps, pr if ys.nunique() == len(classes) else None, classes
+            )
+            if len(classes) == 2:
+                m["positive_rate"] = round(float((ps == classes[1]).mean()), 6)
+            return m
+
+        plots = plotdata.classification_plots(y, pred, proba, classes)
     else:
         metrics = regression_metrics(y, pred)
+
+        def metric_fn(ys, ps, pr):
+            return regression_metrics(ys, ps) if len(ys) > 1 else {}
+
+        plots = plotdata.regression_plots(y, pred)
     metrics["test_rows"] = len(test)
-    predict_seconds = time.perf_counter() - t0
     config = project.pipeline.stages[stage.name]
-    gates = check_gates(config.gates, metrics)
+    specs = slices.slice_specs(config.slices, project.pipeline.data.sensitive)
+    slice_table = slices.compute_slices(
+        test, specs, project.pipeline.data.sensitive, y, pred, proba, metric_fn
+    )
+    predict_seconds = time.perf_counter() - t0
+    baselines = read_baselines(project, args, config.gates)
+    gates = check_gates(config.gates, metrics, baselines)
+    gates += [
+        {**g, "slice_gate": True} for g in slices.check_slice_gates(config.slice_gates, slice_table)
+    ]
     verdict = {"blessed": all(g["passed"] for g in gates), "gates": gates}
 
     files = {
@@ -138,6 +214,9 @@ def run(project: Project, stage: ResolvedStage) -> list[str]:
         for name in (MODEL_FILE, "schema.json", "reference.json")
     }
     files["metrics.json"] = (json.dumps(metrics, indent=2) + "\n").encode()
+    plot_files = plotdata.write_plot_files(
+        project.path(args.plots), fit["task"], plots, slice_table
+    )
     metadata = {
         "name": spec.name,
         "task": fit["task"],
@@ -149,19 +228,32 @@ def run(project: Project, stage: ResolvedStage) -> list[str]:
         "data": {**fit["data"], args.input: md5_file(project.path(args.input))},
         "metrics": metrics,
         "verdict": verdict,
+        "slices": slice_table,
+        "tuning": fit.get("tuning"),
+        "baselines": baselines,
         "git": fit["git"],
         "versions": fit["versions"],
         "train_rows": fit["train_rows"],
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     write_bundle(project.path(spec.path), files, metadata)
+    summary = {
+        **metadata,
+        "test_rows": len(test),
+        "commit": (fit.get("git") or {}).get("commit"),
+        "plots": {"dir": args.plots, "files": plot_files, "html": args.html},
+    }
+    atomic_write_text(project.path(args.report), render_markdown(summary))
+    atomic_write_text(project.path(args.html), render_html(summary, plots))
     atomic_write_text(project.path(args.metrics), json.dumps(metrics, indent=2) + "\n")
     shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "test_rows")
     lines = [f"evaluate: {shown} on {len(test)} test rows ({predict_seconds:.2f}s)"]
+    lines.append(f"slices: {len(slice_table)} groups over {len(specs)} slice specs")
     for g in gates:
         lines.append(
             f"gate {g['metric']} {g['rule']} {g['threshold']}: "
             f"{'pass' if g['passed'] else 'FAIL'} (value {g['value']}) {g['note']}".rstrip()
         )
     lines.append(f"bundle: {spec.path} ({'blessed' if verdict['blessed'] else 'NOT blessed'})")
+    lines.append(f"report: {args.report}, {args.html}; plot data: {args.plots}/")
     return lines

@@ -129,10 +129,21 @@ def run(project: Project, stage: ResolvedStage) -> list[str]:
     pipe = build_pipeline(numeric, categorical, estimator)
     X = df[numeric + categorical]
     t0 = time.perf_counter()
-    try:
-        pipe.fit(X, y)
-    except ValueError as exc:
-        raise UsageError(f"fitting {params.estimator} failed: {exc}") from None
+    tuning = None
+    hyperparameters = params.hyperparameters
+    if project.params.tune is not None:
+        from mlops.stages.tuning import tune_pipeline
+
+        pipe, tuning = tune_pipeline(project.params.tune, pipe, X, y, task)
+        hyperparameters = {
+            **hyperparameters,
+            **{k: v for k, v in tuning["best_params"].items() if "__" not in k},
+        }
+    else:
+        try:
+            pipe.fit(X, y)
+        except ValueError as exc:
+            raise UsageError(f"fitting {params.estimator} failed: {exc}") from None
     fit_seconds = time.perf_counter() - t0
 
     out = project.path(spec.fit_path)
@@ -152,7 +163,8 @@ def run(project: Project, stage: ResolvedStage) -> list[str]:
         "categorical": categorical,
         "classes": classes,
         "estimator": params.estimator,
-        "hyperparameters": params.hyperparameters,
+        "hyperparameters": hyperparameters,
+        "tuning": tuning,
         "train_rows": len(df),
         "fit_seconds": round(fit_seconds, 4),
         "data": {args.input: md5_file(project.path(args.input))},
@@ -165,7 +177,13 @@ def run(project: Project, stage: ResolvedStage) -> list[str]:
         },
     }
     atomic_write_text(out / "fit.json", json.dumps(fit, indent=2, default=str) + "\n")
-    return [
+    lines = [
         f"train: {params.estimator} on {len(df)} rows, {len(numeric)} numeric + "
         f"{len(categorical)} categorical features, {fit_seconds:.2f}s -> {spec.fit_path}"
     ]
+    if tuning is not None:
+        lines.append(
+            f"tune: {tuning['method']} search over {tuning['candidates']} candidates, "
+            f"best {tuning['best_params']} ({tuning['scoring']} {tuning['best_score']:.4g})"
+        )
+    return lines

@@ -1,0 +1,127 @@
+"""`mlops exp run` and `mlops exp apply`: experiments that never touch the workspace."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mlops.cli import _ui
+
+app = typer.Typer(
+    help="Run experiments with changed params, compare them, apply the best.\n\n"
+    "Experiments run in a scratch copy of the workspace and are recorded with the other runs "
+    "(`mlops runs list --where 'kind == exp'`).\n\n"
+    "Example: mlops exp run -S train.C=0.1,1,10",
+    no_args_is_help=True,
+)
+
+
+@app.command("run")
+def run(
+    settings: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set-param",
+            "-S",
+            help="SECTION.KEY=VALUE of params.yaml (YAML value); repeat for several; "
+            "commas sweep: -S train.C=0.1,1,10 runs three experiments.",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="A label stored with the experiment.")
+    ] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+) -> None:
+    """Run the pipeline with changed params, leaving the workspace as it is.
+
+    Runs in a scratch work tree of HEAD plus your uncommitted changes, sharing the DVC cache:
+    params.yaml, dvc.lock and every output in the workspace stay untouched, whether the
+    experiment succeeds or fails. Each experiment is recorded (kind exp) with its settings;
+    compare with `mlops runs list --sort metrics.accuracy --desc` and `mlops runs diff`, then
+    `mlops exp apply ID`. Exits with the first failing experiment's code (4 gate failed, ...).
+
+    Example: mlops exp run -S train.C=0.5 -S train.max_iter=200
+    """
+    from mlops import api
+    from mlops.cli.run import Progress, summary
+
+    _ui.set_json(json)
+    console = _ui.progress_console()
+    progress: list[Progress] = []
+
+    def on_start(overrides: dict) -> None:
+        if progress:
+            progress[-1].stop()
+        if not json:
+            shown = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
+            console.print(f"[bold]experiment[/] {shown}")
+            progress.append(Progress(console))
+
+    def on_event(ev) -> None:
+        if progress:
+            progress[-1](ev)
+
+    try:
+        runs = api.exp_run(
+            ".", list(settings or []), name=name, on_event=on_event, on_start=on_start
+        )
+    finally:
+        if progress:
+            progress[-1].stop()
+    failed = next((r.result.error for r in runs if r.result.error is not None), None)
+    if json:
+        _ui.print_json([r.to_dict() for r in runs])
+        if failed is not None:
+            raise typer.Exit(int(failed.exit_code))
+        return
+    for r in runs:
+        summary(r.result)
+    if len(runs) > 1:
+        t = _ui.table("run", "params set", "outcome", "metrics", title="experiments")
+        for r in runs:
+            rec = r.result.record
+            metrics = "  ".join(f"{k}={_ui.fmt_value(v)}" for k, v in list(rec.metrics.items())[:3])
+            shown = ", ".join(f"{k}={v}" for k, v in r.overrides.items())
+            t.add_row(rec.id, shown, rec.outcome, metrics)
+        _ui.out().print(t)
+    _ui.err().print(
+        "[dim]workspace unchanged; `mlops exp apply ID` writes an experiment's params[/]"
+    )
+    if failed is not None:
+        raise failed
+
+
+@app.command("apply")
+def apply(
+    run_id: Annotated[str, typer.Argument(help="Run id (or unique prefix) of an experiment.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace uncommitted changes in params.yaml.")
+    ] = False,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Write an experiment's params into params.yaml (comments kept).
+
+    params.yaml then holds exactly the params the experiment ran with (keys added since are
+    removed); every change is listed. Refuses (exit 5) when params.yaml has uncommitted
+    changes, unless --force. Then
+    `mlops run` reproduces the experiment; stages whose inputs match an earlier run are
+    restored from DVC's run cache instead of rerunning.
+
+    Example: mlops exp apply 20261122-101502
+    """
+    from mlops import api
+
+    _ui.set_json(json)
+    result = api.exp_apply(".", run_id, force=force)
+    if json:
+        _ui.print_json(result.to_dict())
+        return
+    console = _ui.err()
+    if not result.changes:
+        console.print(f"params.yaml already has the params of run {result.run_id}")
+        return
+    console.print(f"[green]params.yaml now has the params of run {result.run_id}[/]:")
+    for change in result.changes:
+        console.print(f"  {change}", markup=False)
+    console.print("Next: [bold]mlops run[/], then commit params.yaml, dvc.lock and the reports.")

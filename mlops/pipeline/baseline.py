@@ -1,0 +1,100 @@
+"""Baselines for `not_worse_than:` gates: the metrics of a git branch or of an environment.
+
+`mlops run` resolves every baseline named in the evaluate stage's gates before DVC runs, and
+writes them to `reports/baseline.json` (a dependency of the evaluate stage, rewritten only when
+its content changes). So evaluate reruns exactly when a baseline moved, `dvc repro` alone still
+works, and the run is reproducible from what the file records.
+
+A baseline name is an environment of `pipeline.yaml` (`production`: the version deployed there)
+or else a git ref: a branch (`main`, falling back to `origin/main` in CI clones), a tag or a
+commit. Its metrics are the evaluate stage's metrics file as committed at that commit.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mlops.adapters import git
+from mlops.config import Project
+from mlops.config.yamlfile import atomic_write_text
+
+
+def environment_commit(project: Project, environment: str) -> tuple[str | None, str]:
+    """The commit of the model version in `environment`, and a note when there is none.
+
+    The registry (git tags in GTO's format) knows which version an environment holds; this is
+    the one place that asks it. Until the registry is connected here, no environment has a
+    version, so comparison gates against an environment pass as on a first run.
+    """
+    return None, f"no version of {project.pipeline.model.name} in {environment} yet"
+
+
+def _ref_commit(project: Project, name: str) -> tuple[str | None, str | None]:
+    for ref in (f"refs/heads/{name}", f"refs/remotes/origin/{name}", name):
+        commit = git.rev_parse(project.root, ref)
+        if commit:
+            return commit, ref
+    return None, None
+
+
+def _metrics_at(project: Project, commit: str, path: str) -> dict[str, Any] | None:
+    import yaml
+
+    text = git.show_file(project.root, commit, path)
+    if text is None:
+        return None
+    try:
+        data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    return {k: v for k, v in data.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def resolve_baseline(project: Project, name: str, metrics_path: str) -> dict[str, Any]:
+    """`{name, kind, ref, commit, metrics, note}` for one baseline; `metrics` None if none yet."""
+    entry: dict[str, Any] = {"name": name, "ref": None, "commit": None, "metrics": None}
+    if name in project.pipeline.environments:
+        entry["kind"] = "environment"
+        commit, note = environment_commit(project, name)
+    else:
+        entry["kind"] = "branch"
+        commit, ref = _ref_commit(project, name)
+        entry["ref"] = ref
+        note = "" if commit else f"no branch, tag or commit named {name!r}"
+    entry["commit"] = commit
+    if commit:
+        entry["metrics"] = _metrics_at(project, commit, metrics_path)
+        missing = entry["metrics"] is None
+        note = f"no {metrics_path} at {name} ({commit[:8]}) yet" if missing else ""
+    entry["note"] = note
+    return entry
+
+
+def stage_baselines(project: Project, stage: str) -> dict[str, dict[str, Any]]:
+    """Every baseline the gates of one evaluate stage name."""
+    config = project.pipeline.stages[stage]
+    metrics_path = project.stages[stage].args.metrics
+    names = sorted({g.not_worse_than for g in config.gates.values() if g.not_worse_than})
+    return {n: resolve_baseline(project, n, metrics_path) for n in names}
+
+
+def write_baselines(project: Project) -> list[str]:
+    """Write each evaluate stage's baseline file when its content changed; return those written."""
+    written = []
+    for name, st in project.stages.items():
+        if st.kind != "evaluate" or not st.generated:
+            continue
+        text = json.dumps(stage_baselines(project, name), indent=2, sort_keys=True) + "\n"
+        path = project.path(st.args.baseline)
+        try:
+            if path.read_text(encoding="utf-8") == text:
+                continue
+        except OSError:
+            pass
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
+        written.append(st.args.baseline)
+    return written
