@@ -368,9 +368,10 @@ def run_pipeline(
     record.deps = _hashes(lock, plan, "deps")
     record.outs = _hashes(lock, plan, "outs")
     for s in result.stages:
-        if s.status != "failed":
+        if s.status in ("ran", "cached", "skipped"):  # a failed or not-run stage has no fresh ones
             s.metrics = read_metrics(project, [s.name])
-    record.metrics = read_metrics(project, plan)
+    fresh_stages = [s.name for s in result.stages if s.status in ("ran", "cached", "skipped")]
+    record.metrics = read_metrics(project, fresh_stages)
     record.stages = [
         {"name": s.name, "status": s.status, "seconds": s.seconds} for s in result.stages
     ]
