@@ -88,11 +88,12 @@ def _root(
 
 
 def _register() -> None:
-    from mlops.cli import project, run, runs
+    from mlops.cli import project, registry, run, runs
 
     project.register(app)
     run.register(app)
     app.add_typer(runs.app, name="runs")
+    registry.register(app)
 
 
 _register()
