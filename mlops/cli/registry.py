@@ -174,7 +174,8 @@ def show(
 
     Reads every tag in one `git for-each-ref`; tags written by `gto` read the same. --json
     without NAME has `gto show --json`'s keys (version, stage, registered, active) plus
-    latest_blessed, assignments and versions; with NAME it lists the versions.
+    latest_blessed and assignments (version, commit, tag of each stage); with NAME it lists
+    the versions.
 
     Example: mlops registry show --json
     """

@@ -16,14 +16,20 @@ Semantics follow GTO 1.10 so both tools agree on the same tags:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
-from functools import cached_property
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlops.adapters import git
 from mlops.errors import GitStateError
-from mlops.registry.tags import Action, SemVer, parse_message, parse_metrics, parse_tag
+from mlops.registry.tags import (
+    Action,
+    SemVer,
+    TagName,
+    parse_message,
+    parse_metrics,
+    parse_tag,
+)
 
 # GTO's event priorities (history order within one second) and names
 PRIORITY = {
@@ -51,9 +57,9 @@ def iso(ts: int | float | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(ts))
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Event:
-    """One registry event: an annotated tag in GTO's grammar."""
+    """One registry event: an annotated tag in GTO's grammar (treat it as read-only)."""
 
     action: Action
     artifact: str
@@ -66,16 +72,20 @@ class Event:
     version: str | None = None  # for stage events: the version registered at `commit`
     stage: str | None = None
     counter: int | None = None
+    # order of events: tagger time, then counter (when present), then GTO's priority
+    key: tuple[int, int, int, int] = field(init=False, repr=False, compare=False)
+    _fields: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        has_counter = self.counter is not None
+        self.key = (self.timestamp, int(has_counter), self.counter or 0, PRIORITY[self.action])
 
     @property
-    def key(self) -> tuple[int, int, int, int]:
-        """Order of events: tagger time, then counter (when present), then GTO's priority."""
-        has_counter = self.counter is not None
-        return (self.timestamp, int(has_counter), self.counter or 0, PRIORITY[self.action])
-
-    @cached_property
     def fields(self) -> dict[str, str]:
-        return parse_message(self.message)[1]
+        """The `key: value` fields of the message."""
+        if self._fields is None:
+            self._fields = parse_message(self.message)[1]
+        return self._fields
 
     @property
     def headline(self) -> str:
@@ -207,6 +217,12 @@ class Artifact:
     name: str
     versions: dict[str, Version] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)  # every event, in order
+    by_commit: dict[str, list[Version]] = field(default_factory=dict, repr=False)
+
+    def add_version(self, v: Version) -> Version:
+        self.versions[v.version] = v
+        self.by_commit.setdefault(v.commit, []).append(v)
+        return v
 
     @property
     def active(self) -> bool:
@@ -218,7 +234,7 @@ class Artifact:
 
     def version_at(self, commit: str) -> Version | None:
         """The registered version at `commit` (the active one if there are several)."""
-        found = [v for v in self.versions.values() if v.commit == commit and v.registered]
+        found = [v for v in self.by_commit.get(commit, ()) if v.registered]
         active = [v for v in found if v.active]
         return (active or found or [None])[-1]
 
@@ -320,7 +336,6 @@ class Artifact:
             # mlops' additions
             "latest_blessed": blessed.version if blessed else None,
             "assignments": {s: h.to_dict() for s, h in holders.items() if h is not None},
-            "versions": [v.to_dict() for v in self.sorted_versions()],
         }
 
     def sorted_versions(self) -> list[Version]:
@@ -384,7 +399,8 @@ class Registry:
 def build_registry(root: Path, refs: list[git.TagRef]) -> Registry:
     """The registry state from a list of tags (see the module docstring for the rules)."""
     counters: dict[str, int] = {}
-    events: list[Event] = []
+    version_tags: list[tuple[git.TagRef, TagName]] = []
+    other_tags: list[tuple[git.TagRef, TagName]] = []
     for ref in refs:
         parsed = parse_tag(ref.name)
         if parsed is None:
@@ -393,48 +409,50 @@ def build_registry(root: Path, refs: list[git.TagRef]) -> Registry:
             counters[parsed.name] = max(counters.get(parsed.name, 0), parsed.counter)
         if not ref.annotated or parsed.action == Action.RESERVE:
             continue  # GTO ignores lightweight tags as events (they still count for counters)
-        events.append(
-            Event(
-                action=parsed.action,
-                artifact=parsed.name,
-                tag=ref.name,
-                commit=ref.commit,
-                timestamp=ref.timestamp,
-                author=ref.tagger,
-                author_email=ref.email,
-                message=ref.message,
-                version=parsed.version,
-                stage=parsed.stage,
-                counter=parsed.counter,
-            )
-        )
-    events.sort(key=lambda e: e.key)
+        if parsed.action in (Action.REGISTER, Action.DEREGISTER):
+            version_tags.append((ref, parsed))
+        else:
+            other_tags.append((ref, parsed))
     artifacts: dict[str, Artifact] = {}
 
     def art(name: str) -> Artifact:
-        if name not in artifacts:
-            artifacts[name] = Artifact(name)
-        return artifacts[name]
+        found = artifacts.get(name)
+        if found is None:
+            found = artifacts[name] = Artifact(name)
+        return found
 
+    def event(ref: git.TagRef, p: TagName, version: str | None) -> Event:
+        return Event(p.action, p.name, ref.name, ref.commit, ref.timestamp, ref.tagger,
+                     ref.email, ref.message, version, p.stage, p.counter)  # fmt: skip
+
+    events: list[Event] = []
     # versions first, so a stage tag finds the version registered at its commit whatever the order
-    for e in events:
-        if e.action in (Action.REGISTER, Action.DEREGISTER):
-            a = art(e.artifact)
-            v = a.versions.get(e.version or "")
-            if v is None:
-                v = a.versions[e.version or ""] = Version(e.artifact, e.version or "", e.commit)
-            v.registrations.append(e)
-    for e in events:
+    for e in sorted((event(ref, p, p.version) for ref, p in version_tags), key=lambda e: e.key):
         a = art(e.artifact)
-        if e.action in (Action.ASSIGN, Action.UNASSIGN):
-            v = a.version_at(e.commit)
+        v = a.versions.get(e.version or "") or a.add_version(
+            Version(e.artifact, e.version or "", e.commit)
+        )
+        v.registrations.append(e)
+        events.append(e)
+    for ref, p in other_tags:
+        a = art(p.name)
+        version = None
+        if p.stage is not None:
+            v = a.version_at(ref.commit) or a.versions.get(ref.commit)
             if v is None:
-                v = a.versions.get(e.commit)
-                if v is None:
-                    v = a.versions[e.commit] = Version(e.artifact, e.commit, e.commit)
-            e = replace(e, version=v.version)
-            v.stage_events.setdefault(e.stage or "", []).append(e)
-        a.events.append(e)
+                v = a.add_version(Version(p.name, ref.commit, ref.commit))
+            version = v.version
+        e = event(ref, p, version)
+        if p.stage is not None:
+            v.stage_events.setdefault(p.stage, []).append(e)
+        events.append(e)
+    events.sort(key=lambda e: e.key)
+    for e in events:
+        artifacts[e.artifact].events.append(e)
+    for a in artifacts.values():
+        for v in a.versions.values():
+            for evs in v.stage_events.values():
+                evs.sort(key=lambda e: e.key)
     return Registry(Path(root), artifacts, counters, frozenset(r.name for r in refs))
 
 
