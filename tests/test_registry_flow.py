@@ -70,6 +70,15 @@ def test_run_commit_pushes_data_first_then_commits_the_results(trained: Path, cl
     assert refused.exit_code == ExitCode.GIT_STATE
     assert "mlops run" in refused.output
     assert git(trained, "log", "-1", "--format=%H") == done["commit"]
+    # a DVC remote that cannot take the data: nothing is committed
+    git(trained, "checkout", "-q", "params.yaml")
+    (trained / "reports/extra.txt").write_text("x\n")
+    subprocess.run(["rm", "-rf", str(trained / ".mlops/remote")], check=True)
+    (trained / ".mlops/remote").write_text("not a directory\n")
+    failed = cli(["commit"], cwd=trained)
+    assert failed.exit_code == ExitCode.GIT_STATE, failed.output
+    assert "could not push" in failed.output and "nothing was committed" in failed.output
+    assert git(trained, "log", "-1", "--format=%H") == done["commit"]
 
 
 def test_register_promote_read_by_gto_and_dvc_artifacts(trained: Path, tmp_path: Path, cli):

@@ -248,3 +248,11 @@ def test_history_is_newest_first_with_gto_event_names():
     assert [e["event"] for e in events] == ["assignment", "registration"]
     assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$", events[0]["timestamp"])
     assert events[0]["version"] == "v0.0.1"
+
+
+def test_git_messages_lose_credentials():
+    from mlops.adapters.git import redact
+
+    text = "fatal: unable to access 'https://oauth2:glpat-secret@gitlab.example/a/b.git/'"
+    assert redact(text) == "fatal: unable to access 'https://***@gitlab.example/a/b.git/'"
+    assert redact("To /tmp/origin.git") == "To /tmp/origin.git"

@@ -240,7 +240,7 @@ def push(root: Path, log: Path, *, revs: list[str] | None = None) -> int:
             if revs:
                 return int(repo.push(revs=revs, workspace=False) or 0)
             return int(repo.push() or 0)
-    except DvcException as exc:
+    except (DvcException, OSError) as exc:  # an unreachable remote surfaces as either
         raise MlopsError(_describe(exc)) from exc
 
 

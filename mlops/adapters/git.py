@@ -8,6 +8,7 @@ out for most work anyway, costs 0.19 s to import, and `git for-each-ref` and
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,6 +166,14 @@ def create_tag(root: Path | str, name: str, commit: str, message: str | None) ->
 
 def delete_tag(root: Path | str, name: str) -> None:
     run(root, "tag", "-d", name, check=False)
+
+
+_CREDENTIALS_RE = re.compile(r"(\w+://)[^/@\s]+@")
+
+
+def redact(text: str) -> str:
+    """`https://user:token@host/...` -> `https://***@host/...` in git's messages."""
+    return _CREDENTIALS_RE.sub(r"\1***@", text)
 
 
 def remote_url(root: Path | str, remote: str = "origin") -> str | None:

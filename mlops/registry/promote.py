@@ -224,7 +224,7 @@ def _promote_pinned(
     base = git.rev_parse(root, f"refs/remotes/{remote}/{target}")
     if fetched.code != 0 or base is None:
         raise GitStateError(
-            f"could not fetch {target!r} from {remote!r}: {fetched.err.strip()}",
+            f"could not fetch {target!r} from {remote!r}: {git.redact(fetched.err.strip())}",
             "Check the remote is reachable, then run again.",
         )
     old_text = git.show_file(root, base, path)

@@ -66,7 +66,7 @@ def sync_tags(root: Path | str, remote: str) -> None:
     if lines and all("would clobber existing tag" in ln or ln.startswith(" ! ") for ln in lines):
         return
     raise GitStateError(
-        f"could not fetch tags from {remote!r}: {res.err.strip() or res.out.strip()}",
+        f"could not fetch tags from {remote!r}: {git.redact(res.err.strip() or res.out.strip())}",
         "Check the remote is reachable (`git fetch --tags`), then run the command again.",
     )
 
@@ -83,7 +83,7 @@ def rejections(res: git.GitResult) -> list[str]:
     if not out:
         text = (res.err or res.out).strip().splitlines()
         out = [text[-1] if text else f"git push exited with {res.code}"]
-    return out
+    return [git.redact(line) for line in out]
 
 
 def push_refs(
