@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -73,14 +74,18 @@ def build_repo(root: Path, versions: int = 300, assignments: int = 1200) -> int:
     return tags
 
 
-def timed(cmd: list[str], cwd: Path) -> tuple[float, str]:
+def timed(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds of the process and its children, stdout)."""
     env = {**os.environ, "GTO_NO_ANALYTICS": "1", "DVC_NO_ANALYTICS": "1"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
     elapsed = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr}")
-    return elapsed, proc.stdout
+    return elapsed, cpu, proc.stdout
 
 
 def main() -> None:
@@ -96,26 +101,40 @@ def main() -> None:
         mlops_cmd = [str(BIN / "mlops"), "registry", "show", "--json"]
         gto_cmd = [str(BIN / "gto"), "show", "--json"]
         table_cmd = [str(BIN / "mlops"), "registry", "show"]
-        _, ours = timed(mlops_cmd, root)
-        _, theirs = timed(gto_cmd, root)
+        ours = timed(mlops_cmd, root)[2]
+        theirs = timed(gto_cmd, root)[2]
         ours_j, theirs_j = json.loads(ours), json.loads(theirs)
         keys = ("version", "stage", "registered", "active")
         same = {k: ours_j[NAME][k] for k in keys} == theirs_j[NAME]
         print(f"same answer: {same} ({theirs_j[NAME]})")
         if not same:
             raise SystemExit("the two tools disagree; not timing")
-        m_times, g_times, t_times = [], [], []
+        times: dict[str, list[tuple[float, float]]] = {"json": [], "table": [], "gto": []}
         for _ in range(runs):
-            m_times.append(timed(mlops_cmd, root)[0])
-            t_times.append(timed(table_cmd, root)[0])
-            g_times.append(timed(gto_cmd, root)[0])
-        m, g, tt = (statistics.median(x) for x in (m_times, g_times, t_times))
-        print(f"runs of each: {runs} (median wall time of a whole process)")
-        print(f"mlops registry show --json : {m:.3f}s")
-        print(f"mlops registry show (table): {tt:.3f}s")
-        print(f"gto show --json            : {g:.3f}s")
-        print(f"ratio gto / mlops (--json) : {g / m:.1f}x")
-        print(f"ratio gto / mlops (table)  : {g / tt:.1f}x")
+            times["json"].append(timed(mlops_cmd, root)[:2])
+            times["table"].append(timed(table_cmd, root)[:2])
+            times["gto"].append(timed(gto_cmd, root)[:2])
+        wall = {k: statistics.median(w for w, _ in v) for k, v in times.items()}
+        cpu = {k: statistics.median(c for _, c in v) for k, v in times.items()}
+        print(
+            f"runs of each: {runs}; medians of whole processes; load average "
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        )
+        print(f"{'':28}{'wall':>8}{'cpu':>8}")
+        for key, label in (
+            ("json", "mlops registry show --json"),
+            ("table", "mlops registry show"),
+            ("gto", "gto show --json"),
+        ):
+            print(f"{label:28}{wall[key]:7.3f}s{cpu[key]:7.3f}s")
+        print(
+            f"gto / mlops (--json): {wall['gto'] / wall['json']:.1f}x wall, "
+            f"{cpu['gto'] / cpu['json']:.1f}x cpu"
+        )
+        print(
+            f"gto / mlops (table) : {wall['gto'] / wall['table']:.1f}x wall, "
+            f"{cpu['gto'] / cpu['table']:.1f}x cpu"
+        )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ app = typer.Typer(
 
 
 def _when(ts: str | None) -> str:
-    return ts.replace("T", " ").replace("+00:00", "Z") if ts else "-"
+    """`2026-11-22T01:35:04+00:00` -> `2026-11-22 01:35` (UTC)."""
+    return ts[:16].replace("T", " ") if ts else "-"
 
 
 def _table(*columns: str, title: str | None = None):
@@ -221,9 +222,8 @@ def _print_registry(reg: Registry) -> None:
 
 
 def _print_versions(art: Artifact) -> None:
-    t = _table(
-        "version", "commit", "registered", "by", "blessed", "stages", "metrics", title=art.name
-    )
+    t = _table("version", "commit", "registered (UTC)", "blessed", "stages", "metrics",
+               title=art.name)  # fmt: skip
     for v in art.sorted_versions():
         d = v.to_dict()
         state = "" if v.active else " [dim](deregistered)[/]"
@@ -232,7 +232,6 @@ def _print_versions(art: Artifact) -> None:
             v.version + state,
             v.commit[:8],
             _when(d["registered_at"]),
-            d["author"] or "-",
             blessed,
             ", ".join(d["stages"]) or "-",
             _metrics(v.metrics, 2),
@@ -262,13 +261,12 @@ def history(
     if json:
         _ui.print_json([e.to_dict() for e in events])
         return
-    t = _table("time", "model", "event", "version", "stage", "by", "tag")
+    t = _table("time (UTC)", "event", "version", "stage", "by", "tag")
     for e in events:
         d = e.to_dict()
         version = d["version"] or "-"
         t.add_row(
             _when(d["timestamp"]),
-            e.artifact,
             d["event"],
             version[:12] if len(version) == 40 else version,
             e.stage or "-",
@@ -344,7 +342,7 @@ def lineage(
     for path, digest in {**lin.hashes, **lin.data}.items():
         h.add_row(path, digest)
     console.print(h)
-    s = _table("time", "event", "stage", "by", "tag", title="stages")
+    s = _table("time (UTC)", "event", "stage", "by", "tag", title="stages")
     for ev in lin.stages:
         s.add_row(_when(ev["at"]), ev["event"], ev["stage"], ev["author"], ev["tag"])
     console.print(s if lin.stages else "stages: never assigned")
