@@ -13,7 +13,7 @@ import pytest
 
 from mlops.errors import ExitCode
 from tests.helpers import commit_all, git
-from tests.test_registry import NAME, gto_state, mlops_state, origin_for, refs
+from tests.registry_helpers import NAME, gto_state, mlops_state, origin_for, refs
 
 pytestmark = pytest.mark.slow
 BUNDLE = f"models/{NAME}"
