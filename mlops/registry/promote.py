@@ -25,7 +25,7 @@ from mlops.registry.desired import (
     pin_text,
     previous_version,
 )
-from mlops.registry.state import Artifact, Registry, Version, read_registry
+from mlops.registry.state import Artifact, Version, read_registry
 from mlops.registry.tags import Action, format_message, format_tag
 from mlops.registry.write import (
     MR_URL_RE,
@@ -157,7 +157,7 @@ def promote(
             "Promote a blessed version, or use --force if you really mean it.",
         )
     if pinned:
-        return _promote_pinned(project, registry, art, new, env, remote, rollback_from)
+        return _promote_pinned(project, art, new, env, remote, rollback_from)
     holder = art.in_stage(env)
     if holder is not None and holder.version == version:
         raise GitStateError(
@@ -193,18 +193,19 @@ def promote(
         title=title,
         description=description,
     )
+    to_push = [written.tag, format_tag(Action.RESERVE, name, counter=written.counter)]
+    if new.registration:
+        to_push.append(new.registration.tag)
     result.next_step = (
         f"Pushed {written.tag}; CI deploys {env} from it."
         if written.pushed
-        else f"Push it to share it: `git push {remote} {written.tag} "
-        f"{format_tag(Action.RESERVE, name, counter=written.counter)}` (or use --push)."
+        else f"Share it: `git push {remote} {' '.join(to_push)}` (or promote with --push)."
     )
     return result
 
 
 def _promote_pinned(
     project: Project,
-    registry: Registry,
     art: Artifact,
     new: Version,
     env: str,
