@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mlops.config import Project, load_project
+from mlops.pipeline.commit import CommitResult, commit_results
 from mlops.pipeline.compare import RunDiff, diff_runs
 from mlops.pipeline.compile import compile_dvc_yaml
 from mlops.pipeline.experiments import ApplyResult, ExpRun, apply_experiment, run_experiments
@@ -21,6 +22,14 @@ from mlops.pipeline.records import RunRecord, RunStore
 from mlops.pipeline.runner import RunResult, StageEvent, ensure_project, prepare, run_pipeline
 from mlops.pipeline.scaffold import InitResult, init_project
 from mlops.pipeline.status import StageStatus, project_status
+from mlops.registry import Registry, read_registry
+from mlops.registry import lineage as registry_lineage
+from mlops.registry import promote as registry_promote
+from mlops.registry import register as registry_register
+from mlops.registry.desired import Desired, desired_version
+from mlops.registry.lineage import Lineage
+from mlops.registry.promote import PromoteResult, TagResult
+from mlops.registry.register import RegisterResult
 
 
 def init(directory: Path | str = ".", force: bool = False) -> InitResult:
@@ -108,3 +117,105 @@ def exp_run(
 def exp_apply(root: Path | str, run_id: str, *, force: bool = False) -> ApplyResult:
     """Write a recorded run's params into params.yaml (`mlops exp apply`)."""
     return apply_experiment(root, run_id, force=force)
+
+
+# ---- results into git, the registry, promotion ----------------------------------------------
+
+
+def commit(root: Path | str = ".", *, message: str | None = None) -> CommitResult:
+    """Push data and models to the DVC remote, then commit the run's results (`mlops commit`)."""
+    return commit_results(root, message=message)
+
+
+def register(
+    root: Path | str = ".",
+    name: str | None = None,
+    *,
+    version: str | None = None,
+    bump: str | None = None,
+    ref: str = "HEAD",
+    push: bool = False,
+    force: bool = False,
+    remote: str = "origin",
+    message: str | None = None,
+) -> RegisterResult:
+    """Register the bundle committed at `ref` as a new version (`mlops register`)."""
+    return registry_register.register(
+        root,
+        name,
+        version=version,
+        bump=bump,
+        ref=ref,
+        push=push,
+        force=force,
+        remote=remote,
+        message=message,
+    )
+
+
+def registry_show(root: Path | str = ".") -> Registry:
+    """The registry, read from the tags (`mlops registry show`, `mlops registry history`)."""
+    return read_registry(root)
+
+
+def lineage(root: Path | str, spec: str) -> Lineage:
+    """Commit, params, data hashes, metrics, verdict and stages of `NAME@vX.Y.Z`."""
+    return registry_lineage.lineage(root, spec)
+
+
+def promote(
+    root: Path | str,
+    name: str,
+    version: str,
+    env: str,
+    *,
+    push: bool = False,
+    remote: str = "origin",
+    force: bool = False,
+) -> PromoteResult:
+    """Promote a version to an environment (`mlops promote`): a stage tag, or a merge request."""
+    return registry_promote.promote(root, name, version, env, push=push, remote=remote, force=force)
+
+
+def rollback(
+    root: Path | str,
+    env: str,
+    name: str | None = None,
+    *,
+    push: bool = False,
+    remote: str = "origin",
+) -> PromoteResult:
+    """Promote the version `env` ran before its current one (`mlops rollback`)."""
+    return registry_promote.rollback(root, env, name, push=push, remote=remote)
+
+
+def deprecate(
+    root: Path | str,
+    name: str,
+    *,
+    push: bool = False,
+    remote: str = "origin",
+    message: str | None = None,
+) -> TagResult:
+    """Deprecate an artifact: `NAME@deprecated` (`mlops deprecate`)."""
+    return registry_promote.deprecate(root, name, push=push, remote=remote, message=message)
+
+
+def deregister(
+    root: Path | str,
+    name: str,
+    version: str,
+    *,
+    push: bool = False,
+    remote: str = "origin",
+    message: str | None = None,
+) -> TagResult:
+    """Deregister a version: `NAME@vX.Y.Z!` (`mlops deregister`)."""
+    return registry_promote.deregister(
+        root, name, version, push=push, remote=remote, message=message
+    )
+
+
+def desired(root: Path | str, env: str, name: str | None = None) -> Desired:
+    """The version environment `env` should run (tracked latest, or its pin file)."""
+    return desired_version(root, env, name)

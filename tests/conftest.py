@@ -34,6 +34,10 @@ def hermetic_env(tmp_path_factory: pytest.TempPathFactory):
     )
     for var in ("GIT_DIR", "GIT_WORK_TREE", "CI_COMMIT_TAG", "MLOPS_GITLAB_TOKEN"):
         os.environ.pop(var, None)
+    # `import dvc` binds DVC's log handlers to the sys.stdout of that moment; if the first import
+    # happened inside a CliRunner invocation, they would write to its closed stream afterwards
+    import dvc  # noqa: F401
+
     yield home
     os.environ.clear()
     os.environ.update(saved)

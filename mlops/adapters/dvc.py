@@ -273,3 +273,29 @@ def share_cache(root: Path, cache: str, log: Path) -> None:
         return
     with _repo(root) as repo, redirect_fds(log), repo.config.edit("local") as conf:
         conf["cache"]["dir"] = cache
+
+
+def push(root: Path, log: Path, *, revs: list[str] | None = None) -> int:
+    """`dvc push` of every output (of the workspace, or of the commits `revs`) to the default
+    remote; returns how many files were transferred. Raises `MlopsError` with DVC's reason."""
+    from dvc.exceptions import DvcException
+
+    try:
+        with _repo(root) as repo, redirect_fds(log):
+            if revs:
+                return int(repo.push(revs=revs, workspace=False) or 0)
+            return int(repo.push() or 0)
+    except (DvcException, OSError) as exc:  # an unreachable remote surfaces as either
+        raise MlopsError(_describe(exc)) from exc
+
+
+def read_at(root: Path, path: str, rev: str | None = None) -> bytes:
+    """The bytes of DVC-tracked `path` at git revision `rev` (from the cache or the remote)."""
+    import dvc.api
+
+    here = Path.cwd()
+    os.chdir(root)
+    try:
+        return dvc.api.read(path, repo=str(root), rev=rev, mode="rb")
+    finally:
+        os.chdir(here)

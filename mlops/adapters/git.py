@@ -8,6 +8,7 @@ out for most work anyway, costs 0.19 s to import, and `git for-each-ref` and
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,14 +96,124 @@ def changed_files(root: Path, untracked: bool = True) -> list[str]:
     return out
 
 
-def rev_parse(root: Path, rev: str) -> str | None:
-    """The commit `rev` names (a branch, tag, remote branch or commit), or None."""
+# ---- tags, refs, remotes and plumbing (the registry's needs) ------------------------------
+
+# one `git for-each-ref` call reads every tag: name, type, the commit it points at (peeled for
+# annotated tags), tagger, date and message; fields end with NUL (messages may hold newlines)
+_TAG_FIELDS = (
+    "%(refname:strip=2)",
+    "%(objecttype)",
+    "%(*objectname)",
+    "%(objectname)",
+    "%(taggername)",
+    "%(taggeremail:trim)",
+    "%(taggerdate:unix)",
+    "%(contents)",
+)
+_TAG_FORMAT = "%00".join(_TAG_FIELDS) + "%00"
+
+
+@dataclass(frozen=True)
+class TagRef:
+    """One git tag as `for-each-ref` reports it."""
+
+    name: str
+    annotated: bool
+    commit: str  # the commit it points at (peeled)
+    tagger: str = ""
+    email: str = ""
+    timestamp: int = 0  # tagger date, seconds since the epoch
+    message: str = ""
+
+
+def list_tags(root: Path | str) -> list[TagRef]:
+    """Every tag of the repository, read in a single `git for-each-ref` call."""
+    res = run(root, "for-each-ref", f"--format={_TAG_FORMAT}", "refs/tags/")
+    fields = res.out.split("\0")
+    n = len(_TAG_FIELDS)
+    out: list[TagRef] = []
+    for i in range(0, len(fields) - n + 1, n):
+        name, kind, peeled, obj, tagger, email, date, message = fields[i : i + n]
+        name = name.lstrip("\n")
+        annotated = kind == "tag"
+        out.append(
+            TagRef(
+                name=name,
+                annotated=annotated,
+                commit=(peeled or obj) if annotated else obj,
+                tagger=tagger,
+                email=email,
+                timestamp=int(date) if date.strip().isdigit() else 0,
+                message=message,
+            )
+        )
+    return out
+
+
+def rev_parse(root: Path | str, rev: str) -> str | None:
+    """The commit `rev` names, or None when it names none."""
     res = run(root, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}", check=False)
+    return res.out.strip() or None
+
+
+def create_tag(root: Path | str, name: str, commit: str, message: str | None) -> None:
+    """An annotated tag (`message` given) or a lightweight one (`message` None) on `commit`."""
+    if message is None:
+        run(root, "tag", name, commit)
+    else:
+        run(root, "tag", "-a", name, commit, "-F", "-", input=message)
+
+
+def delete_tag(root: Path | str, name: str) -> None:
+    run(root, "tag", "-d", name, check=False)
+
+
+_CREDENTIALS_RE = re.compile(r"(\w+://)[^/@\s]+@")
+
+
+def redact(text: str) -> str:
+    """`https://user:token@host/...` -> `https://***@host/...` in git's messages."""
+    return _CREDENTIALS_RE.sub(r"\1***@", text)
+
+
+def remote_url(root: Path | str, remote: str = "origin") -> str | None:
+    res = run(root, "remote", "get-url", remote, check=False)
     return (res.out.strip() or None) if res.code == 0 else None
 
 
-def show_file(root: Path, rev: str, path: str) -> str | None:
-    """The text of `path` at commit `rev`, or None when it is not there."""
+def push(
+    root: Path | str,
+    remote: str,
+    refspecs: list[str],
+    *,
+    options: list[str] | None = None,
+    atomic: bool = False,
+) -> GitResult:
+    """`git push` (never raises: callers read `code` and `err`)."""
+    args = ["push", "--porcelain"]
+    if atomic:
+        args.append("--atomic")
+    for opt in options or []:
+        args += ["-o", opt]
+    return run(root, *args, remote, *refspecs, check=False)
+
+
+def fetch(root: Path | str, remote: str, *refspecs: str) -> GitResult:
+    """`git fetch` without touching the work tree (never raises)."""
+    return run(root, "fetch", "-q", "--no-recurse-submodules", remote, *refspecs, check=False)
+
+
+def remote_default_branch(root: Path | str, remote: str = "origin") -> str | None:
+    """The branch the remote's HEAD points at (e.g. `main`), asked of the remote itself."""
+    res = run(root, "ls-remote", "--symref", remote, "HEAD", check=False)
+    for line in res.out.splitlines():
+        if line.startswith("ref: refs/heads/") and line.endswith("\tHEAD"):
+            return line[len("ref: refs/heads/") : -len("\tHEAD")]
+    return None
+
+
+def show_file(root: Path | str, rev: str, path: str) -> str | None:
+    """The text of `path` at `rev`, or None when it does not exist there."""
     res = run(root, "show", f"{rev}:{path}", check=False)
     return res.out if res.code == 0 else None
 
@@ -117,3 +228,97 @@ def worktree_remove(root: Path, dest: Path) -> None:
     """Remove a work tree made by `worktree_add` (and forget it), even with changes in it."""
     run(root, "worktree", "remove", "--force", str(dest), check=False)
     run(root, "worktree", "prune", check=False)
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    commit: str
+    author: str
+    email: str
+    timestamp: int
+    subject: str
+
+
+def commit_info(root: Path | str, rev: str) -> CommitInfo | None:
+    res = run(root, "show", "-s", "--format=%H%x00%an%x00%ae%x00%at%x00%s", rev, "--", check=False)
+    parts = res.out.rstrip("\n").split("\0")
+    if res.code != 0 or len(parts) != 5:
+        return None
+    return CommitInfo(parts[0], parts[1], parts[2], int(parts[3]), parts[4])
+
+
+def file_history(root: Path | str, rev: str, path: str) -> list[CommitInfo]:
+    """Commits reachable from `rev` that changed `path`, newest first."""
+    res = run(
+        root, "log", "--format=%H%x00%an%x00%ae%x00%at%x00%B%x1e", rev, "--", path, check=False
+    )
+    out = []
+    for rec in res.out.split("\x1e"):
+        parts = rec.lstrip("\n").split("\0")
+        if len(parts) == 5:
+            out.append(CommitInfo(parts[0], parts[1], parts[2], int(parts[3]), parts[4]))
+    return out
+
+
+def commit_file(root: Path | str, base: str, path: str, content: str, message: str) -> str:
+    """A new commit on top of `base` that sets `path` to `content`; returns its id.
+
+    Works on a temporary index, so neither the work tree, the index nor HEAD changes.
+    """
+    import tempfile
+
+    blob = run(root, "hash-object", "-w", "--stdin", input=content).out.strip()
+    with tempfile.TemporaryDirectory(prefix="mlops-index-") as tmp:
+        env_index = os.path.join(tmp, "index")
+        env = {**git_env(), "GIT_INDEX_FILE": env_index}
+
+        def plumb(*args: str, input: str | None = None) -> str:
+            proc = subprocess.run(
+                ["git", "-C", str(root), *args],
+                capture_output=True,
+                text=True,
+                env=env,
+                input=input,
+            )
+            if proc.returncode != 0:
+                raise GitStateError(f"git {args[0]} failed: {proc.stderr.strip()}")
+            return proc.stdout.strip()
+
+        plumb("read-tree", base)
+        plumb("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}")
+        tree = plumb("write-tree")
+        return plumb("commit-tree", tree, "-p", base, "-F", "-", input=message)
+
+
+def commit_on(root: Path | str, parent: str, message: str) -> str:
+    """A new commit with `parent`'s tree and `parent` as its parent (no ref points at it)."""
+    tree = run(root, "rev-parse", f"{parent}^{{tree}}").out.strip()
+    return run(root, "commit-tree", tree, "-p", parent, "-F", "-", input=message).out.strip()
+
+
+def update_ref(root: Path | str, ref: str, new: str, old: str | None = None) -> None:
+    """Point `ref` at `new`; with `old` ("" for: must not exist) only if it still holds that."""
+    args = ["update-ref", ref, new]
+    if old is not None:
+        args.append(old or "0" * 40)
+    run(root, *args)
+
+
+def delete_ref(root: Path | str, ref: str) -> None:
+    run(root, "update-ref", "-d", ref, check=False)
+
+
+def add(root: Path | str, paths: list[str]) -> None:
+    if paths:
+        run(root, "add", "-A", "--", *paths)
+
+
+def commit(root: Path | str, message: str) -> str:
+    """Commit what is staged; return the new commit's id."""
+    run(root, "commit", "-q", "-F", "-", input=message)
+    return head(Path(root)) or ""
+
+
+def staged_files(root: Path | str) -> list[str]:
+    res = run(root, "diff", "--cached", "--name-only", "-z", check=False)
+    return [p for p in res.out.split("\0") if p]

@@ -88,12 +88,13 @@ def _root(
 
 
 def _register() -> None:
-    from mlops.cli import exp, project, run, runs
+    from mlops.cli import exp, project, registry, run, runs
 
     project.register(app)
     run.register(app)
     app.add_typer(runs.app, name="runs")
     app.add_typer(exp.app, name="exp")
+    registry.register(app)
 
 
 _register()

@@ -119,6 +119,12 @@ def run(
     ] = False,
     dry: Annotated[bool, typer.Option("--dry", help="Show what would run; run nothing.")] = False,
     json: Annotated[bool, typer.Option("--json", help="Print the run result as JSON.")] = False,
+    commit: Annotated[
+        bool,
+        typer.Option(
+            "--commit", help="After a successful run, push data to the DVC remote and commit."
+        ),
+    ] = False,
 ) -> None:
     """Run the pipeline through DVC, skipping unchanged stages.
 
@@ -128,6 +134,8 @@ def run(
     leaves dvc.lock and earlier outputs as they were.
 
     Exit codes: 3 invalid data (validate), 4 a quality gate failed, 8 a stage command failed.
+    With --commit, a successful run is committed like `mlops commit` does (nothing is
+    committed after a failure).
 
     Example: mlops run train --force
     """
@@ -140,12 +148,22 @@ def run(
     finally:
         if progress is not None:
             progress.stop()
+    committed = None
+    if commit and result.error is None and not dry:
+        committed = api.commit(".")
     if json:
-        _ui.print_json(result.to_dict())
+        out = result.to_dict()
+        if committed is not None:
+            out["commit"] = committed.to_dict()
+        _ui.print_json(out)
         if result.error is not None:
             raise typer.Exit(int(result.error.exit_code))
         return
     summary(result)
+    if committed is not None:
+        from mlops.cli.registry import _print_commit
+
+        _print_commit(committed)
     if result.error is not None:
         raise result.error
 

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mlops.registry.tags import SemVer  # the registry's one version grammar
+
 BUILTIN_STAGES = ("ingest", "validate", "split", "train", "evaluate")
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$"  # a GTO artifact name, usable in tags and paths
 
@@ -319,3 +321,23 @@ class Params(BaseModel):
     split: SplitParams = Field(default_factory=SplitParams)
     train: TrainParams | None = None
     tune: TuneParams | None = None
+
+
+# ---- deploy/<env>.yaml -------------------------------------------------------------------
+
+
+class DeployPin(Strict):
+    """`deploy/<env>.yaml`: the model version a pinned environment should run.
+
+    Changed through merge requests (`mlops promote NAME VERSION --to ENV`).
+    """
+
+    model: Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
+    version: str
+
+    @field_validator("version")
+    @classmethod
+    def _semver(cls, v: str) -> str:
+        if not SemVer.valid(v):
+            raise ValueError("must be a registered version like v1.2.0 (vMAJOR.MINOR.PATCH)")
+        return v

@@ -20,14 +20,21 @@ from mlops.config import Project
 from mlops.config.yamlfile import atomic_write_text
 
 
-def environment_commit(project: Project, environment: str) -> tuple[str | None, str]:
-    """The commit of the model version in `environment`, and a note when there is none.
+def environment_commit(project: Project, environment: str) -> tuple[str | None, str, str | None]:
+    """The commit of the model version in `environment`, a note when there is none, and the
+    stage tag that put it there.
 
-    The registry (git tags in GTO's format) knows which version an environment holds; this is
-    the one place that asks it. Until the registry is connected here, no environment has a
-    version, so comparison gates against an environment pass as on a first run.
+    The registry (git tags in GTO's format) knows which version holds the environment's stage;
+    this is the one place that asks it.
     """
-    return None, f"no version of {project.pipeline.model.name} in {environment} yet"
+    from mlops.registry import read_registry
+
+    name = project.pipeline.model.name
+    artifact = read_registry(project.root).get(name)
+    holder = artifact.in_stage(environment) if artifact else None
+    if holder is None:
+        return None, f"no version of {name} in {environment} yet", None
+    return holder.commit, "", holder.tag
 
 
 def _ref_commit(project: Project, name: str) -> tuple[str | None, str | None]:
@@ -58,7 +65,7 @@ def resolve_baseline(project: Project, name: str, metrics_path: str) -> dict[str
     entry: dict[str, Any] = {"name": name, "ref": None, "commit": None, "metrics": None}
     if name in project.pipeline.environments:
         entry["kind"] = "environment"
-        commit, note = environment_commit(project, name)
+        commit, note, entry["ref"] = environment_commit(project, name)
     else:
         entry["kind"] = "branch"
         commit, ref = _ref_commit(project, name)
