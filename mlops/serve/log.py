@@ -123,6 +123,8 @@ class PredictionLog:
             except (TypeError, ValueError) as exc:
                 self.errors += 1
                 self.last_error = f"unserialisable entry: {exc}"
+            if len(lines) % 32 == 0:
+                time.sleep(0)  # let the event loop have the GIL between small slices of work
         self._flushed_rows += rows
         if not lines:
             return

@@ -115,10 +115,10 @@ class LinearHead:
             labels = self.classes[(s > 0).astype(np.intp)]
             p = expit(s)
             return labels, np.stack([1 - p, p], axis=1)
-        labels = self.classes[np.argmax(scores, axis=1)]
-        scores -= scores.max(axis=1).reshape(-1, 1)
+        labels = self.classes[scores.argmax(axis=1)]
+        scores -= scores.max(axis=1, keepdims=True)
         np.exp(scores, out=scores)
-        scores /= scores.sum(axis=1).reshape(-1, 1)
+        scores /= scores.sum(axis=1, keepdims=True)
         return labels, scores
 
 
@@ -143,7 +143,7 @@ class Compiled:
         import numpy as np
 
         parts = [b.transform(cols, n) for b in self.blocks]
-        return parts[0] if len(parts) == 1 else np.hstack(parts)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
     def predict(self, cols: dict[str, list], n: int) -> tuple[np.ndarray, np.ndarray | None]:
         return self.head.predict(self.transform(cols, n))
