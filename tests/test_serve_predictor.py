@@ -155,3 +155,14 @@ def test_sample_rows_cover_the_schema(data):
     assert None in cols["sex"]  # sex is nullable in the data
     assert min(cols["bill_length_mm"]) == spec.features[0].lo
     assert max(cols["bill_length_mm"]) == spec.features[0].hi
+
+
+def test_a_classifier_without_probabilities(data):
+    from sklearn.linear_model import RidgeClassifier
+
+    pipe, spec, X = fit(data, RidgeClassifier())
+    pred = Predictor.load(pipe, spec)
+    assert pred.mode == "numpy+estimator", pred.note
+    assert pred.classes == ["Adelie", "Chinstrap", "Gentoo"] and not pred.proba
+    labels, proba = pred.predict(columns_of(X), len(X))
+    assert proba is None and labels == pipe.predict(X).tolist()

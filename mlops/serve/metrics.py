@@ -175,7 +175,8 @@ class Metrics:
         self.rows.inc(version, by=len(predictions))
         if numeric:
             for p in predictions:
-                self.values.observe(float(p), version)
+                if isinstance(p, int | float):  # (a multi-output regressor gives lists)
+                    self.values.observe(float(p), version)
         else:
             for p in predictions:
                 self.classes.inc(version, p)

@@ -279,19 +279,18 @@ class Predictor:
 
     pipeline: Any
     features: list[str]
-    classes: list[Any] | None
+    classes: list[Any] | None  # None for a regressor
     compiled: Compiled | None
     mode: str  # "numpy", "numpy+estimator" or "pipeline"
     note: str = ""
+    proba: bool = False  # whether class probabilities are given
 
     @classmethod
     def load(cls, pipeline: Any, spec: InputSpec, seed: int = 0) -> Predictor:
         """Compile `pipeline` and prove it equal to the Pipeline on sample rows, or fall back."""
-        proba = hasattr(pipeline, "predict_proba") and hasattr(pipeline, "classes_")
-        classes = (
-            [c.item() if hasattr(c, "item") else c for c in pipeline.classes_] if proba else None
-        )
-        plain = cls(pipeline, spec.names, classes, None, "pipeline")
+        classes = _classes(pipeline)
+        proba = classes is not None and hasattr(pipeline, "predict_proba")
+        plain = cls(pipeline, spec.names, classes, None, "pipeline", proba=proba)
         try:
             compiled = compile_pipeline(pipeline, proba)
         except (NotCompilable, AttributeError, TypeError, ValueError) as exc:
@@ -304,7 +303,8 @@ class Predictor:
             reason = verify(cand, pipeline, spec, seed)
             if not reason:
                 mode = "numpy" if isinstance(cand.head, LinearHead) else "numpy+estimator"
-                return cls(pipeline, spec.names, classes, cand, mode, "checked on sample rows")
+                note = "checked on sample rows"
+                return cls(pipeline, spec.names, classes, cand, mode, note, proba=proba)
             if "features" in reason:
                 break  # another head cannot help
         plain.note = reason
@@ -318,7 +318,7 @@ class Predictor:
     def _pipeline_outputs(self, cols: dict[str, list], n: int) -> tuple[Any, Any]:
         df = self.frame(cols)
         labels = self.pipeline.predict(df)
-        return labels, self.pipeline.predict_proba(df) if self.classes is not None else None
+        return labels, self.pipeline.predict_proba(df) if self.proba else None
 
     def predict(self, cols: dict[str, list], n: int) -> tuple[list[Any], Any]:
         """(predictions as a list, probabilities as an (n, classes) array or None)."""
@@ -337,7 +337,7 @@ def verify(compiled: Compiled, pipeline: Any, spec: InputSpec, seed: int = 0) ->
     """
     cols, n = sample_columns(spec, seed)
     df = Predictor(pipeline, spec.names, None, None, "pipeline").frame(cols)
-    proba = hasattr(pipeline, "predict_proba") and hasattr(pipeline, "classes_")
+    proba = _classes(pipeline) is not None and hasattr(pipeline, "predict_proba")
     expected = (pipeline.predict(df), pipeline.predict_proba(df) if proba else None)
     try:
         X = compiled.transform(cols, n)
@@ -348,6 +348,14 @@ def verify(compiled: Compiled, pipeline: Any, spec: InputSpec, seed: int = 0) ->
     except (NotCompilable, ValueError, TypeError, IndexError) as exc:
         return f"the compiled form failed on sample rows: {exc}"
     return ""
+
+
+def _classes(pipeline: Any) -> list[Any] | None:
+    try:
+        classes = pipeline.classes_
+    except AttributeError:
+        return None
+    return [c.item() if hasattr(c, "item") else c for c in classes]
 
 
 def _same_features(X: Any, expected: Any) -> bool:

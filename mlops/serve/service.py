@@ -251,9 +251,10 @@ class Service:
         """Predict a validated batch, count it, queue it for the log; the response body."""
         predictions, proba = model.predictor.predict(batch.columns, batch.n)
         out: dict[str, Any] = {"predictions": predictions}
+        if model.predictor.classes is not None:
+            out["classes"] = model.predictor.classes
         if proba is not None:
             out["probabilities"] = proba
-            out["classes"] = model.predictor.classes
         out.update(model=model.name, version=model.version, request_id=request_id)
         self.metrics.count_predictions(model.version, predictions, model.numeric)
         if self.log is not None:
