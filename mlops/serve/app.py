@@ -21,8 +21,14 @@ from mlops.serve.service import CONFIG_ENV, ServeConfig, Service
 log = logging.getLogger("mlops.serve")
 
 JSON = b"application/json"
-FAST_PATHS = {"/invocations": "invocations", "/predict": "predict", "/health": "health"}
-FAST_PATHS["/ping"] = "health"  # MLflow's liveness path
+# answered by ServingApp itself; /ping is MLflow's liveness path
+FAST_PATHS = {
+    "/invocations": "invocations",
+    "/predict": "predict",
+    "/health": "health",
+    "/ping": "health",
+}
+REST_PATHS = {"/ready", "/version", "/metrics", "/feedback"}  # metric labels for FastAPI routes
 
 
 class ServingApp:
@@ -125,9 +131,6 @@ class ServingApp:
         await _respond(send, status, payload, extra)
         self.metrics.requests.inc(endpoint, status)
         self.metrics.latency.observe(time.perf_counter() - started, endpoint)
-
-
-REST_PATHS = {"/ready", "/version", "/metrics", "/feedback"}
 
 
 async def _read_body(receive: Any, limit: int, length: int) -> bytes | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import json
 import os
@@ -219,6 +220,10 @@ class Service:
         if self.started:
             return
         self.load_initial()
+        # what is loaded now lives as long as the process: keep the cyclic GC from re-scanning
+        # it (the model, scikit-learn, FastAPI) on every full collection while serving
+        gc.collect()
+        gc.freeze()
         if self.log is not None:
             self.log.start()
         if self.target is not None:
