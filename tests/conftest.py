@@ -34,6 +34,11 @@ def hermetic_env(tmp_path_factory: pytest.TempPathFactory):
     )
     for var in ("GIT_DIR", "GIT_WORK_TREE", "CI_COMMIT_TAG", "MLOPS_GITLAB_TOKEN"):
         os.environ.pop(var, None)
+    # DVC binds its log handlers to sys.stdout on first import. Import it now: a first import
+    # inside a CliRunner invocation (whose stdout is closed afterwards) would leave DVC writing
+    # to a closed stream in every later test of that worker.
+    import dvc  # noqa: F401
+
     yield home
     os.environ.clear()
     os.environ.update(saved)
