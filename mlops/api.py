@@ -87,7 +87,8 @@ def serve(
 
     `env` follows the environment's deployment target (switching versions when its `current`
     changes); `bundle` serves one bundle directory (or a target directory, followed likewise).
-    `on_loaded(model)` is called once the model is verified and loaded, before the port opens.
+    `on_loaded(info)` gets {name, version, mode, workers} once the bundle is verified (and, with
+    one worker, loaded), before the port opens.
     """
     from mlops.serve.server import require_extra, run_server
     from mlops.serve.service import ServeConfig

@@ -59,8 +59,9 @@ def test_a_tampered_bundle_is_refused_before_the_port_opens(tmp_path: Path, cli,
     bad = tmp_path / "bad"
     shutil.copytree(bundles["v1"], bad)
     (bad / "schema.json").write_text("{}")
-    r = cli(["serve", "--bundle", str(bad), "--port", str(free_port())], cwd=tmp_path)
-    assert r.exit_code == ExitCode.DEPLOY_FAILED and "failed verification" in r.output
+    for workers in ("1", "2"):  # with several workers only the parent checks: same refusal
+        r = cli(["serve", "--bundle", str(bad), "--workers", workers], cwd=tmp_path)
+        assert r.exit_code == ExitCode.DEPLOY_FAILED and "failed verification" in r.output
 
 
 def test_missing_serve_extra_says_how_to_install(monkeypatch, tmp_path: Path, cli, bundles):
@@ -251,6 +252,6 @@ def test_several_workers_serve_and_log(tmp_path: Path, bundles):
             assert r.status_code == 200 and r.json()["predictions"] == ["Adelie"]
     finally:
         output = stop(proc)
-    assert "serving penguins-classifier unversioned" in output
+    assert "serving penguins-classifier unversioned (per worker, 2 workers)" in output
     logs = list((tmp_path / ".mlops/predictions/v1").glob("*.jsonl"))
     assert logs and sum(len(p.read_text().splitlines()) for p in logs) == 20

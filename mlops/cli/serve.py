@@ -75,10 +75,10 @@ def serve(
     """
     from mlops import api
 
-    def loaded(model) -> None:
-        mode = model.predictor.mode
+    def loaded(info: dict) -> None:
+        workers = f", {info['workers']} workers" if info["workers"] > 1 else ""
         _ui.err().print(
-            f"serving [bold]{model.name}[/] {model.version} ({mode}) on "
+            f"serving [bold]{info['name']}[/] {info['version']} ({info['mode']}{workers}) on "
             f"http://{host}:{port}  (Ctrl-C to stop)",
             highlight=False,
         )

@@ -113,6 +113,14 @@ def load_model(path: Path, range_margin: float = 0.0, key: tuple | None = None) 
     )
 
 
+def source_path(config: ServeConfig) -> Path:
+    """The bundle directory to serve now: the bundle, or the target's current version."""
+    if config.target:
+        return Target(Path(config.target).absolute()).require_current()
+    assert config.bundle is not None
+    return Path(config.bundle)
+
+
 def _value_buckets(path: Path) -> tuple[float, ...]:
     """Buckets for predicted values: the training target's histogram edges, when known."""
     try:
