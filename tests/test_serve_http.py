@@ -119,6 +119,8 @@ def test_limits_are_413(bundle, tmp_path):
 
             r = c.post("/predict", content=chunks(), headers=JSON)
             assert r.status_code == 413
+            r = c.post("/feedback", content=chunks(), headers=JSON)
+            assert r.status_code == 413 and r.json()["error"] == "body_too_large"
             assert c.post("/predict", json=[ROW] * 3).status_code == 200  # still serving
     finally:
         srv.stop()

@@ -215,11 +215,18 @@ def create_app(service: Service) -> ServingApp:
 
     @api.post("/feedback", summary="Attach ground-truth labels to a request id", status_code=202)
     async def feedback(request: Request) -> Response:
-        body = await request.body()
+        limit = service.config.max_body_bytes
         try:
-            if len(body) > service.config.max_body_bytes:
-                raise _too_large(service.config.max_body_bytes)
-            accepted = service.feedback(parse_json(body))
+            length = request.headers.get("content-length", "")
+            if length.isdigit() and int(length) > limit:
+                raise _too_large(limit)
+            chunks, size = [], 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+            accepted = service.feedback(parse_json(b"".join(chunks)))
         except RequestError as exc:
             service.metrics.errors.inc("feedback", exc.error)
             return _json(exc.status, exc.to_dict())
