@@ -119,14 +119,15 @@ def resolve_serve_source(
     if (env is None) == (bundle is None):
         raise UsageError("give exactly one of --env ENV or --bundle PATH", "See `mlops serve -h`.")
     if env is not None:
-        project = load_project(root)
-        envs = project.pipeline.environments
+        from mlops.config.check import load_pipeline
+
+        envs = load_pipeline(root).environments  # a serving host needs no data or params
         if env not in envs:
             raise UsageError(
                 f"unknown environment {env!r}",
                 f"pipeline.yaml defines: {', '.join(envs) or 'none'} (under `environments:`).",
             )
-        target = open_target(project.path(envs[env].target or f".mlops/envs/{env}"))
+        target = open_target(Path(root).resolve() / (envs[env].target or f".mlops/envs/{env}"))
         target.require_current()
         return None, str(target.root), target.predictions_dir
     path = Path(bundle).absolute()  # type: ignore[arg-type]

@@ -3,6 +3,7 @@ load without a failed request."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 import threading
 import time
@@ -45,6 +46,8 @@ def test_usage_errors_exit_before_serving(project: Path, cli, bundles):
     assert r.exit_code == ExitCode.USAGE and "exactly one of --env" in r.output
     r = cli(["serve", "--env", "qa"], cwd=project)
     assert r.exit_code == ExitCode.USAGE and "staging, production" in r.output
+    shutil.rmtree(project / "data")  # a serving host has the git checkout, not the data
+    (project / "params.yaml").unlink()
     r = cli(["serve", "--env", "staging"], cwd=project)
     assert r.exit_code == ExitCode.GIT_STATE
     assert "nothing is deployed" in r.output or "does not exist" in r.output
@@ -54,8 +57,6 @@ def test_usage_errors_exit_before_serving(project: Path, cli, bundles):
 
 
 def test_a_tampered_bundle_is_refused_before_the_port_opens(tmp_path: Path, cli, bundles):
-    import shutil
-
     bad = tmp_path / "bad"
     shutil.copytree(bundles["v1"], bad)
     (bad / "schema.json").write_text("{}")
@@ -114,6 +115,7 @@ def test_in_flight_requests_finish_on_the_version_they_started_on(tmp_path: Path
 
 def test_load_while_deploying_zero_failures_and_versions_switch(project: Path, bundles):
     """Acceptance: a bounded load test runs while new versions are deployed."""
+    shutil.rmtree(project / "data")  # serving needs pipeline.yaml and the target, not the data
     target = staging(project)
     target.install(bundles["v1"], "v1.0.0")
     target.switch("v1.0.0")
@@ -149,8 +151,6 @@ def test_load_while_deploying_zero_failures_and_versions_switch(project: Path, b
         wait_for(lambda: httpx.get(f"{url}/version").json()["version"] == "v1.1.0")
         time.sleep(0.5)
         # a version that fails verification is not switched to
-        import shutil
-
         bad = project / "bad-bundle"
         shutil.copytree(bundles["v1"], bad)
         target.install(bad, "v1.2.0")
