@@ -98,7 +98,8 @@ def test_in_flight_requests_finish_on_the_version_they_started_on(tmp_path: Path
         t = threading.Thread(target=slow_request)
         t.start()
         assert started.wait(20)
-        time.sleep(0.3)
+        in_flight = srv.service.metrics.in_flight.series
+        wait_for(lambda: in_flight[()] == 1)  # the server is answering it (and holds v1)
         target.install(bundles["v2"], "v2")
         target.switch("v2")
         assert srv.service.check_for_switch() == "switched"  # what the watcher does each poll

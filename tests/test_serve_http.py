@@ -152,6 +152,7 @@ def test_metrics_parse_with_the_prometheus_parser(server):
         "mlops_requests",
         "mlops_request_errors",
         "mlops_request_duration_seconds",
+        "mlops_requests_in_flight",
         "mlops_prediction_rows",
         "mlops_predictions",
         "mlops_invalid_values",

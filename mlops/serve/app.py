@@ -71,6 +71,14 @@ class ServingApp:
         self.metrics.latency.observe(time.perf_counter() - started, "health")
 
     async def _predict(self, scope: dict, receive: Any, send: Any, endpoint: str) -> None:
+        in_flight = self.metrics.in_flight
+        in_flight.inc()
+        try:
+            await self._answer(scope, receive, send, endpoint)
+        finally:
+            in_flight.inc(by=-1)
+
+    async def _answer(self, scope: dict, receive: Any, send: Any, endpoint: str) -> None:
         started = time.perf_counter()
         model = self.service.model  # in-flight requests finish on the version they started on
         content_type = b""

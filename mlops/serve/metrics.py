@@ -109,6 +109,10 @@ class Metrics:
             "Time from the request's arrival to its response, by endpoint.",
             ("endpoint",),
         )
+        self.in_flight = Family(
+            "mlops_requests_in_flight", "gauge", "Prediction requests being answered now."
+        )
+        self.in_flight.set(0)
         self.rows = Family(
             "mlops_prediction_rows_total",
             "counter",
@@ -161,6 +165,7 @@ class Metrics:
             self.requests,
             self.errors,
             self.latency,
+            self.in_flight,
             self.rows,
             self.classes,
             self.values,
