@@ -146,11 +146,11 @@ def test_load_while_deploying_zero_failures_and_versions_switch(project: Path, b
     try:
         for t in threads:
             t.start()
-        time.sleep(1.0)
+        wait_for(lambda: all(len(s) >= 10 for s in seen))  # every client is busy on v1.0.0
         target.install(bundles["v2"], "v1.1.0")
         target.switch("v1.1.0")
         wait_for(lambda: httpx.get(f"{url}/version").json()["version"] == "v1.1.0")
-        time.sleep(0.5)
+        wait_for(lambda: all(s[-1][0] == "v1.1.0" for s in seen))
         # a version that fails verification is not switched to
         bad = project / "bad-bundle"
         shutil.copytree(bundles["v1"], bad)
