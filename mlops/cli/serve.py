@@ -101,4 +101,5 @@ def serve(
 
 
 def register(app: typer.Typer) -> None:
+    """Add `mlops serve` to the app."""
     app.command("serve")(serve)

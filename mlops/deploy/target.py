@@ -73,18 +73,22 @@ class Target:
 
     @property
     def versions_dir(self) -> Path:
+        """`versions/`: one directory per installed version."""
         return self.root / VERSIONS
 
     @property
     def current_link(self) -> Path:
+        """`current`: the symlink to the version being served."""
         return self.root / CURRENT
 
     @property
     def history_file(self) -> Path:
+        """`history.jsonl`: one deployment event per line."""
         return self.root / HISTORY
 
     @property
     def predictions_dir(self) -> Path:
+        """`predictions/`: the prediction log of `mlops serve`."""
         return self.root / PREDICTIONS
 
     # ---- reading ------------------------------------------------------------------------
@@ -121,6 +125,7 @@ class Target:
         return path
 
     def version_dir(self, version: str) -> Path:
+        """The directory of an installed version (the name is checked)."""
         return self.versions_dir / check_version(version)
 
     def versions(self) -> list[str]:

@@ -64,6 +64,7 @@ class RequestError(Exception):
         self.extra = extra
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON body of the error response."""
         return {"error": self.error, "message": self.message, **self.extra}
 
 
@@ -110,6 +111,7 @@ class Feature:
     shown_range: str = ""
 
     def describe(self) -> dict[str, Any]:
+        """The feature's checks, as shown in a 422 response and `/version`."""
         out: dict[str, Any] = {"name": self.name, "type": self.kind, "nullable": self.nullable}
         if self.kind in ("float", "int"):
             out["min"], out["max"] = self.lo, self.hi

@@ -89,6 +89,7 @@ class PredictionLog:
     # ---- the writer thread ---------------------------------------------------------------
 
     def start(self) -> None:
+        """Create the directory, prune it, and start the writer thread."""
         self.dir.mkdir(parents=True, exist_ok=True)
         self.prune()
         self._stop = False

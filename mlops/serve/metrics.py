@@ -44,6 +44,7 @@ class Histogram:
         self.counts = [0] * (len(self.bounds) + 1)
 
     def observe(self, v: float) -> None:
+        """Count one observation."""
         self.counts[bisect_left(self.bounds, v)] += 1
         self.total += v
         self.n += 1
@@ -59,18 +60,22 @@ class Family:
     series: dict = field(default_factory=dict)
 
     def inc(self, *values: object, by: float = 1) -> None:
+        """Add `by` to the series with these label values."""
         self.series[values] = self.series.get(values, 0) + by
 
     def set(self, value: float, *values: object) -> None:
+        """Set the series with these label values (gauges)."""
         self.series[values] = value
 
     def observe(self, v: float, *values: object) -> None:
+        """Observe `v` in the histogram series with these label values."""
         h = self.series.get(values)
         if h is None:
             h = self.series[values] = Histogram(self.buckets)
         h.observe(v)
 
     def render(self, out: list[str]) -> None:
+        """Append this family in the Prometheus text format to `out`."""
         out.append(f"# HELP {self.name} {self.help}")
         out.append(f"# TYPE {self.name} {self.kind}")
         for values, v in sorted(self.series.items(), key=lambda kv: tuple(map(str, kv[0]))):
@@ -177,6 +182,7 @@ class Metrics:
         ]
 
     def count_predictions(self, version: str, predictions: list, numeric: bool) -> None:
+        """Count predicted rows, and their classes or values."""
         self.rows.inc(version, by=len(predictions))
         if numeric:
             for p in predictions:
@@ -187,6 +193,7 @@ class Metrics:
                 self.classes.inc(version, p)
 
     def render(self) -> bytes:
+        """Every metric in the Prometheus text format."""
         out: list[str] = []
         for f in self.families:
             f.render(out)

@@ -39,6 +39,7 @@ class NumericBlock:
     steps: list[tuple[str, Any, Any]] = field(default_factory=list)  # (op, a, b)
 
     def transform(self, cols: dict[str, list], n: int) -> np.ndarray:
+        """This block's output columns for `n` rows."""
         import numpy as np
 
         if len(self.columns) == 1:
@@ -73,6 +74,7 @@ class CategoricalBlock:
     unknown_ok: bool
 
     def transform(self, cols: dict[str, list], n: int) -> np.ndarray:
+        """This block's output columns for `n` rows."""
         import numpy as np
 
         out = np.zeros((n, self.width), dtype=np.float64)
@@ -103,6 +105,7 @@ class LinearHead:
     classes: np.ndarray | None
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(labels or values, probabilities or None) for the feature matrix."""
         import numpy as np
 
         scores = X @ self.coef_t + self.intercept
@@ -130,6 +133,7 @@ class EstimatorHead:
     proba: bool
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(labels or values, probabilities or None) for the feature matrix."""
         labels = self.estimator.predict(X)
         return labels, self.estimator.predict_proba(X) if self.proba else None
 
@@ -140,12 +144,14 @@ class Compiled:
     head: LinearHead | EstimatorHead
 
     def transform(self, cols: dict[str, list], n: int) -> np.ndarray:
+        """The whole feature matrix, blocks side by side as the ColumnTransformer does."""
         import numpy as np
 
         parts = [b.transform(cols, n) for b in self.blocks]
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
     def predict(self, cols: dict[str, list], n: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Transform, then predict with the head."""
         return self.head.predict(self.transform(cols, n))
 
 
@@ -311,6 +317,7 @@ class Predictor:
         return plain
 
     def frame(self, cols: dict[str, list]) -> Any:
+        """The columns as a DataFrame in the Pipeline's feature order."""
         import pandas as pd
 
         return pd.DataFrame({name: cols[name] for name in self.features})

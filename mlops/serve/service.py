@@ -47,10 +47,12 @@ class ServeConfig:
     log_limits: LogLimits = field(default_factory=LogLimits)
 
     def to_json(self) -> str:
+        """The config as JSON (handed to worker processes)."""
         return json.dumps(asdict(self))
 
     @classmethod
     def from_json(cls, text: str) -> ServeConfig:
+        """The config from `to_json`'s text."""
         data = json.loads(text)
         data["log_limits"] = LogLimits(**data.get("log_limits", {}))
         return cls(**data)
@@ -72,9 +74,11 @@ class LoadedModel:
 
     @property
     def numeric(self) -> bool:
+        """Whether the model predicts values (a regressor) rather than classes."""
         return self.predictor.classes is None
 
     def describe(self) -> dict[str, Any]:
+        """What `/version` shows about this model."""
         return {
             "name": self.name,
             "version": self.version,
@@ -225,6 +229,7 @@ class Service:
                 await loop.run_in_executor(None, self.check_for_switch)
 
     async def startup(self) -> None:
+        """Load the model, freeze it out of the GC, start the log writer and the watcher."""
         if self.started:
             return
         self.load_initial()
@@ -239,6 +244,7 @@ class Service:
         self.started = True
 
     async def shutdown(self) -> None:
+        """Stop the watcher, then write and close the prediction log."""
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -251,6 +257,7 @@ class Service:
     # ---- requests -----------------------------------------------------------------------
 
     def request_id(self, given: bytes | None) -> str:
+        """The client's X-Request-ID when well-formed, else a new id."""
         if given:
             with contextlib.suppress(UnicodeDecodeError):
                 text = given.decode("ascii")
@@ -335,12 +342,14 @@ class Service:
         return len(entries)
 
     def version_info(self) -> dict[str, Any]:
+        """The body of `GET /version`."""
         info = self.model.describe() if self.model else {}
         info["pending_error"] = self.pending_error
         info["target"] = str(self.target.root) if self.target else None
         return info
 
     def render_metrics(self) -> bytes:
+        """The body of `GET /metrics` (Prometheus text format)."""
         if self.log is not None:
             fam = self.metrics.log_entries
             fam.set(self.log.written, "written")
