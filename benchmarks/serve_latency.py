@@ -4,8 +4,8 @@ Reproduce (MLflow in its own virtualenv, never a project dependency):
 
     python3 -m venv /work/peers/mlflow
     /work/peers/mlflow/bin/pip install mlflow scikit-learn skops
-    .venv/bin/python benchmarks/serve_latency.py --mlflow-venv /work/peers/mlflow          # ~3 min
-    .venv/bin/python benchmarks/serve_latency.py --mlflow-venv /work/peers/mlflow --quick  # ~1 min
+    .venv/bin/python benchmarks/serve_latency.py --mlflow-venv /work/peers/mlflow          # ~5 min
+    .venv/bin/python benchmarks/serve_latency.py --mlflow-venv /work/peers/mlflow --quick  # ~2 min
 
 Both servers run one uvicorn worker on 127.0.0.1 and serve the same fitted Pipeline (the example
 project's penguin classifier, trained here unless --bundle is given; MLflow gets it through
