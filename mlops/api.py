@@ -90,6 +90,7 @@ def serve(
     `on_loaded(info)` gets {name, version, mode, workers} once the bundle is verified (and, with
     one worker, loaded), before the port opens.
     """
+    from mlops.errors import UsageError
     from mlops.serve.server import require_extra, run_server
     from mlops.serve.service import ServeConfig
 
@@ -106,6 +107,13 @@ def serve(
     config.bundle, config.target, default_log = resolve_serve_source(root, env, bundle)
     if log:
         config.log_dir = str(Path(log_dir).absolute() if log_dir else default_log)
+        try:
+            Path(config.log_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot write the prediction log to {config.log_dir}: {exc.strerror}",
+                "Give a writable --log-dir DIR, or --no-log.",
+            ) from None
     run_server(config, on_loaded)
 
 

@@ -54,6 +54,9 @@ def test_usage_errors_exit_before_serving(project: Path, cli, bundles):
     assert "mlops deploy" in r.output
     r = cli(["serve", "--bundle", "models/nope"], cwd=project)
     assert r.exit_code == ExitCode.USAGE and "no bundle" in r.output
+    (project / "file").write_text("")
+    r = cli(["serve", "--bundle", str(bundles["v1"]), "--log-dir", "file/x"], cwd=project)
+    assert r.exit_code == ExitCode.USAGE and "--no-log" in r.output
 
 
 def test_a_tampered_bundle_is_refused_before_the_port_opens(tmp_path: Path, cli, bundles):
