@@ -219,3 +219,87 @@ def deregister(
 def desired(root: Path | str, env: str, name: str | None = None) -> Desired:
     """The version environment `env` should run (tracked latest, or its pin file)."""
     return desired_version(root, env, name)
+
+
+def serve(
+    root: Path | str = ".",
+    *,
+    env: str | None = None,
+    bundle: Path | str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    workers: int = 1,
+    log_dir: Path | str | None = None,
+    log: bool = True,
+    max_rows: int = 10_000,
+    max_body_mb: float = 16.0,
+    range_margin: float = 0.0,
+    poll_seconds: float = 1.0,
+    on_loaded: Callable[..., None] | None = None,
+) -> None:
+    """Serve a model over HTTP until stopped (`mlops serve`); blocks.
+
+    `env` follows the environment's deployment target (switching versions when its `current`
+    changes); `bundle` serves one bundle directory (or a target directory, followed likewise).
+    `on_loaded(info)` gets {name, version, mode, workers} once the bundle is verified (and, with
+    one worker, loaded), before the port opens.
+    """
+    from mlops.errors import UsageError
+    from mlops.serve.server import require_extra, run_server
+    from mlops.serve.service import ServeConfig
+
+    require_extra()
+    config = ServeConfig(
+        host=host,
+        port=port,
+        workers=workers,
+        max_rows=max_rows,
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+        range_margin=range_margin,
+        poll_seconds=poll_seconds,
+    )
+    config.bundle, config.target, default_log = resolve_serve_source(root, env, bundle)
+    if log:
+        config.log_dir = str(Path(log_dir).absolute() if log_dir else default_log)
+        try:
+            Path(config.log_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot write the prediction log to {config.log_dir}: {exc.strerror}",
+                "Give a writable --log-dir DIR, or --no-log.",
+            ) from None
+    run_server(config, on_loaded)
+
+
+def resolve_serve_source(
+    root: Path | str, env: str | None, bundle: Path | str | None
+) -> tuple[str | None, str | None, Path]:
+    """(bundle dir, target dir, default prediction-log dir) for `--env` or `--bundle`."""
+    from mlops.deploy.target import PREDICTIONS, is_target, open_target
+    from mlops.errors import UsageError
+
+    if (env is None) == (bundle is None):
+        raise UsageError("give exactly one of --env ENV or --bundle PATH", "See `mlops serve -h`.")
+    if env is not None:
+        from mlops.config.check import load_pipeline
+
+        envs = load_pipeline(root).environments  # a serving host needs no data or params
+        if env not in envs:
+            raise UsageError(
+                f"unknown environment {env!r}",
+                f"pipeline.yaml defines: {', '.join(envs) or 'none'} (under `environments:`).",
+            )
+        target = open_target(Path(root).resolve() / (envs[env].target or f".mlops/envs/{env}"))
+        target.require_current()
+        return None, str(target.root), target.predictions_dir
+    path = Path(bundle).absolute()  # type: ignore[arg-type]
+    if is_target(path):
+        target = open_target(path)
+        target.require_current()
+        return None, str(target.root), target.predictions_dir
+    if not path.is_dir():
+        raise UsageError(
+            f"no bundle at {path}",
+            "Give a bundle directory such as models/NAME (built by `mlops run`).",
+        )
+    return str(path), None, Path(root).absolute() / ".mlops" / PREDICTIONS / path.name

@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import shutil
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,8 +91,12 @@ def read_metadata(path: Path) -> dict[str, Any]:
         raise BundleError(f"{meta_path} is not valid JSON: {exc}") from None
 
 
-def verify_bundle(path: Path) -> dict[str, Any]:
-    """Check every file against the sha256 in metadata.json; return the metadata."""
+def verify_bundle(path: Path, *, extra_files: Collection[str] = ()) -> dict[str, Any]:
+    """Check every file against the sha256 in metadata.json; return the metadata.
+
+    `extra_files` names files that may sit beside the bundle's own without being listed (a
+    deployment target adds `deployment.json` to each installed version).
+    """
     path = Path(path)
     meta = read_metadata(path)
     recorded: dict[str, str] = meta.get("files") or {}
@@ -110,7 +115,7 @@ def verify_bundle(path: Path) -> dict[str, Any]:
     present = {
         str(p.relative_to(path)) for p in path.rglob("*") if p.is_file() and p.name != METADATA
     }
-    for extra in sorted(present - set(recorded)):
+    for extra in sorted(present - set(recorded) - set(extra_files)):
         problems.append(f"{extra}: not listed in {METADATA}")
     if not recorded:
         problems.append(f"{METADATA} lists no files")
@@ -138,10 +143,10 @@ def load_model_file(path: Path) -> Any:
     return sio.load(path, trusted=untrusted)
 
 
-def load_bundle(path: Path) -> Bundle:
+def load_bundle(path: Path, *, extra_files: Collection[str] = ()) -> Bundle:
     """Verify, then load a bundle (model, schema, reference statistics, metadata)."""
     path = Path(path)
-    meta = verify_bundle(path)
+    meta = verify_bundle(path, extra_files=extra_files)
 
     def _json(name: str) -> dict[str, Any]:
         f = path / name

@@ -88,13 +88,14 @@ def _root(
 
 
 def _register() -> None:
-    from mlops.cli import exp, project, registry, run, runs
+    from mlops.cli import exp, project, registry, run, runs, serve
 
     project.register(app)
     run.register(app)
     app.add_typer(runs.app, name="runs")
     app.add_typer(exp.app, name="exp")
     registry.register(app)
+    serve.register(app)
 
 
 _register()

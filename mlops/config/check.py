@@ -299,3 +299,31 @@ def load_project(root: Path | str = ".") -> Project:
     if issues or pipeline is None or params is None:
         raise ConfigError(issues)
     return Project(root, pipeline, params, params_raw, stages)
+
+
+def load_pipeline(root: Path | str = ".") -> Pipeline:
+    """pipeline.yaml alone, validated by its model (no file-system checks, no params.yaml).
+
+    For commands that only read settings — `mlops serve --env` on a host that has the project's
+    git checkout but none of its data — where `load_project`'s checks would refuse to start.
+    """
+    root = Path(root).resolve()
+    path = root / PIPELINE_FILE
+    if not path.exists():
+        raise ConfigError(
+            [ConfigIssue(PIPELINE_FILE, "", f"not found in {root}")],
+            hint="Run mlops from the project's root (or give --bundle PATH).",
+        )
+    doc = read_yaml(path, display=PIPELINE_FILE)
+    issues = list(doc.issues)
+    pipeline = None
+    if isinstance(doc.data, dict):
+        pipeline, errs = _validate(Pipeline, doc.data, doc)
+        issues += errs
+    else:
+        issues.append(
+            ConfigIssue(PIPELINE_FILE, "", "must be a mapping (version, model, stages)", 1)
+        )
+    if issues or pipeline is None:
+        raise ConfigError(issues)
+    return pipeline

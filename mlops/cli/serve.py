@@ -1,0 +1,105 @@
+"""`mlops serve`: the prediction service."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mlops.cli import _ui
+
+
+def serve(
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "--env", "-e", metavar="ENV", help="Serve this environment; follow its deployments."
+        ),
+    ] = None,
+    bundle: Annotated[
+        str | None,
+        typer.Option(
+            "--bundle",
+            "-b",
+            metavar="PATH",
+            help="Serve this bundle directory (or deployment target directory).",
+        ),
+    ] = None,
+    host: Annotated[
+        str, typer.Option("--host", metavar="ADDR", help="Address to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", "-p", metavar="PORT", help="Port to listen on.")
+    ] = 8080,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Worker processes.")] = 1,
+    log_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--log-dir",
+            metavar="DIR",
+            help="Prediction log directory (default: <target>/predictions, or "
+            ".mlops/predictions/<bundle> with --bundle).",
+        ),
+    ] = None,
+    no_log: Annotated[bool, typer.Option("--no-log", help="Do not log predictions.")] = False,
+    max_rows: Annotated[
+        int, typer.Option("--max-rows", min=1, help="Rows per request; more is refused (413).")
+    ] = 10_000,
+    max_body_mb: Annotated[
+        float,
+        typer.Option("--max-body-mb", min=0.001, help="Request body limit in MiB (413 above)."),
+    ] = 16.0,
+    range_margin: Annotated[
+        float,
+        typer.Option(
+            "--range-margin",
+            min=0.0,
+            help="Accept numbers this fraction of the training range beyond its min and max.",
+        ),
+    ] = 0.0,
+    poll: Annotated[
+        float,
+        typer.Option("--poll", min=0.05, help="Seconds between checks for a new deployment."),
+    ] = 1.0,
+) -> None:
+    """Serve predictions over HTTP; switch versions when the environment is redeployed.
+
+    POST /invocations takes MLflow's payloads (dataframe_split, dataframe_records, instances,
+    inputs, or text/csv); POST /predict takes a list of records. Inputs are checked against the
+    bundle's schema (422 listing every problem). GET /health, /ready, /version and /metrics
+    (Prometheus); POST /feedback attaches a true label to a request id. Every prediction is
+    logged for monitoring. With --env, a new deployment is loaded and verified beside the
+    current version, then switched to without dropping a request.
+
+    Example: mlops serve --env production --port 8080
+    """
+    from mlops import api
+
+    def loaded(info: dict) -> None:
+        workers = f", {info['workers']} workers" if info["workers"] > 1 else ""
+        _ui.err().print(
+            f"serving [bold]{info['name']}[/] {info['version']} ({info['mode']}{workers}) on "
+            f"http://{host}:{port}  (Ctrl-C to stop)",
+            highlight=False,
+        )
+
+    api.serve(
+        ".",
+        env=env,
+        bundle=bundle,
+        host=host,
+        port=port,
+        workers=workers,
+        log_dir=log_dir,
+        log=not no_log,
+        max_rows=max_rows,
+        max_body_mb=max_body_mb,
+        range_margin=range_margin,
+        poll_seconds=poll,
+        on_loaded=loaded,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add `mlops serve` to the app."""
+    app.command("serve")(serve)

@@ -1,0 +1,92 @@
+"""Running the service under uvicorn (one process, or several workers)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from mlops.bundle import BundleError, verify_bundle
+from mlops.errors import UsageError
+from mlops.serve.service import CONFIG_ENV, ServeConfig, Service
+
+
+def require_extra() -> None:
+    """Raise a `UsageError` with the install command when FastAPI or uvicorn is missing."""
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(
+            f"`mlops serve` needs the serve extra ({exc.name or 'fastapi/uvicorn'} is not "
+            "installed)",
+            "Install it: pip install 'mlops[serve]'",
+        ) from None
+
+
+def uvicorn_options(config: ServeConfig) -> dict[str, Any]:
+    """uvicorn settings: the fastest HTTP parser and event loop installed, no access log."""
+    return {
+        "host": config.host,
+        "port": config.port,
+        "log_level": "warning",
+        "access_log": False,
+        "lifespan": "on",
+        "timeout_graceful_shutdown": 10,
+    }
+
+
+def run_server(config: ServeConfig, on_ready: Callable[[dict], None] | None = None) -> None:
+    """Check what is to be served (failing before the port opens if it is not valid), then serve.
+
+    `on_ready` gets {name, version, mode, workers} once that check passed. With one worker the
+    model is loaded here; with several, each worker loads it and this process only verifies it.
+    """
+    require_extra()
+    import uvicorn
+
+    from mlops.serve.app import create_app
+
+    service = Service(config)
+    if config.workers > 1:
+        info = preflight(config)
+        if on_ready is not None:
+            on_ready({**info, "mode": "per worker", "workers": config.workers})
+        os.environ[CONFIG_ENV] = config.to_json()
+        uvicorn.run(
+            "mlops.serve.app:app_from_env",
+            factory=True,
+            workers=config.workers,
+            **uvicorn_options(config),
+        )
+        return
+    model = service.load_initial()  # verify and load now: errors surface as MlopsError
+    if on_ready is not None:
+        on_ready(
+            {
+                "name": model.name,
+                "version": model.version,
+                "mode": model.predictor.mode,
+                "workers": 1,
+            }
+        )
+    uvicorn.run(create_app(service), **uvicorn_options(config))
+
+
+def preflight(config: ServeConfig) -> dict:
+    """Verify the bundle to serve (hashes and input schema) without loading the model."""
+    from mlops.deploy.target import DEPLOYMENT, read_deployment
+    from mlops.serve.service import source_path
+
+    path = source_path(config)
+    meta = verify_bundle(path, extra_files=(DEPLOYMENT,))
+    if not (path / "schema.json").is_file():
+        raise BundleError(
+            f"bundle {path} has no input schema (schema.json)",
+            "Rebuild the bundle with `mlops run`: the train stage writes the schema.",
+        )
+    deployment = read_deployment(path) or {}
+    return {
+        "name": deployment.get("name") or meta.get("name") or path.name,
+        "version": deployment.get("version") or meta.get("version") or "unversioned",
+    }

@@ -1,0 +1,372 @@
+"""The state behind the service: the loaded model version, hot switching, metrics and the log.
+
+No web framework here: `mlops.serve.app` turns this into an ASGI application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import itertools
+import json
+import os
+import re
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mlops.bundle import BundleError, load_bundle
+from mlops.deploy.target import DEPLOYMENT, Target, read_deployment
+from mlops.serve.inputs import Batch, InputSpec, RequestError
+from mlops.serve.log import LogLimits, PredictionLog
+from mlops.serve.metrics import LATENCY_BUCKETS, Metrics
+from mlops.serve.predictor import Predictor
+
+CONFIG_ENV = "MLOPS_SERVE_CONFIG"
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+@dataclass
+class ServeConfig:
+    """How to serve: what (a bundle, or a target whose `current` is followed) and the limits."""
+
+    bundle: str | None = None
+    target: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    log_dir: str | None = None
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_rows: int = 10_000
+    range_margin: float = 0.0
+    poll_seconds: float = 1.0
+    log_limits: LogLimits = field(default_factory=LogLimits)
+
+    def to_json(self) -> str:
+        """The config as JSON (handed to worker processes)."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeConfig:
+        """The config from `to_json`'s text."""
+        data = json.loads(text)
+        data["log_limits"] = LogLimits(**data.get("log_limits", {}))
+        return cls(**data)
+
+
+@dataclass
+class LoadedModel:
+    """One verified, loaded version, ready to predict."""
+
+    name: str
+    version: str
+    commit: str | None
+    path: Path
+    loaded_at: float
+    task: str
+    spec: InputSpec
+    predictor: Predictor
+    key: tuple | None = None  # (link text, inode) of the target's `current` it was loaded from
+
+    @property
+    def numeric(self) -> bool:
+        """Whether the model predicts values (a regressor) rather than classes."""
+        return self.predictor.classes is None
+
+    def describe(self) -> dict[str, Any]:
+        """What `/version` shows about this model."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "commit": self.commit,
+            "loaded_at": datetime.fromtimestamp(self.loaded_at, UTC).isoformat(timespec="seconds"),
+            "path": str(self.path),
+            "task": self.task,
+            "classes": self.predictor.classes,
+            "prediction_path": self.predictor.mode,
+            "prediction_path_note": self.predictor.note,
+            "features": [f.describe() for f in self.spec.features],
+        }
+
+
+def load_model(path: Path, range_margin: float = 0.0, key: tuple | None = None) -> LoadedModel:
+    """Verify every hash, load the pipeline, compile and self-check it."""
+    bundle = load_bundle(path, extra_files=(DEPLOYMENT,))
+    spec = InputSpec.from_schema(bundle.schema, range_margin)
+    if not spec.features:
+        raise BundleError(
+            f"bundle {path} has no input schema (schema.json lists no features)",
+            "Rebuild the bundle with `mlops run`: the train stage writes the schema.",
+        )
+    deployment = read_deployment(path) or {}
+    meta = bundle.metadata
+    return LoadedModel(
+        name=deployment.get("name") or bundle.name,
+        version=deployment.get("version") or meta.get("version") or "unversioned",
+        commit=deployment.get("commit") or (meta.get("git") or {}).get("commit"),
+        path=Path(path),
+        loaded_at=time.time(),
+        task=meta.get("task", "classification" if hasattr(bundle.model, "classes_") else ""),
+        spec=spec,
+        predictor=Predictor.load(bundle.model, spec),
+        key=key,
+    )
+
+
+def source_path(config: ServeConfig) -> Path:
+    """The bundle directory to serve now: the bundle, or the target's current version."""
+    if config.target:
+        return Target(Path(config.target).absolute()).require_current()
+    assert config.bundle is not None
+    return Path(config.bundle)
+
+
+def _value_buckets(path: Path) -> tuple[float, ...]:
+    """Buckets for predicted values: the training target's histogram edges, when known."""
+    try:
+        meta = json.loads((path / "metadata.json").read_text())
+        ref = json.loads((path / "reference.json").read_text())
+        edges = ref["columns"][meta["target"]]["histogram"]["edges"]
+        out = tuple(sorted({float(e) for e in edges}))
+        return out or LATENCY_BUCKETS
+    except (OSError, ValueError, KeyError, TypeError):
+        return LATENCY_BUCKETS
+
+
+class Service:
+    """Holds the current model; switches versions when the target's `current` changes."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.target = Target(Path(config.target).absolute()) if config.target else None
+        self.model: LoadedModel | None = None
+        self.pending_error: dict[str, Any] | None = None
+        self._failed_key: tuple | None = None
+        self.metrics = Metrics()
+        self.log = PredictionLog(config.log_dir, config.log_limits) if config.log_dir else None
+        self._ids = itertools.count(1)
+        self._id_prefix = secrets.token_hex(4)
+        self._watcher: asyncio.Task | None = None
+        self.started = False
+
+    # ---- loading and switching ----------------------------------------------------------
+
+    def _current(self) -> tuple[Path, tuple] | None:
+        assert self.target is not None
+        link = self.target.current_link_text()
+        if link is None:
+            return None
+        path = self.target.root / link
+        try:
+            return path, (link, os.stat(path).st_ino)
+        except OSError:
+            return None
+
+    def load_initial(self) -> LoadedModel:
+        """Load what to serve now (raises `MlopsError` when there is nothing valid)."""
+        if self.model is not None:
+            return self.model
+        if self.target is not None:
+            found = self._current()
+            if found is None:
+                self.target.require_current()  # raises NotDeployedError with a hint
+                raise BundleError(f"{self.target.current_link} points at nothing")
+            path, key = found
+            model = load_model(path, self.config.range_margin, key)
+        else:
+            assert self.config.bundle is not None
+            model = load_model(Path(self.config.bundle), self.config.range_margin)
+        self._install(model)
+        return model
+
+    def _install(self, model: LoadedModel) -> None:
+        if model.numeric:
+            self.metrics.values.buckets = _value_buckets(model.path)
+        self.metrics.model_info.series.clear()
+        self.metrics.model_info.set(
+            1, model.name, model.version, model.commit or "", model.predictor.mode
+        )
+        self.metrics.loaded_at.set(model.loaded_at)
+        self.model = model  # one reference assignment: requests that hold the old one finish on it
+
+    def check_for_switch(self) -> str | None:
+        """Load and switch to the target's `current` if it changed (blocking; run in a thread).
+
+        Returns "switched", "failed" or None (nothing to do). A version that fails verification
+        or loading is not switched to, and not retried until `current` changes again.
+        """
+        if self.target is None:
+            return None
+        found = self._current()
+        if found is None:
+            return None
+        path, key = found
+        if (self.model is not None and key == self.model.key) or key == self._failed_key:
+            return None
+        try:
+            model = load_model(path, self.config.range_margin, key)
+        except Exception as exc:  # a bad bundle must never take the service down
+            self._failed_key = key
+            message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            self.pending_error = {"path": str(path), "error": message, "at": time.time()}
+            self.metrics.reloads.inc("failed")
+            return "failed"
+        self._install(model)
+        self.pending_error = None
+        self.metrics.reloads.inc("ok")
+        return "switched"
+
+    async def watch(self) -> None:
+        """Poll the target's `current` and switch versions in a worker thread."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.config.poll_seconds)
+            with contextlib.suppress(Exception):
+                await loop.run_in_executor(None, self.check_for_switch)
+
+    async def startup(self) -> None:
+        """Load the model, freeze it out of the GC, start the log writer and the watcher."""
+        if self.started:
+            return
+        self.load_initial()
+        # what is loaded now lives as long as the process: keep the cyclic GC from re-scanning
+        # it (the model, scikit-learn, FastAPI) on every full collection while serving
+        gc.collect()
+        gc.freeze()
+        if self.log is not None:
+            self.log.start()
+        if self.target is not None:
+            self._watcher = asyncio.create_task(self.watch())
+        self.started = True
+
+    async def shutdown(self) -> None:
+        """Stop the watcher, then write and close the prediction log."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._watcher
+            self._watcher = None
+        if self.log is not None:
+            self.log.close()
+        self.started = False
+
+    # ---- requests -----------------------------------------------------------------------
+
+    def request_id(self, given: bytes | None) -> str:
+        """The client's X-Request-ID when well-formed, else a new id."""
+        if given:
+            with contextlib.suppress(UnicodeDecodeError):
+                text = given.decode("ascii")
+                if REQUEST_ID.match(text):
+                    return text
+        return f"{self._id_prefix}-{next(self._ids):x}"
+
+    def predict(
+        self, model: LoadedModel, batch: Batch, endpoint: str, request_id: str, started: float
+    ) -> dict[str, Any]:
+        """Predict a validated batch, count it, queue it for the log; the response body."""
+        predictions, proba = model.predictor.predict(batch.columns, batch.n)
+        out: dict[str, Any] = {"predictions": predictions}
+        if model.predictor.classes is not None:
+            out["classes"] = model.predictor.classes
+        if proba is not None:
+            out["probabilities"] = proba
+        out.update(model=model.name, version=model.version, request_id=request_id)
+        self.metrics.count_predictions(model.version, predictions, model.numeric)
+        if self.log is not None:
+            entry = {
+                "kind": "prediction",
+                "ts": time.time(),
+                "request_id": request_id,
+                "model": model.name,
+                "version": model.version,
+                "endpoint": endpoint,
+                "n": batch.n,
+                "inputs": batch.columns,
+                "predictions": predictions,
+                "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            }
+            if proba is not None:
+                entry["classes"] = model.predictor.classes
+                entry["probabilities"] = proba
+            self.log.add(entry, batch.n)
+        return out
+
+    def feedback(self, obj: Any) -> int:
+        """Attach ground-truth labels to request ids (queued to the log); how many accepted."""
+        if self.log is None:
+            raise RequestError(
+                409,
+                "log_disabled",
+                "the prediction log is off, so feedback has nowhere to go",
+                hint="Start the service without --no-log.",
+            )
+        items = obj if isinstance(obj, list) else [obj]
+        if not items or len(items) > self.config.max_rows:
+            raise RequestError(422, "bad_feedback", "send 1 to max-rows feedback objects")
+        model = self.model
+        entries, problems = [], []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                problems.append({"item": i, "problem": "must be an object"})
+                continue
+            rid = item.get("request_id")
+            if not isinstance(rid, str) or not REQUEST_ID.match(rid):
+                problems.append({"item": i, "problem": "request_id must be a request id string"})
+                continue
+            if "labels" in item:
+                labels = item["labels"]
+            elif "label" in item:
+                labels = [item["label"]]
+            else:
+                problems.append({"item": i, "problem": "needs `label` or `labels`"})
+                continue
+            if not isinstance(labels, list) or not labels or len(labels) > self.config.max_rows:
+                problems.append({"item": i, "problem": "labels must be a non-empty list"})
+                continue
+            bad = _bad_labels(labels, model)
+            if bad:
+                problems.append({"item": i, "problem": bad})
+                continue
+            entries.append(
+                {"kind": "feedback", "ts": time.time(), "request_id": rid, "labels": labels}
+            )
+        if problems:
+            raise RequestError(422, "bad_feedback", "some feedback was refused", problems=problems)
+        for e in entries:
+            self.log.add(e, len(e["labels"]))
+        return len(entries)
+
+    def version_info(self) -> dict[str, Any]:
+        """The body of `GET /version`."""
+        info = self.model.describe() if self.model else {}
+        info["pending_error"] = self.pending_error
+        info["target"] = str(self.target.root) if self.target else None
+        return info
+
+    def render_metrics(self) -> bytes:
+        """The body of `GET /metrics` (Prometheus text format)."""
+        if self.log is not None:
+            fam = self.metrics.log_entries
+            fam.set(self.log.written, "written")
+            fam.set(self.log.dropped, "dropped")
+            fam.set(self.log.errors, "error")
+        return self.metrics.render()
+
+
+def _bad_labels(labels: list, model: LoadedModel | None) -> str | None:
+    if model is None:
+        return None
+    if model.numeric:
+        if any(type(v) not in (int, float) for v in labels):
+            return "labels of a regression model must be numbers"
+        return None
+    classes = model.predictor.classes or []
+    unknown = [v for v in labels if v not in classes]
+    if unknown:
+        return f"unknown class {unknown[0]!r}; the classes are {classes}"
+    return None
