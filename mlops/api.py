@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mlops.config import Project, load_project
+from mlops.data.commands import InferResult, infer_project, validate_project
+from mlops.data.validation import ValidationReport
 from mlops.pipeline.compile import compile_dvc_yaml
 from mlops.pipeline.records import RunRecord, RunStore
 from mlops.pipeline.runner import RunResult, StageEvent, ensure_project, prepare, run_pipeline
@@ -65,3 +67,49 @@ def runs_list(root: Path | str = ".", limit: int | None = 20) -> list[RunRecord]
 def runs_show(root: Path | str = ".", run_id: str = "latest") -> RunRecord:
     """One recorded run by id, id prefix, or `latest` (`mlops runs show`)."""
     return RunStore(Path(root).resolve()).get(run_id)
+
+
+def validate(
+    root: Path | str = ".",
+    input: str | None = None,
+    *,
+    schema: str | None = None,
+    stage: str | None = None,
+    reference: str | None = None,
+    previous: str | None = None,
+    no_schema: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> ValidationReport:
+    """Validate, profile and compare data (`mlops validate`); the report says what failed."""
+    return validate_project(
+        root,
+        input,
+        schema=schema,
+        stage=stage,
+        reference=reference,
+        previous=previous,
+        no_schema=no_schema,
+        progress=progress,
+    )
+
+
+def infer_schema(
+    root: Path | str = ".",
+    input: str | None = None,
+    *,
+    schema: str | None = None,
+    stage: str | None = None,
+    tolerance: float = 0.0,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> InferResult:
+    """Draft `data/schema.yaml` from the data (`mlops validate --infer`)."""
+    return infer_project(
+        root,
+        input,
+        schema=schema,
+        stage=stage,
+        tolerance=tolerance,
+        force=force,
+        progress=progress,
+    )

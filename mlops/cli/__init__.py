@@ -93,6 +93,9 @@ def _register() -> None:
     project.register(app)
     run.register(app)
     app.add_typer(runs.app, name="runs")
+    from mlops.cli import validate
+
+    validate.register(app)
 
 
 _register()
