@@ -139,6 +139,15 @@ def validate(
             "--markdown", help="Write the report as Markdown ('-' for stdout).", metavar="FILE"
         ),
     ] = None,
+    save_profile: Annotated[
+        str | None,
+        typer.Option(
+            "--save-profile",
+            help="Write the data's statistics profile (JSON; usable "
+            "later as --previous or --reference).",
+            metavar="FILE",
+        ),
+    ] = None,
     json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Check data against data/schema.yaml; show anomalies and drift.
@@ -195,6 +204,10 @@ def validate(
     from mlops.data.render import html_report
     from mlops.data.render import markdown as to_markdown
 
+    if save_profile:
+        import json as _json
+
+        atomic_write_text(Path(save_profile), _json.dumps(report.profile, indent=1) + "\n")
     if html:
         atomic_write_text(Path(html), html_report(report))
     if markdown == "-":

@@ -379,7 +379,9 @@ class Validator:
         if self.hashes:
             self._finish_unique()
         out = []
-        for column, check in self.order:
+        rank = {name: i for i, name in enumerate(self.columns)}
+        order = sorted(self.order, key=lambda key: rank.get(key[0], len(rank)))
+        for column, check in order:
             acc = self.acc[(column, check)]
             count = acc.count
             if check in ("column_in_dataframe", "column_in_schema"):

@@ -35,24 +35,39 @@ class InferResult:
 
 
 def stage_settings(root: Path, stage: str | None = None) -> tuple[str | None, ValidateWith]:
-    """(stage name, its `with:`) of the named or first validate stage; defaults without one."""
-    if not (root / PIPELINE_FILE).exists():
+    """(stage name, its `with:`) of the named or first validate stage; defaults without one.
+
+    Reads only that stage of pipeline.yaml, so it works before the files the whole pipeline
+    needs exist (`--infer` runs when there is no schema yet).
+    """
+    from pydantic import ValidationError
+
+    from mlops.config.yamlfile import read_yaml
+
+    path = root / PIPELINE_FILE
+    if not path.exists():
         if stage:
             raise UsageError(f"no {PIPELINE_FILE} here, so there is no stage {stage!r}")
         return None, ValidateWith()
-    from mlops.config import load_project
-
-    project = load_project(root)
-    candidates = [s for s in project.stages.values() if s.kind == "validate"]
-    if stage is not None:
-        chosen = project.stages.get(stage)
-        if chosen is None or chosen.kind != "validate":
-            names = ", ".join(s.name for s in candidates) or "none"
-            raise UsageError(f"{stage!r} is not a validate stage", f"Validate stages: {names}.")
-        return chosen.name, chosen.args
-    if not candidates:
+    data = read_yaml(path, with_lines=False).data or {}
+    stages = data.get("stages") if isinstance(data, dict) else None
+    stages = stages if isinstance(stages, dict) else {}
+    candidates = [
+        n for n, s in stages.items() if isinstance(s, dict) and s.get("uses") == "validate"
+    ]
+    if stage is not None and stage not in candidates:
+        names = ", ".join(candidates) or "none"
+        raise UsageError(f"{stage!r} is not a validate stage", f"Validate stages: {names}.")
+    name = stage or (candidates[0] if candidates else None)
+    if name is None:
         return None, ValidateWith()
-    return candidates[0].name, candidates[0].args
+    try:
+        return name, ValidateWith.model_validate(stages[name].get("with") or {})
+    except ValidationError as exc:
+        raise UsageError(
+            f"{PIPELINE_FILE}: stages.{name}.with is invalid: {exc.errors()[0]['msg']}",
+            "Run `mlops check` for every problem with its line.",
+        ) from None
 
 
 def load_reference(path: Path) -> dict[str, Any]:

@@ -500,7 +500,7 @@ def _verdict(
         name,
         kind,
         method,
-        round(float(score), 8),
+        float(f"{float(score):.8g}"),
         limit,
         bool(drifted),
         severity=round(_severity(method, score, limit), 6),
@@ -617,7 +617,7 @@ def compare(
     if settings.correction == "bh":
         tested = [c for c in report.columns if c.method in P_VALUE_METHODS and c.score is not None]
         for c, adj in zip(tested, _bh([float(c.score or 0.0) for c in tested]), strict=True):
-            c.p_adjusted = round(adj, 8)
+            c.p_adjusted = float(f"{adj:.8g}")
             c.drifted = adj < c.threshold
             c.severity = round(_severity(c.method, adj, c.threshold), 6)
     for c in report.columns:

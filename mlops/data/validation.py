@@ -9,6 +9,7 @@ data with the previous span (N vs N-1) and, when given, a model's reference prof
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -160,6 +161,33 @@ def validate_table(
     span's profile; `reference` a model's reference profile. Library code: never prints, never
     raises on invalid data (the report says what failed; the caller decides the exit code).
     """
+    chunks = iter_chunks(path, chunk_bytes=chunk_bytes, progress=progress)
+    return validate_chunks(
+        chunks,
+        schema,
+        display=display or str(path),
+        schema_name=schema_name,
+        previous=previous,
+        reference=reference,
+        drift=drift,
+        on_drift=on_drift,
+        anomaly_spec=anomaly_spec,
+    )
+
+
+def validate_chunks(
+    chunks: Iterable[pd.DataFrame],
+    schema: dict[str, Any] | None,
+    *,
+    display: str = "<frame>",
+    schema_name: str | None = None,
+    previous: dict[str, Any] | None = None,
+    reference: dict[str, Any] | None = None,
+    drift: DriftSpec | None = None,
+    on_drift: str = "continue",
+    anomaly_spec: AnomalySpec | None = None,
+) -> ValidationReport:
+    """`validate_table` on frames already read (an in-memory frame is `[df]`)."""
     t0 = time.perf_counter()
     validator = Validator(schema) if schema is not None else None
     expected = validator.expected_dtypes() if validator is not None else {}
@@ -167,7 +195,7 @@ def validate_table(
     offset = 0
     width = 0
     only: pd.DataFrame | None = None
-    for chunk in iter_chunks(path, chunk_bytes=chunk_bytes, progress=progress):
+    for chunk in chunks:
         if profiler.chunks == 0:
             width = chunk.shape[1]
             for col in chunk.columns:
@@ -184,7 +212,7 @@ def validate_table(
     failures = validator.finish() if validator is not None else []
     failures += anomalies(profile, previous, anomaly_spec)
     report = ValidationReport(
-        display or str(path),
+        display,
         schema_name,
         offset,
         width,

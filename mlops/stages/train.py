@@ -19,9 +19,9 @@ from mlops import __version__
 from mlops.adapters import git
 from mlops.config.models import TrainWith
 from mlops.config.yamlfile import atomic_write_bytes, atomic_write_text
+from mlops.data.columns import dtype_name
 from mlops.data.io import md5_file, read_table
 from mlops.data.profile import profile_frame
-from mlops.data.columns import dtype_name
 from mlops.errors import UsageError
 from mlops.stages.task import infer_task
 
