@@ -108,3 +108,21 @@ def test_a_check_the_engine_lacks_runs_through_pandera():
     (failure,) = validate_chunk(df, schema)
     assert failure.column == "v" and failure.check.startswith("unique_values_eq")
     assert failure.count >= 1
+
+
+def calls_into(calls: list[tuple[int, int]]):
+    return lambda done, total: calls.append((done, total))
+
+
+def test_streaming_reports_progress_up_to_the_file_size(tmp_path: Path):
+    df = _frame(40_000)
+    path = tmp_path / "t.parquet"
+    df.to_parquet(path)
+    csv = tmp_path / "t.csv"
+    df.to_csv(csv, index=False)
+    for p in (path, csv):
+        calls: list[tuple[int, int]] = []
+        report = validate_table(p, _schema(), chunk_bytes=300_000, progress=calls_into(calls))
+        assert report.valid and report.rows == 40_000 and report.chunks > 1
+        done = [d for d, _ in calls]
+        assert done == sorted(done) and calls[-1] == (p.stat().st_size, p.stat().st_size)

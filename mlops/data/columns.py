@@ -60,6 +60,9 @@ class ColumnChunk:
     unparsed_count: int = 0
     values: np.ndarray | None = None  # float64 values in row order (NaN for missing/unparsed)
     counts: pd.Series | None = None
+    mean: float = 0.0  # of the finite values
+    m2: float = 0.0  # sum of squared deviations from the mean
+    distinct: int = 0  # distinct finite values
 
 
 def as_numeric(series: pd.Series) -> tuple[np.ndarray, np.ndarray | None, int]:
@@ -101,9 +104,14 @@ def summarize(name: str, series: pd.Series, expected: str | None = None) -> Colu
     if kind_of(dtype) == "numeric":
         values, bad, nbad = as_numeric(series)
         finite_mask = np.isfinite(values)
-        nan_count = int(np.isnan(values).sum())
-        finite = values[finite_mask]
+        n_finite = int(np.count_nonzero(finite_mask))
+        nan_count = int(np.count_nonzero(np.isnan(values))) if n_finite < rows else 0
+        finite = values[finite_mask] if n_finite < rows else values.copy()
         finite.sort(kind="quicksort")
+        mean = float(finite.mean()) if n_finite else 0.0
+        dev = finite - mean
+        m2 = float(np.dot(dev, dev))
+        distinct = int(np.count_nonzero(finite[1:] != finite[:-1])) + 1 if n_finite else 0
         return ColumnChunk(
             name,
             "numeric",
@@ -115,6 +123,9 @@ def summarize(name: str, series: pd.Series, expected: str | None = None) -> Colu
             unparsed=bad,
             unparsed_count=nbad,
             values=values,
+            mean=mean,
+            m2=m2,
+            distinct=distinct,
         )
     missing = int(series.isna().sum())
     counts = as_text(series).value_counts(sort=True)

@@ -136,7 +136,13 @@ class DriftReport:
 class _Numeric:
     """A numeric column of the current data: exact from a sorted array, or from a sketch."""
 
-    def __init__(self, x: np.ndarray | None = None, sketch: Sketch | None = None) -> None:
+    def __init__(
+        self,
+        x: np.ndarray | None = None,
+        sketch: Sketch | None = None,
+        m2: float | None = None,
+        mean: float | None = None,
+    ) -> None:
         import numpy as np
 
         self.x = x
@@ -145,9 +151,11 @@ class _Numeric:
             self.n = len(x)
             if self.n:
                 self.min, self.max = float(x[0]), float(x[-1])
-                self.mean = float(x.mean())
-                self.std = float(x.std(ddof=1)) if self.n > 1 else 0.0
-            if self.n > 100_000:
+                self.mean = float(x.mean()) if mean is None else mean
+                if m2 is None:
+                    m2 = float(((x - self.mean) ** 2).sum())
+                self.std = math.sqrt(m2 / (self.n - 1)) if self.n > 1 else 0.0
+            if self.n > 5_000:
                 self.points = np.unique(sorted_quantile(x, np.linspace(0, 1, 2001)))
             else:
                 self.points = np.unique(x)
@@ -514,20 +522,25 @@ def _verdict(
 
 
 def _current_columns(
-    current: pd.DataFrame | dict[str, Any], reference: dict[str, Any], names: list[str]
+    current: pd.DataFrame | dict[str, Any] | list[ColumnChunk],
+    reference: dict[str, Any],
+    names: list[str],
 ) -> dict[str, _Numeric | dict[str, float]]:
     """Each compared column of the current data in the form its reference kind needs."""
     import pandas as pd
 
     ref_cols = reference["columns"]
     out: dict[str, _Numeric | dict[str, float]] = {}
-    if isinstance(current, pd.DataFrame):
-        expected = {n: ref_cols[n].get("dtype", "str") for n in names}
-        frame = current[[c for c in current.columns if str(c) in expected]]
-        chunks: list[ColumnChunk] = summarize_frame(frame, expected)
+    if isinstance(current, pd.DataFrame | list):
+        if isinstance(current, pd.DataFrame):
+            expected = {n: ref_cols[n].get("dtype", "str") for n in names}
+            frame = current[[c for c in current.columns if str(c) in expected]]
+            chunks: list[ColumnChunk] = summarize_frame(frame, expected)
+        else:
+            chunks = [c for c in current if c.name in names]
         for ch in chunks:
             if ch.kind == "numeric":
-                out[ch.name] = _Numeric(x=ch.sorted)
+                out[ch.name] = _Numeric(x=ch.sorted, m2=ch.m2, mean=ch.mean)
             else:
                 assert ch.counts is not None
                 out[ch.name] = {str(k): float(v) for k, v in ch.counts.items()}
@@ -546,7 +559,7 @@ def _current_columns(
 
 
 def compare(
-    current: pd.DataFrame | dict[str, Any],
+    current: pd.DataFrame | dict[str, Any] | list[ColumnChunk],
     reference: dict[str, Any],
     settings: DriftSpec | None = None,
     *,
@@ -555,6 +568,8 @@ def compare(
 ) -> DriftReport:
     """Compare new data (a DataFrame or a profile) with a reference profile, column by column.
 
+    (A list of `ColumnChunk` summaries of a whole table, as the validate stage already has them,
+    is accepted too: it saves parsing and sorting the columns a second time.)
     `settings` (pipeline.yaml's `DriftSpec`) picks the method (`auto` by default), the default
     and per-column thresholds, the dataset-drift share and the p-value correction. `columns`
     limits the comparison (default: every column in both). Never raises on drift; the caller
@@ -573,6 +588,9 @@ def compare(
     elif isinstance(current, pd.DataFrame):
         cur_names = [str(c) for c in current.columns]
         cur_rows = len(current)
+    elif isinstance(current, list):
+        cur_names = [c.name for c in current]
+        cur_rows = current[0].rows if current else 0
     else:
         raise TypeError("current must be a pandas DataFrame or a profile dict")
     ref_names = list(reference["columns"])

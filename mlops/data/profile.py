@@ -58,7 +58,7 @@ def _f(v: Any) -> float | None:
         f = float(v)
     except (TypeError, ValueError):
         return None
-    return None if not math.isfinite(f) else round(f, 12)
+    return f if math.isfinite(f) else None
 
 
 class Sketch:
@@ -74,16 +74,17 @@ class Sketch:
         return float(self.cum[-1]) if len(self.cum) else 0.0
 
     @classmethod
-    def from_sorted(cls, x: np.ndarray) -> Sketch:
+    def from_sorted(cls, x: np.ndarray, distinct: int | None = None) -> Sketch:
         """Exact sketch of a sorted array: its distinct values, or its 1,001 quantiles."""
         import numpy as np
 
         n = len(x)
         if n == 0:
             return cls(np.empty(0), np.empty(0), True)
-        steps = np.diff(x)
-        if np.count_nonzero(steps) + 1 <= MAX_EXACT:
-            starts = np.flatnonzero(steps) + 1
+        if distinct is None:
+            distinct = int(np.count_nonzero(x[1:] != x[:-1])) + 1
+        if distinct <= MAX_EXACT:
+            starts = np.flatnonzero(x[1:] != x[:-1]) + 1
             values = x[np.concatenate(([0], starts))]
             cum = np.concatenate((starts, [n])).astype("float64")
             return cls(values, cum, True)
@@ -225,8 +226,7 @@ class NumericAccumulator:
         if m:
             lo, hi = np.searchsorted(x, 0.0, "left"), np.searchsorted(x, 0.0, "right")
             self.zeros += int(hi - lo)
-            mean = float(x.mean())
-            m2 = float(((x - mean) ** 2).sum())
+            mean, m2 = c.mean, c.m2
             total = self.n + m
             delta = mean - self.mean
             self.mean += delta * m / total
@@ -234,8 +234,8 @@ class NumericAccumulator:
             self.n = total
             self.min = min(self.min, float(x[0]))
             self.max = max(self.max, float(x[-1]))
-            chunk_sketch = Sketch.from_sorted(x)
-            distinct = int(np.count_nonzero(np.diff(x))) + 1
+            distinct = c.distinct
+            chunk_sketch = Sketch.from_sorted(x, distinct)
             self.distinct = distinct if self.chunks == 1 else max(self.distinct, distinct)
             self.quantiles = (
                 [float(q) for q in sorted_quantile(x, QUANTILES)] if self.chunks == 1 else None

@@ -24,9 +24,17 @@ HEADER = (
 )
 
 
-def _num(v: Any) -> float | int:
+def _num(v: Any, direction: int = 0) -> float | int:
+    """A tidy bound: whole numbers as ints; others to 10 significant digits, rounded outwards
+    (`direction` -1 down, +1 up) so the bound still holds for the value it came from."""
     f = float(v)
-    return int(f) if f.is_integer() and abs(f) < 2**53 else round(f, 10)
+    if f.is_integer() and abs(f) < 2**53:
+        return int(f)
+    if direction == 0 or f == 0 or not math.isfinite(f):
+        return f
+    scale = 10.0 ** (10 - math.ceil(math.log10(abs(f))))
+    tidy = (math.floor if direction < 0 else math.ceil)(f * scale) / scale
+    return tidy if (tidy <= f if direction < 0 else tidy >= f) else f
 
 
 def infer_schema(df: pd.DataFrame, tolerance: float = 0.0) -> dict[str, Any]:
@@ -56,7 +64,7 @@ def schema_from_profile(profile: dict[str, Any], tolerance: float = 0.0) -> dict
             lo, hi = lo - pad, hi + pad
             if dtype == "int64":
                 lo, hi = math.floor(lo), math.ceil(hi)
-            checks["in_range"] = {"min_value": _num(lo), "max_value": _num(hi)}
+            checks["in_range"] = {"min_value": _num(lo, -1), "max_value": _num(hi, 1)}
         elif dtype == "str" and 0 < p.get("distinct", 0) <= MAX_CATEGORIES and not p.get("other"):
             checks["isin"] = sorted(p["top"])
         exact = not p.get("distinct_is_lower_bound")

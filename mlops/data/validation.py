@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops.data.checks import Validator
-from mlops.data.columns import summarize_frame
+from mlops.data.columns import ColumnChunk, summarize_frame
 from mlops.data.drift import DriftReport, compare
 from mlops.data.profile import Profiler
 from mlops.data.schema import Failure
@@ -194,16 +194,14 @@ def validate_chunks(
     profiler = Profiler()
     offset = 0
     width = 0
-    only: pd.DataFrame | None = None
+    only: list[ColumnChunk] | None = None
     for chunk in chunks:
         if profiler.chunks == 0:
             width = chunk.shape[1]
             for col in chunk.columns:
                 expected.setdefault(str(col), _dtype(chunk[col]))
-            only = chunk
-        else:
-            only = None
         summaries = summarize_frame(chunk, expected)
+        only = summaries if profiler.chunks == 0 else None
         if validator is not None:
             validator.add(chunk, summaries, offset)
         profiler.add(summaries)
@@ -221,8 +219,9 @@ def validate_chunks(
         on_drift=on_drift,
         chunks=profiler.chunks,
     )
-    # one chunk: compare the frame itself (exact tests); several: compare the merged profile
-    current: pd.DataFrame | dict[str, Any] = only if only is not None else profile
+    # one chunk: compare the column summaries themselves (exact tests, no second sort);
+    # several: compare the merged profile
+    current: list[ColumnChunk] | dict[str, Any] = only if only is not None else profile
     if previous is not None:
         report.previous = compare(current, previous, drift, label="this span vs the previous")
     else:
