@@ -84,6 +84,7 @@ def child_ours(cur_path: str, profile_path: str, kinds: str) -> dict:
     import scipy.spatial.distance
     import scipy.stats  # noqa: F401 - imported before the clock starts, as Evidently's are
 
+    from mlops.config.models import DriftSpec  # noqa: F401 - compare() imports it lazily
     from mlops.data.drift import compare
 
     cur = pd.read_parquet(cur_path)

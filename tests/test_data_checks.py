@@ -126,3 +126,29 @@ def test_streaming_reports_progress_up_to_the_file_size(tmp_path: Path):
         assert report.valid and report.rows == 40_000 and report.chunks > 1
         done = [d for d, _ in calls]
         assert done == sorted(done) and calls[-1] == (p.stat().st_size, p.stat().st_size)
+
+
+def test_anomalies_against_the_previous_span():
+    from mlops.config.models import AnomalySpec
+    from mlops.data.profile import profile_frame
+    from mlops.data.validation import anomalies
+
+    before = profile_frame(_frame(1000))
+    now = _frame(400)
+    now.loc[:99, "x"] = np.nan  # 25% missing, was 0%
+    now.loc[100:119, "x"] = np.inf  # 5% infinite, was 0%
+    spec = AnomalySpec(min_rows=500, max_row_change=0.5, max_missing_increase=0.1)
+    found = {
+        (f.column, f.check.split("(")[0]): f for f in anomalies(profile_frame(now), before, spec)
+    }
+    assert set(found) == {
+        ("<table>", "min_rows"),
+        ("<table>", "row_count_change"),
+        ("x", "missing_share_increase"),
+    }
+    assert found[("<table>", "row_count_change")].examples == ["1000 -> 400 rows (-60%)"]
+    assert found[("x", "missing_share_increase")].examples == ["0.0% -> 25.0%"]
+    spec.max_missing_increase = 0.04
+    found = {f.check.split("(")[0] for f in anomalies(profile_frame(now), before, spec)}
+    assert "infinite_share_increase" in found
+    assert anomalies(profile_frame(_frame(1000)), before, AnomalySpec()) == []

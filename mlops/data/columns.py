@@ -95,8 +95,13 @@ def as_text(series: pd.Series) -> pd.Series:
     return values.astype(str)
 
 
-def summarize(name: str, series: pd.Series, expected: str | None = None) -> ColumnChunk:
-    """Parse and summarize one column of one chunk (see the module docstring)."""
+def summarize(
+    name: str, series: pd.Series, expected: str | None = None, *, keep_values: bool = True
+) -> ColumnChunk:
+    """Parse and summarize one column of one chunk (see the module docstring).
+
+    `keep_values=False` drops the row-ordered values (validation needs them to locate failing
+    rows; drift does not), halving the memory a numeric column holds."""
     import numpy as np
 
     dtype = expected or dtype_name(series)
@@ -106,7 +111,12 @@ def summarize(name: str, series: pd.Series, expected: str | None = None) -> Colu
         finite_mask = np.isfinite(values)
         n_finite = int(np.count_nonzero(finite_mask))
         nan_count = int(np.count_nonzero(np.isnan(values))) if n_finite < rows else 0
-        finite = values[finite_mask] if n_finite < rows else values.copy()
+        if n_finite < rows:
+            finite = values[finite_mask]
+        elif keep_values or np.may_share_memory(values, series.to_numpy()):
+            finite = values.copy()
+        else:
+            finite = values  # already a private copy (e.g. parsed from strings)
         finite.sort(kind="quicksort")
         mean = float(finite.mean()) if n_finite else 0.0
         dev = finite - mean
@@ -122,7 +132,7 @@ def summarize(name: str, series: pd.Series, expected: str | None = None) -> Colu
             infinite=int(rows - nan_count - len(finite)),
             unparsed=bad,
             unparsed_count=nbad,
-            values=values,
+            values=values if keep_values else None,
             mean=mean,
             m2=m2,
             distinct=distinct,

@@ -28,10 +28,11 @@ Benjamini-Hochberg across the columns tested by p-value before comparing with th
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mlops.data.columns import ColumnChunk, as_numeric, as_text, kind_of, summarize_frame
+from mlops.data.columns import THREADS, ColumnChunk, kind_of, summarize
 from mlops.data.profile import (
     Sketch,
     check_format,
@@ -521,41 +522,65 @@ def _verdict(
 # ---- the public functions -----------------------------------------------------------------
 
 
-def _current_columns(
-    current: pd.DataFrame | dict[str, Any] | list[ColumnChunk],
-    reference: dict[str, Any],
-    names: list[str],
-) -> dict[str, _Numeric | dict[str, float]]:
-    """Each compared column of the current data in the form its reference kind needs."""
+def _from_chunk(ch: ColumnChunk) -> _Numeric | dict[str, float]:
+    if ch.kind == "numeric":
+        return _Numeric(x=ch.sorted, m2=ch.m2, mean=ch.mean)
+    assert ch.counts is not None
+    return {str(k): float(v) for k, v in ch.counts.items()}
+
+
+def _current_column(
+    current: pd.DataFrame | dict[str, Any] | dict[str, ColumnChunk],
+    name: str,
+    ref_dtype: str,
+    from_chunks: bool = False,
+) -> _Numeric | dict[str, float] | None:
+    """One column of the current data in the form its reference kind needs (parsed on demand,
+    so a frame's columns are sorted one at a time and not all kept in memory)."""
     import pandas as pd
 
-    ref_cols = reference["columns"]
-    out: dict[str, _Numeric | dict[str, float]] = {}
-    if isinstance(current, pd.DataFrame | list):
-        if isinstance(current, pd.DataFrame):
-            expected = {n: ref_cols[n].get("dtype", "str") for n in names}
-            frame = current[[c for c in current.columns if str(c) in expected]]
-            chunks: list[ColumnChunk] = summarize_frame(frame, expected)
-        else:
-            chunks = [c for c in current if c.name in names]
-        for ch in chunks:
-            if ch.kind == "numeric":
-                out[ch.name] = _Numeric(x=ch.sorted, m2=ch.m2, mean=ch.mean)
-            else:
-                assert ch.counts is not None
-                out[ch.name] = {str(k): float(v) for k, v in ch.counts.items()}
-        return out
-    for n in names:
-        col = current["columns"][n]
-        if kind_of(ref_cols[n].get("dtype", "str")) == "numeric":
-            sketch = column_sketch(col)
-            if sketch is not None:
-                num = _Numeric(sketch=sketch)
-                num.mean, num.std = col.get("mean"), col.get("std")
-                out[n] = num
-        else:
-            out[n] = {str(k): float(v) for k, v in _categorical_counts(col).items()}
-    return out
+    if isinstance(current, pd.DataFrame):
+        col = next(c for c in current.columns if str(c) == name)
+        return _from_chunk(summarize(name, current[col], ref_dtype, keep_values=False))
+    if from_chunks:
+        chunk = current.get(name)
+        return _from_chunk(chunk) if isinstance(chunk, ColumnChunk) else None
+    col = current["columns"][name]
+    if kind_of(ref_dtype) == "numeric":
+        sketch = column_sketch(col)
+        if sketch is None:
+            return None
+        num = _Numeric(sketch=sketch)
+        num.mean, num.std = col.get("mean"), col.get("std")
+        return num
+    return {str(k): float(v) for k, v in _categorical_counts(col).items()}
+
+
+def _compare_column(
+    current: pd.DataFrame | dict[str, Any] | dict[str, ColumnChunk],
+    ref_col: dict[str, Any],
+    name: str,
+    settings: DriftSpec,
+    from_chunks: bool = False,
+) -> ColumnDrift:
+    threshold = settings.columns.get(name, settings.threshold)
+    dtype = ref_col.get("dtype", "str")
+    cur = _current_column(current, name, dtype, from_chunks)
+    if kind_of(dtype) == "numeric":
+        if not isinstance(cur, _Numeric):
+            return ColumnDrift(
+                name,
+                "numeric",
+                settings.method,
+                None,
+                threshold or 0.0,
+                True,
+                severity=float("inf"),
+                note="type changed: not numeric",
+            )
+        return _numeric_column(name, ref_col, cur, settings.method, threshold)
+    counts = cur if isinstance(cur, dict) else {}
+    return _categorical_column(name, ref_col, counts, settings.method, threshold)
 
 
 def compare(
@@ -606,32 +631,19 @@ def compare(
         new_columns=[n for n in cur_names if n not in ref_names] if columns is None else [],
         label=label,
     )
-    data = _current_columns(current, reference, names)
-    for n in names:
-        ref_col = reference["columns"][n]
-        threshold = settings.columns.get(n, settings.threshold)
-        cur = data.get(n)
-        if kind_of(ref_col.get("dtype", "str")) == "numeric":
-            if not isinstance(cur, _Numeric):
-                report.columns.append(
-                    ColumnDrift(
-                        n,
-                        "numeric",
-                        settings.method,
-                        None,
-                        threshold or 0.0,
-                        True,
-                        severity=float("inf"),
-                        note="type changed: not numeric",
-                    )
-                )
-                continue
-            report.columns.append(_numeric_column(n, ref_col, cur, settings.method, threshold))
-        else:
-            counts = cur if isinstance(cur, dict) else {}
-            report.columns.append(
-                _categorical_column(n, ref_col, counts, settings.method, threshold)
-            )
+    source: pd.DataFrame | dict[str, Any] | dict[str, ColumnChunk]
+    source = {c.name: c for c in current} if isinstance(current, list) else current
+
+    def one(name: str) -> ColumnDrift:
+        return _compare_column(
+            source, reference["columns"][name], name, settings, isinstance(current, list)
+        )
+
+    if isinstance(current, pd.DataFrame) and len(current) >= 50_000 and len(names) > 1:
+        with ThreadPoolExecutor(THREADS) as pool:  # numpy sorts release the GIL
+            report.columns.extend(pool.map(one, names))
+    else:
+        report.columns.extend(one(n) for n in names)
     if settings.correction == "bh":
         tested = [c for c in report.columns if c.method in P_VALUE_METHODS and c.score is not None]
         for c, adj in zip(tested, _bh([float(c.score or 0.0) for c in tested]), strict=True):
@@ -663,10 +675,3 @@ def skew(
     target = reference.get("target")
     feature_names = [n for n in names if n != target or n in frame.columns]
     return compare(frame, reference, settings, columns=feature_names, label="serving vs training")
-
-
-def as_frame_column(series: pd.Series, dtype: str) -> Any:
-    """The values of `series` as `compare` reads them for a reference column of `dtype`."""
-    if kind_of(dtype) == "numeric":
-        return as_numeric(series)[0]
-    return as_text(series)
