@@ -106,3 +106,16 @@ def test_validate_infer_writes_and_refuses_to_overwrite(project: Path, cli):
     )
     assert forced.exit_code == 0, forced.output
     assert "min_value: 2340" in schema.read_text()
+
+
+def test_drift_and_anomaly_settings_are_checked(project: Path, cli):
+    pipe = project / "pipeline.yaml"
+    pipe.write_text(
+        pipe.read_text().replace(
+            "on_drift: continue}", "on_drift: sometimes}\n      anomalies: {min_rowz: 3}"
+        )
+    )
+    result = cli(["check"], cwd=project)
+    assert result.exit_code == ExitCode.USAGE
+    assert "stages.validate.with.drift.on_drift" in result.output
+    assert "stages.validate.with.anomalies.min_rowz: unknown key" in result.output

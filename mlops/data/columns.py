@@ -95,6 +95,22 @@ def as_text(series: pd.Series) -> pd.Series:
     return values.astype(str)
 
 
+def _m2(x: np.ndarray, mean: float) -> float:
+    """Sum of squared deviations: one pass (sum of squares) when that is accurate enough,
+    two passes when the mean is large against the spread (cancellation)."""
+    import numpy as np
+
+    n = len(x)
+    if n < 2:
+        return 0.0
+    sq = float(np.einsum("i,i->", x, x))
+    m2 = sq - n * mean * mean
+    if m2 > 1e-6 * sq:  # relative error of the one-pass formula below ~1e-10
+        return m2
+    dev = x - mean
+    return float(np.einsum("i,i->", dev, dev))
+
+
 def summarize(
     name: str, series: pd.Series, expected: str | None = None, *, keep_values: bool = True
 ) -> ColumnChunk:
@@ -119,8 +135,7 @@ def summarize(
             finite = values  # already a private copy (e.g. parsed from strings)
         finite.sort(kind="quicksort")
         mean = float(finite.mean()) if n_finite else 0.0
-        dev = finite - mean
-        m2 = float(np.dot(dev, dev))
+        m2 = _m2(finite, mean)
         distinct = int(np.count_nonzero(finite[1:] != finite[:-1])) + 1 if n_finite else 0
         return ColumnChunk(
             name,
@@ -138,7 +153,7 @@ def summarize(
             distinct=distinct,
         )
     missing = int(series.isna().sum())
-    counts = as_text(series).value_counts(sort=True)
+    counts = as_text(series).value_counts(sort=False)
     return ColumnChunk(name, "categorical", dtype, rows, missing=missing, counts=counts)
 
 
