@@ -522,6 +522,12 @@ def _verdict(
 # ---- the public functions -----------------------------------------------------------------
 
 
+def _empty() -> np.ndarray:
+    import numpy as np
+
+    return np.empty(0)
+
+
 def _from_chunk(ch: ColumnChunk) -> _Numeric | dict[str, float]:
     if ch.kind == "numeric":
         return _Numeric(x=ch.sorted, m2=ch.m2, mean=ch.mean)
@@ -548,8 +554,12 @@ def _current_column(
     col = current["columns"][name]
     if kind_of(ref_dtype) == "numeric":
         sketch = column_sketch(col)
-        if sketch is None:
-            return None
+        if sketch is None:  # no numeric values at all (all missing), or not a numeric column
+            return (
+                _Numeric(sketch=Sketch.from_sorted(_empty()))
+                if col.get("kind") == "numeric"
+                else None
+            )
         num = _Numeric(sketch=sketch)
         num.mean, num.std = col.get("mean"), col.get("std")
         return num
