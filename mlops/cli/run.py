@@ -142,6 +142,11 @@ def run(
     from mlops import api
 
     _ui.set_json(json)
+    engine = None
+    if not dry and api.check(".").pipeline.engine.kind == "dask":
+        engine = api.engine(".", connect_local=False)  # fail fast; show where progress is
+        if not json:
+            _ui.err().print(engine.line(), markup=False, soft_wrap=True)
     progress = None if json else Progress(_ui.progress_console())
     try:
         result = api.run(".", stages or None, force=force, dry=dry, on_event=progress)
@@ -153,6 +158,8 @@ def run(
         committed = api.commit(".")
     if json:
         out = result.to_dict()
+        if engine is not None:
+            out["engine"] = engine.to_dict()
         if committed is not None:
             out["commit"] = committed.to_dict()
         _ui.print_json(out)

@@ -194,6 +194,39 @@ class MonitoringSpec(Strict):
     window: str | None = None
 
 
+class EngineSpec(Strict):
+    """`engine:` - where the built-in stages compute: this process (`local`) or a Dask cluster.
+
+    `engine: dask` reads the scheduler's address from `scheduler:`, else from the
+    `DASK_SCHEDULER_ADDRESS` environment variable; `scheduler: local` starts a cluster of
+    `workers` processes on this machine for each stage. `partition_mb` is the size of the
+    partitions a CSV is cut into; `timeout` the seconds to wait for the scheduler.
+    """
+
+    kind: Literal["local", "dask"] = "local"
+    scheduler: str | None = None
+    workers: int | None = Field(None, ge=1)  # scheduler: local only
+    threads_per_worker: int | None = Field(None, ge=1)  # scheduler: local only
+    memory_limit: str | None = None  # per worker, scheduler: local only ("2GiB")
+    partition_mb: int = Field(64, ge=1)
+    timeout: float = Field(10.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"kind": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _local_only(self) -> EngineSpec:
+        if self.kind == "local" and self.scheduler is not None:
+            raise ValueError("`scheduler:` needs `kind: dask`")
+        local_cluster = self.scheduler == "local"
+        for key in ("workers", "threads_per_worker", "memory_limit"):
+            if getattr(self, key) is not None and not local_cluster:
+                raise ValueError(f"`{key}:` sizes a cluster mlops starts (`scheduler: local`)")
+        return self
+
+
 class Pipeline(Strict):
     """The whole `pipeline.yaml`."""
 
@@ -206,6 +239,7 @@ class Pipeline(Strict):
         default_factory=dict
     )
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
+    engine: EngineSpec = Field(default_factory=EngineSpec)
 
     @field_validator("stages")
     @classmethod
@@ -247,9 +281,28 @@ class SplitWith(Strict):
     output: str = "data/split"
 
 
+class IncrementalSpec(Strict):
+    """Train over the data's chunks (or the cluster's partitions) with `partial_fit`.
+
+    The preprocessing learns from a sample of `sample_rows` rows (the categories from every
+    row); the estimator then sees each chunk `epochs` times, in order.
+    """
+
+    epochs: int = Field(5, ge=1)
+    sample_rows: int = Field(100_000, ge=10)
+
+
 class TrainWith(Strict):
     input: str = "data/split/train.parquet"
     exclude: list[str] = Field(default_factory=list)  # columns not used as features
+    incremental: IncrementalSpec | None = None  # `{}` or `{epochs: 3}`: partial_fit over chunks
+
+    @field_validator("incremental", mode="before")
+    @classmethod
+    def _switch(cls, v: Any) -> Any:
+        if v is True:
+            return {}
+        return None if v is False else v
 
 
 class EvaluateWith(Strict):
@@ -309,6 +362,7 @@ class TuneParams(Strict):
     n_iter: int = Field(10, ge=1)  # random search: candidates drawn
     factor: int = Field(3, ge=2)  # successive halving: the reduction factor
     seed: int = 42
+    n_jobs: int = 1  # local engine: parallel fits (-1: every core); dask: the whole cluster
 
     @field_validator("space")
     @classmethod

@@ -56,10 +56,12 @@ def search_space(tune: TuneParams) -> dict[str, Any]:
     return space
 
 
-def _searcher(tune: TuneParams, pipe: Any, space: dict[str, Any], scoring: str, cv: Any) -> Any:
+def _searcher(
+    tune: TuneParams, pipe: Any, space: dict[str, Any], scoring: str, cv: Any, n_jobs: int = 1
+) -> Any:
     from sklearn import model_selection as ms
 
-    common = {"scoring": scoring, "cv": cv, "refit": True, "n_jobs": 1, "error_score": "raise"}
+    common = {"scoring": scoring, "cv": cv, "refit": True, "n_jobs": n_jobs, "error_score": "raise"}
     grid_only = all(isinstance(v, list) for v in space.values())
     if tune.method == "grid":
         return ms.GridSearchCV(pipe, space, **common)
@@ -110,9 +112,12 @@ def _table(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def tune_pipeline(
-    tune: TuneParams, pipe: Any, X: pd.DataFrame, y: pd.Series, task: str
+    tune: TuneParams, pipe: Any, X: pd.DataFrame, y: pd.Series, task: str, n_jobs: int = 1
 ) -> tuple[Any, dict[str, Any]]:
-    """Run the search; return the refitted best pipeline and the record of the search."""
+    """Run the search; return the refitted best pipeline and the record of the search.
+
+    `n_jobs` fits candidates and folds in parallel through joblib (inside
+    `mlops.engine.training.joblib_on_cluster`, -1 means every worker thread of the cluster)."""
     from sklearn.metrics import get_scorer_names
     from sklearn.model_selection import KFold, StratifiedKFold
 
@@ -133,7 +138,7 @@ def tune_pipeline(
         cv: Any = StratifiedKFold(tune.cv, shuffle=True, random_state=tune.seed)
     else:
         cv = KFold(tune.cv, shuffle=True, random_state=tune.seed)
-    search = _searcher(tune, pipe, space, scoring, cv)
+    search = _searcher(tune, pipe, space, scoring, cv, n_jobs)
     t0 = time.perf_counter()
     try:
         search.fit(X, y)
