@@ -45,11 +45,50 @@ class DataSpec(Strict):
     sensitive: list[str] = Field(default_factory=list)
 
 
-class RemoteSpec(Strict):
-    """The DVC remote data and models are pushed to (embedded default: a local directory)."""
+CREDENTIAL_KEYS_RE = (
+    r"(secret|password|passphrase|token|access_key|account_key|connection_string|sas)"
+)
 
-    name: str = "local"
+
+class RemoteSpec(Strict):
+    """The DVC remote data and models are pushed to (embedded default: a local directory).
+
+    `url` is any DVC remote: a directory, `s3://bucket/prefix` (the `s3` extra), `gs://`,
+    `azure://`, `ssh://`, ... `options` are the remote's other DVC settings that are not
+    secrets (`endpointurl`, `region`, `profile`, ...): credentials come from the environment
+    only (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...), never from this file.
+    """
+
+    name: str = Field("local", pattern=r"^[A-Za-z0-9_-]+$")
     url: str = ".mlops/remote"
+    options: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @field_validator("url")
+    @classmethod
+    def _no_userinfo(cls, v: str) -> str:
+        import re
+
+        if re.match(r"^[a-z][a-z0-9+.-]*://[^/@]*:[^/@]*@", v):
+            raise ValueError(
+                "credentials do not belong in the remote URL; give them in environment "
+                "variables (e.g. AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
+            )
+        return v
+
+    @field_validator("options")
+    @classmethod
+    def _no_secrets(cls, v: dict[str, Any]) -> dict[str, Any]:
+        import re
+
+        for key in v:
+            if key == "url":
+                raise ValueError("`url` is set beside `options`, not inside it")
+            if re.search(CREDENTIAL_KEYS_RE, key, re.I):
+                raise ValueError(
+                    f"{key}: secrets never go in pipeline.yaml (it is committed); set the "
+                    "matching environment variable on the machine (e.g. AWS_SECRET_ACCESS_KEY)"
+                )
+        return v
 
 
 class GateSpec(Strict):

@@ -125,10 +125,10 @@ def iter_computed(client: Any, parts: list[Any], ahead: int = 2) -> Iterator[pd.
 def write_frames(frames: Iterable[pd.DataFrame], path: Path | str) -> tuple[int, int, int]:
     """Write frames in order as one table; returns (rows, columns, parts written).
 
-    A `.csv` or `.parquet` path becomes one file (a header once; Parquet row groups cast to the
-    first frame's schema); a path without a table suffix becomes a directory of
-    `part-NNNNN.parquet` files, one per frame. Memory holds one frame at a time. The result
-    replaces `path` only when complete (a temporary beside it, then a rename)."""
+    A `.csv` path becomes one file (the header once); a `.parquet` path one file whose column
+    types are the frames' types unified (an int column that is float in a later frame is
+    float); a path without a table suffix a directory of `part-NNNNN.parquet` files, one per
+    frame. Memory holds one frame at a time. The result replaces `path` only when complete."""
     import os
     import shutil
     import tempfile
@@ -137,22 +137,16 @@ def write_frames(frames: Iterable[pd.DataFrame], path: Path | str) -> tuple[int,
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
     rows = columns = parts = 0
-    if suffix in TABLE_SUFFIXES:
+    if suffix == ".csv":
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            writer = None
             for df in frames:
                 columns = columns or df.shape[1]
-                if suffix == ".csv":
-                    df.to_csv(tmp, index=False, header=parts == 0, mode="w" if parts == 0 else "a")
-                else:
-                    writer = _append_parquet(writer, df, tmp)
+                df.to_csv(tmp, index=False, header=parts == 0, mode="w" if parts == 0 else "a")
                 rows += len(df)
                 parts += 1
-            if writer is not None:
-                writer.close()
             os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -165,6 +159,11 @@ def write_frames(frames: Iterable[pd.DataFrame], path: Path | str) -> tuple[int,
             df.to_parquet(tmp / f"part-{parts:05d}.parquet", index=False)
             rows += len(df)
             parts += 1
+        if suffix in TABLE_SUFFIXES:
+            _concat_parquet(sorted(tmp.iterdir()), tmp / "all.parquet")
+            os.replace(tmp / "all.parquet", path)
+            shutil.rmtree(tmp, ignore_errors=True)
+            return rows, columns, parts
         old = None
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
@@ -178,20 +177,27 @@ def write_frames(frames: Iterable[pd.DataFrame], path: Path | str) -> tuple[int,
     return rows, columns, parts
 
 
-def _append_parquet(writer: Any, df: pd.DataFrame, path: Path) -> Any:
+def _concat_parquet(files: list[Path], out: Path) -> None:
+    """Parquet files as one, each read and written in turn, cast to their unified schema."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    if writer is None:
-        writer = pq.ParquetWriter(path, table.schema)
-    elif table.schema != writer.schema:
-        try:
-            table = table.cast(writer.schema)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
-            raise UsageError(
-                f"partitions of the table disagree on column types ({exc})",
-                "Write a directory (an output path without .parquet) or a .csv file instead.",
-            ) from None
-    writer.write_table(table)
-    return writer
+    try:
+        schema = pa.unify_schemas(
+            [pq.read_schema(f).remove_metadata() for f in files], promote_options="permissive"
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise UsageError(
+            f"partitions of the table disagree on column types ({exc})",
+            "Write a directory (an output path without .parquet) or a .csv file instead.",
+        ) from None
+    with pq.ParquetWriter(out, schema) as writer:
+        for f in files:
+            table = pq.read_table(f)
+            try:
+                writer.write_table(table.cast(schema))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise UsageError(
+                    f"partitions of the table disagree on column types ({exc})",
+                    "Write a directory (an output path without .parquet) or a .csv file instead.",
+                ) from None
