@@ -7,7 +7,11 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[dev,serve]'
+.venv/bin/python -m pip install -q -e '.[dev,serve,dask,s3]'
+# a local S3-compatible server for the S3 remote test (moto's, on 127.0.0.1); botocore pinned to
+# what dvc-s3's aiobotocore chose, or pip backtracks through boto versions for many minutes
+.venv/bin/python -m pip install -q 'moto[server]>=5' \
+  "botocore==$(.venv/bin/python -c 'import botocore; print(botocore.__version__)')"
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

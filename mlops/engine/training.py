@@ -14,13 +14,61 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+BACKEND = "mlops-dask"
+
+
+class SequentialBatch:
+    """Runs one batch of joblib calls on a worker, with joblib work inside them sequential."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, tasks: list[tuple[Any, Any, Any]] | None = None) -> list[Any]:
+        import joblib
+
+        with joblib.parallel_config(backend="sequential"):
+            return [func(*args, **kwargs) for func, args, kwargs in tasks or []]
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def _register_backend() -> str:
+    """joblib's dask backend, except that joblib work nested inside a task (a forest's trees
+    inside one candidate's fit, a ColumnTransformer's blocks) runs sequentially in that task.
+
+    joblib's own `dask` backend sends nested calls to the cluster as well and ignores `n_jobs`
+    there, so a 24-fit search became ~300 tiny tasks and ran slower than one process (measured:
+    benchmarks/scaling.py). Falls back to the plain `dask` backend if joblib's layout changes."""
+    import joblib
+
+    try:
+        from joblib._dask import DaskDistributedBackend
+        from joblib._parallel_backends import SequentialBackend
+    except ImportError:  # pragma: no cover - a joblib without these modules
+        return "dask"
+
+    class OuterDaskBackend(DaskDistributedBackend):
+        def get_nested_backend(self) -> tuple[Any, Any]:
+            level = getattr(self, "nesting_level", 0) or 0
+            return SequentialBackend(nesting_level=level + 1), None
+
+        async def _to_func_args(self, func: Any) -> tuple[Any, Any]:
+            batch, tasks = await super()._to_func_args(func)
+            return SequentialBatch(repr(batch)), tasks
+
+    joblib.register_parallel_backend(BACKEND, OuterDaskBackend)
+    return BACKEND
+
 
 @contextlib.contextmanager
 def joblib_on_cluster() -> Iterator[None]:
-    """joblib's `dask` backend for the block (needs a connected `distributed.Client`)."""
+    """joblib work in the block goes to the cluster (needs a connected `distributed.Client`):
+    the outermost parallel loop - a search's candidates x folds, or an estimator's own `n_jobs`
+    work - is spread over the workers; anything nested runs inside each task."""
     import joblib
 
-    with joblib.parallel_config(backend="dask"):
+    with joblib.parallel_config(backend=_register_backend()):
         yield
 
 

@@ -138,6 +138,12 @@ def tune_pipeline(
         cv: Any = StratifiedKFold(tune.cv, shuffle=True, random_state=tune.seed)
     else:
         cv = KFold(tune.cv, shuffle=True, random_state=tune.seed)
+    if n_jobs != 1:
+        # the search runs candidates x folds in parallel; an estimator that would parallelise
+        # its own fit (n_jobs unset or -1) fits sequentially inside each, or on a Dask cluster
+        # every tree of a forest would become a task of its own
+        inner = {k: 1 for k, v in pipe.get_params().items() if k.endswith("__n_jobs") and v != 1}
+        pipe.set_params(**inner)
     search = _searcher(tune, pipe, space, scoring, cv, n_jobs)
     t0 = time.perf_counter()
     try:
