@@ -96,6 +96,10 @@ def _register() -> None:
     app.add_typer(exp.app, name="exp")
     registry.register(app)
     serve.register(app)
+    from mlops.cli import deploy, report  # deployments, merge-request reports
+
+    deploy.register(app)
+    report.register(app)
 
 
 _register()
