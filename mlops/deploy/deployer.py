@@ -336,7 +336,10 @@ def _repair(target: Target, rec: _Recorder, registry: Registry) -> list[str]:
     if journal is not None:
         live = target.current_version()
         version = journal.get("version")
-        if version and live == version and complete(target, version):
+        deploy_id = journal.get("id")
+        if deploy_id and any(e.get("deploy_id") == deploy_id for e in target.history()):
+            repaired.append(f"the deploy of {version} was recorded; only its journal was left")
+        elif version and live == version and complete(target, version):
             v = registry.artifact(rec.name).version(version)
             tag, pushed = rec.stage_tag(
                 version,
@@ -347,10 +350,11 @@ def _repair(target: Target, rec: _Recorder, registry: Registry) -> list[str]:
             _history(
                 target,
                 {
-                    "event": "deploy",
+                    "event": "rollback" if journal.get("rollback_from") else "deploy",
                     "env": rec.env,
                     "name": rec.name,
                     "version": version,
+                    "deploy_id": deploy_id,
                     "previous": journal.get("previous"),
                     "commit": journal.get("commit"),
                     "tag": tag,
@@ -372,6 +376,7 @@ def _repair(target: Target, rec: _Recorder, registry: Registry) -> list[str]:
                     "env": rec.env,
                     "name": rec.name,
                     "version": version,
+                    "deploy_id": deploy_id,
                     "live": live,
                     "started": journal.get("started"),
                 },
@@ -530,9 +535,11 @@ def deploy(
             )
             result.steps = steps.done
             return result
+        deploy_id = secrets.token_hex(8)
         _write_journal(
             target,
             {
+                "id": deploy_id,
                 "version": r.version,
                 "previous": live,
                 "commit": r.commit,
@@ -557,6 +564,7 @@ def deploy(
                         "env": env,
                         "name": name,
                         "version": r.version,
+                        "deploy_id": deploy_id,
                         "previous": live,
                         "commit": r.commit,
                         "tag": result.stage_tag,
