@@ -123,23 +123,12 @@ def new_temp(path: Path, suffix: str = ".tmp") -> tuple[int, str]:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` atomically: a temp file in the same directory, fsync, rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _new_temp(path)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write `text` (UTF-8) to `path` atomically: a temp file beside it, fsync, rename."""
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Binary counterpart of `atomic_write_text`."""
+    """Write `data` to `path` atomically: a temp file in the same directory, fsync, rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _new_temp(path)
