@@ -113,10 +113,7 @@ def test_merge_request_main_promotion_and_tag_pipelines(tools, repo, cli):
         assert "| train.C | 1 | **0.05** |" in body  # against production (none) and main
         assert "Gates: **passed**" in body
         assert (root / "reports/merge-request.md").read_text() in body
-        logs = "".join(
-            p.read_text(errors="replace") for p in (root / ".gitlab-ci-local").rglob("*.log")
-        )
-        assert TOKEN not in out and TOKEN not in logs
+        assert TOKEN not in out and TOKEN not in state_files(root)
     finally:
         stub.stop()
     git(root, "checkout", "-q", "--", ".")  # the next pipeline starts from a clean checkout
@@ -167,9 +164,11 @@ def test_merge_request_main_promotion_and_tag_pipelines(tools, repo, cli):
     assert "production already runs" in out and "nothing to do" in out
     assert len(production.history()) == 1
 
-    # ---- the schedule's placeholder monitor job works
-    out = run_jobs(root, "monitor", variables={"CI_PIPELINE_SOURCE": "schedule"})
-    assert "production" in out and "up to date" in out
+
+def state_files(repo: Path) -> str:
+    """Everything gitlab-ci-local kept: job logs, scripts, the expanded configuration."""
+    files = (p for p in (repo / ".gitlab-ci-local").rglob("*") if p.is_file())
+    return "".join(p.read_text(errors="replace") for p in files)
 
 
 def listed(repo: Path, variables: dict[str, str | None]) -> set[str]:
@@ -193,3 +192,25 @@ def test_workflow_rules_start_one_pipeline_per_event(tools, project: Path, tmp_p
     assert listed(root, {"CI_PIPELINE_SOURCE": "schedule"}) == {"monitor"}
     # a branch push: its merge request's pipeline is the one (no duplicate), none without one
     assert listed(root, {**PUSH, "CI_COMMIT_BRANCH": "feature"}) == set()
+
+
+def test_the_git_token_reaches_git_only_through_the_credential_helper(
+    tools, project: Path, tmp_path: Path
+):
+    root, _ = with_ci(project, tmp_path)
+    secret = "glpat-git-push-secret"
+    schedule = {"CI_PIPELINE_SOURCE": "schedule", "MLOPS_GIT_TOKEN": secret,
+                "CI_PROJECT_URL": "https://gitlab.example.com/group/demo"}  # fmt: skip
+    out = run_jobs(root, "monitor", variables=schedule)  # the placeholder monitor job works
+    assert "production" in out and "nothing to deploy" in out
+    assert secret not in out and secret not in state_files(root)
+    push_url = git(root, "remote", "get-url", "--push", "origin")
+    assert push_url == "https://gitlab.example.com/group/demo.git"
+    assert secret not in (root / ".git" / "config").read_text()
+    proc = subprocess.run(
+        ["git", "credential", "fill"], cwd=root, capture_output=True, text=True,
+        input="protocol=https\nhost=gitlab.example.com\n\n",
+        env={**os.environ, "MLOPS_GIT_TOKEN": secret, "GIT_TERMINAL_PROMPT": "0"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "username=oauth2" in proc.stdout and f"password={secret}" in proc.stdout
