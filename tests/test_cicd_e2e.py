@@ -104,7 +104,7 @@ def test_merge_request_main_promotion_and_tag_pipelines(tools, repo, cli):
         commit_all(root, "Regularise more")
         git(root, "push", "-q", "origin", "feature")
         gitlab = {**stub.env(project="42", mr="7"), **MR}
-        out = run_jobs(root, "check", "pipeline", "report", variables=gitlab, schema=True)
+        out = run_jobs(root, "check", "run", "report", variables=gitlab, schema=True)
         [get, post] = stub.requests
         assert (get.method, post.method) == ("GET", "POST")
         assert post.path == "/api/v4/projects/42/merge_requests/7/notes"
@@ -181,7 +181,7 @@ def listed(repo: Path, variables: dict[str, str | None]) -> set[str]:
 def test_workflow_rules_start_one_pipeline_per_event(tools, project: Path, tmp_path: Path):
     root, _ = with_ci(project, tmp_path)
     mr = listed(root, MR)
-    assert mr == {"check", "pipeline", "test", "report"}
+    assert mr == {"check", "run", "test", "report"}
     main = listed(root, PUSH)
     assert {"register", "deploy-staging", "rollback-production"} <= main
     assert not main & mr
