@@ -83,6 +83,14 @@ def test_report_compares_the_branch_with_production_and_main(branch: Path, cli):
     assert "<details><summary>Full evaluation report</summary>" in md
     assert "### Evaluation of penguins-classifier" in md  # headings of the folded report demoted
 
+    assert "Data validation FAILED" not in md
+    edit_json(branch / "reports/validation.json", valid=False, failures=[
+        {"column": "bill_length_mm", "check": "in_range(32.1, 59.6)", "failing": 4}
+    ])  # fmt: skip
+    md = cli(["report"], cwd=branch).output
+    assert "**Data validation FAILED**: the pipeline stopped before training" in md
+    assert "| bill_length_mm | in_range(32.1, 59.6) | 4 |" in md
+
     data = json.loads(cli(["report", "--json", "--vs", "main"], cwd=branch).output)
     assert data["blessed"] is False and [b["name"] for b in data["baselines"]] == ["main"]
     assert data["metrics"]["accuracy"] == 0.9 and data["params"]["train.C"] == 0.05

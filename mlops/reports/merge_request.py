@@ -385,6 +385,13 @@ def render(rep: MergeRequestReport, root: Path) -> str:
         names = ", ".join(f"{g.get('metric')} {g.get('rule')}" for g in failed)
         verdict = f"**FAILED**: {len(failed)} quality gates failed ({names})"
     out = [f"## mlops report: {rep.name}{where}{at}", "", f"Gates: {verdict}", ""]
+    v = rep.validation
+    if v is not None and not v.get("valid", True):
+        out += [
+            "**Data validation FAILED**: the pipeline stopped before training; the model, "
+            "metrics and gates below are those of the last complete run.",
+            "",
+        ]
     for section in (
         _metrics_section(rep),
         _params_section(rep),
