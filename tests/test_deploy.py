@@ -284,7 +284,7 @@ def _staged_template(tmp_path_factory: pytest.TempPathFactory, _released_templat
     return root
 
 
-BEFORE_SWITCH = ["fetched", "install-copied", "smoke-tested"]
+BEFORE_SWITCH = ["fetched", "install-copied", "switch-linked"]
 AFTER_SWITCH = ["switched", "tagged", "recorded"]
 
 

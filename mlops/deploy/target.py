@@ -248,6 +248,7 @@ class Target:
         previous = self.current_version()
         tmp = self.root / f".{CURRENT}.tmp-{secrets.token_hex(4)}"
         os.symlink(f"{VERSIONS}/{version}", tmp)
+        checkpoint("switch-linked")
         try:
             os.replace(tmp, self.current_link)
         except BaseException:
