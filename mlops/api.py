@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mlops.config import Project, load_project
+from mlops.data.commands import InferResult, infer_project, validate_project
+from mlops.data.validation import ValidationReport
 from mlops.deploy.deployer import DeployResult
 from mlops.deploy.deployer import deploy as deploy_version
 from mlops.deploy.envs import EnvStatus, environments  # registers deployments for lineage
@@ -309,6 +311,52 @@ def resolve_serve_source(
             "Give a bundle directory such as models/NAME (built by `mlops run`).",
         )
     return str(path), None, Path(root).absolute() / ".mlops" / PREDICTIONS / path.name
+
+
+def validate(
+    root: Path | str = ".",
+    input: str | None = None,
+    *,
+    schema: str | None = None,
+    stage: str | None = None,
+    reference: str | None = None,
+    previous: str | None = None,
+    no_schema: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> ValidationReport:
+    """Validate, profile and compare data (`mlops validate`); the report says what failed."""
+    return validate_project(
+        root,
+        input,
+        schema=schema,
+        stage=stage,
+        reference=reference,
+        previous=previous,
+        no_schema=no_schema,
+        progress=progress,
+    )
+
+
+def infer_schema(
+    root: Path | str = ".",
+    input: str | None = None,
+    *,
+    schema: str | None = None,
+    stage: str | None = None,
+    tolerance: float = 0.0,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> InferResult:
+    """Draft `data/schema.yaml` from the data (`mlops validate --infer`)."""
+    return infer_project(
+        root,
+        input,
+        schema=schema,
+        stage=stage,
+        tolerance=tolerance,
+        force=force,
+        progress=progress,
+    )
 
 
 # ---- deployments and merge-request reports ---------------------------------------------------

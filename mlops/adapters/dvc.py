@@ -301,6 +301,41 @@ def read_at(root: Path, path: str, rev: str | None = None) -> bytes:
         os.chdir(here)
 
 
+def locked_output(root: Path, stage: str, path: str) -> Path | None:
+    """The DVC cache file holding `path` as `dvc.lock` records it for `stage`, if present.
+
+    Read without importing DVC (a stage reads its own previous output this way: when the stage
+    runs, `dvc.lock` still describes the last complete run). None when there is no lock entry,
+    the output is not cached, or the cache does not hold it (e.g. a fresh clone before
+    `dvc pull`).
+    """
+    import configparser
+
+    import yaml
+
+    lock = Path(root) / "dvc.lock"
+    try:
+        data = yaml.safe_load(lock.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    outs = (data.get("stages") or {}).get(stage, {}).get("outs") or []
+    digest = next((o.get("md5") for o in outs if o.get("path") == path), None)
+    if not digest or digest.endswith(".dir"):
+        return None
+    cache = Path(root) / ".dvc" / "cache"
+    for name in ("config", "config.local"):
+        parser = configparser.ConfigParser()
+        try:
+            parser.read(Path(root) / ".dvc" / name, encoding="utf-8")
+        except configparser.Error:
+            continue
+        configured = parser.get("cache", "dir", fallback=None)
+        if configured:
+            cache = (Path(root) / ".dvc" / configured).resolve()
+    found = cache / "files" / "md5" / digest[:2] / digest[2:]
+    return found if found.is_file() else None
+
+
 @dataclass
 class FetchedDir:
     """A DVC-tracked directory downloaded as committed at a revision."""

@@ -88,7 +88,7 @@ def _root(
 
 
 def _register() -> None:
-    from mlops.cli import exp, project, registry, run, runs, serve
+    from mlops.cli import exp, project, registry, run, runs, serve, validate
 
     project.register(app)
     run.register(app)
@@ -96,6 +96,7 @@ def _register() -> None:
     app.add_typer(exp.app, name="exp")
     registry.register(app)
     serve.register(app)
+    validate.register(app)
     from mlops.cli import deploy, report  # deployments, merge-request reports
 
     deploy.register(app)

@@ -162,6 +162,25 @@ class DriftSpec(Strict):
     correction: Literal["none", "bh"] = "none"
 
 
+class ValidateDriftSpec(DriftSpec):
+    """Drift settings of a validate stage: how to compare, and what drift means for the run.
+
+    `on_drift`: `continue` records it; `retrain` records it and asks for a new model (the run
+    goes on to train; a standalone `mlops validate` exits 7); `stop` fails the stage (exit 3).
+    """
+
+    on_drift: Literal["continue", "retrain", "stop"] = "continue"
+
+
+class AnomalySpec(Strict):
+    """Anomalies that stop a run besides the schema: too few rows, or a jump against the
+    previous span (row count, share of missing or infinite values in a column)."""
+
+    min_rows: int = Field(1, ge=0)
+    max_row_change: float | None = Field(None, gt=0)  # relative, e.g. 0.5 = +-50%
+    max_missing_increase: float | None = Field(0.1, ge=0, le=1)  # absolute share, per column
+
+
 class PerformanceSpec(Strict):
     metric: str = "accuracy"
     min: float | None = None
@@ -218,6 +237,9 @@ class ValidateWith(Strict):
     input: str = "data/raw/data.csv"
     schema_: str = Field("data/schema.yaml", alias="schema")
     report: str = "reports/validation.json"
+    profile: str = "reports/profile.json"  # this span's statistics (a DVC output)
+    drift: ValidateDriftSpec = Field(default_factory=ValidateDriftSpec)  # vs the previous span
+    anomalies: AnomalySpec = Field(default_factory=AnomalySpec)
 
 
 class SplitWith(Strict):

@@ -188,6 +188,7 @@ def resolve_builtin(
         deps += [norm(args.input), norm(args.schema_)]
         params.append(_pipeline_params(name, "model.target"))
         outs.append(Output(norm(args.report), cache=False, desc="data validation report"))
+        outs.append(Output(norm(args.profile), desc="statistics profile of the validated data"))
     elif isinstance(args, SplitWith):
         deps.append(norm(args.input))
         params.append(_pipeline_params(name, *MODEL_KEYS))

@@ -24,50 +24,53 @@ HEADER = (
 )
 
 
-def dtype_name(series: pd.Series) -> str:
-    """A portable dtype name pandera understands: int64, float64, bool, str, datetime64[ns]."""
-    import pandas as pd
-
-    if pd.api.types.is_bool_dtype(series):
-        return "bool"
-    if pd.api.types.is_integer_dtype(series):
-        return "int64"
-    if pd.api.types.is_float_dtype(series):
-        return "float64"
-    if pd.api.types.is_datetime64_any_dtype(series):
-        return "datetime64[ns]"
-    return "str"
-
-
-def _num(v: Any) -> float | int:
+def _num(v: Any, direction: int = 0) -> float | int:
+    """A tidy bound: whole numbers as ints; others to 10 significant digits, rounded outwards
+    (`direction` -1 down, +1 up) so the bound still holds for the value it came from."""
     f = float(v)
-    return int(f) if f.is_integer() and abs(f) < 2**53 else round(f, 10)
+    if f.is_integer() and abs(f) < 2**53:
+        return int(f)
+    if direction == 0 or f == 0 or not math.isfinite(f):
+        return f
+    scale = 10.0 ** (10 - math.ceil(math.log10(abs(f))))
+    tidy = (math.floor if direction < 0 else math.ceil)(f * scale) / scale
+    return tidy if (tidy <= f if direction < 0 else tidy >= f) else f
 
 
 def infer_schema(df: pd.DataFrame, tolerance: float = 0.0) -> dict[str, Any]:
-    """A schema dict (pandera YAML layout) that `df` satisfies.
+    """A schema dict (pandera YAML layout) that `df` satisfies (see `schema_from_profile`)."""
+    from mlops.data.profile import profile_frame
+
+    return schema_from_profile(profile_frame(df), tolerance)
+
+
+def schema_from_profile(profile: dict[str, Any], tolerance: float = 0.0) -> dict[str, Any]:
+    """A schema dict (pandera YAML layout) that the profiled data satisfies.
 
     Numeric ranges are widened by `tolerance` x (max - min) on each side; string columns with at
-    most 50 distinct values get a vocabulary (`isin`).
+    most 50 distinct values get a vocabulary (`isin`); integer and string columns whose values
+    are all distinct (an id) are marked `unique`. The schema is strict: a new column is an error.
+    A profile can be built from a file larger than memory, so inference streams too.
     """
     columns: dict[str, Any] = {}
-    for name in df.columns:
-        s = df[name]
-        dtype = dtype_name(s)
-        col: dict[str, Any] = {"dtype": dtype, "nullable": bool(s.isna().any())}
+    for name, p in profile["columns"].items():
+        dtype = p["dtype"]
+        col: dict[str, Any] = {"dtype": dtype, "nullable": bool(p.get("missing"))}
         checks: dict[str, Any] = {}
-        non_null = s.dropna()
-        if dtype in ("int64", "float64") and len(non_null):
-            lo, hi = float(non_null.min()), float(non_null.max())
+        present = p.get("count", 0) - p.get("missing", 0)
+        if dtype in ("int64", "float64") and p.get("min") is not None:
+            lo, hi = float(p["min"]), float(p["max"])
             pad = (hi - lo) * tolerance
             lo, hi = lo - pad, hi + pad
             if dtype == "int64":
                 lo, hi = math.floor(lo), math.ceil(hi)
-            checks["in_range"] = {"min_value": _num(lo), "max_value": _num(hi)}
-        elif dtype == "str":
-            values = sorted(str(v) for v in non_null.unique())
-            if 0 < len(values) <= MAX_CATEGORIES:
-                checks["isin"] = values
+            checks["in_range"] = {"min_value": _num(lo, -1), "max_value": _num(hi, 1)}
+        elif dtype == "str" and 0 < p.get("distinct", 0) <= MAX_CATEGORIES and not p.get("other"):
+            checks["isin"] = sorted(p["top"])
+        exact = not p.get("distinct_is_lower_bound")
+        is_id = dtype in ("int64", "str") and present > 1 and exact and "isin" not in checks
+        if is_id and p.get("distinct") == present:
+            col["unique"] = True
         if checks:
             col["checks"] = checks
         columns[str(name)] = col
@@ -75,15 +78,17 @@ def infer_schema(df: pd.DataFrame, tolerance: float = 0.0) -> dict[str, Any]:
         "schema_type": "dataframe",
         "columns": columns,
         "coerce": False,
-        "strict": False,
+        "strict": True,
     }
 
 
 def write_schema(path: Path, schema: dict[str, Any]) -> None:
+    """Write `schema` as pandera YAML with a short header (atomically)."""
     atomic_write_text(path, HEADER + dump_yaml(schema))
 
 
 def read_schema(path: Path) -> dict[str, Any]:
+    """Read a schema file; a missing or malformed one is a usage error with what to do next."""
     if not path.exists():
         raise UsageError(
             f"schema {path} does not exist",
@@ -105,7 +110,11 @@ class Failure:
 
 
 def validate_frame(df: pd.DataFrame, schema: dict[str, Any]) -> list[Failure]:
-    """Every failure of `df` against `schema` (lazy: all of them, grouped by column and check)."""
+    """Every failure of `df` against `schema`, found by pandera itself (lazy, grouped).
+
+    The validate stage uses the vectorised engine in `mlops.data.checks`; this function is the
+    reference it is tested against, and the fallback for checks that engine does not implement.
+    """
     import pandera.pandas as pa
     from pandera.io.pandas_io import deserialize_schema
 

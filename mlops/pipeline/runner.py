@@ -244,10 +244,26 @@ def _prune_logs(root: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def error_block(path: str | Path | None, limit: int = 200) -> list[str]:
+    """The lines of a stage log from its `error:` line on (a validation report lists every
+    problem; the usual 12-line tail would cut it)."""
+    lines = tail(path, 10_000)
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("error:")), None)
+    if start is None:
+        return []
+    block = [lines[start][len("error:") :].strip()]
+    for ln in lines[start + 1 : start + limit]:
+        if ln.startswith("hint:"):
+            break
+        block.append(ln)
+    return block
+
+
 def _stage_error(failed: StageResult) -> MlopsError:
     text = "\n".join(failed.tail[-12:])
     hint = f"Full output: {failed.log}" if failed.log else None
     if failed.exit_status == 3:
+        text = "\n".join(error_block(failed.log)) or text
         return DataValidationError(f"stage {failed.name!r} found invalid data:\n{text}", hint)
     if failed.exit_status == 4:
         return GateFailedError(f"stage {failed.name!r} failed a quality gate:\n{text}", hint)

@@ -19,9 +19,9 @@ from mlops import __version__
 from mlops.adapters import git
 from mlops.config.models import TrainWith
 from mlops.config.yamlfile import atomic_write_bytes, atomic_write_text
+from mlops.data.columns import dtype_name
 from mlops.data.io import md5_file, read_table
 from mlops.data.profile import profile_frame
-from mlops.data.schema import dtype_name
 from mlops.errors import UsageError
 from mlops.stages.task import infer_task
 
@@ -152,6 +152,7 @@ def run(project: Project, stage: ResolvedStage) -> list[str]:
     schema = input_schema(df, numeric, categorical)
     atomic_write_text(out / "schema.json", json.dumps(schema, indent=2) + "\n")
     reference = profile_frame(df[numeric + categorical + [spec.target]])
+    reference["target"] = spec.target
     atomic_write_text(out / "reference.json", json.dumps(reference, indent=2) + "\n")
     classes = [_cast(c) for c in getattr(pipe, "classes_", [])]
     fit = {

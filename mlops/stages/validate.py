@@ -1,62 +1,86 @@
-"""`validate`: check data against the contract (`data/schema.yaml`); stop the run on failure."""
+"""`validate`: check data against the contract, profile it, compare it with the previous span.
+
+One pass over the input (streamed in chunks): every schema failure and anomaly is collected; the
+statistics profile is written as a DVC output (`reports/profile.json`); drift against the previous
+run's profile (read from the DVC cache through `dvc.lock`) is recorded and `drift.on_drift`
+decides what it means. Invalid data, or drift with `on_drift: stop`, fails the stage with exit 3
+and a table of every problem; nothing downstream runs and `mlops run` keeps `dvc.lock` as it was.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from mlops.adapters import dvc
 from mlops.config.models import ValidateWith
 from mlops.config.yamlfile import atomic_write_text
-from mlops.data.io import read_table
-from mlops.data.schema import Failure, read_schema, validate_frame
+from mlops.data.render import drift_lines, failure_table
+from mlops.data.schema import read_schema
+from mlops.data.validation import ValidationReport, validate_table
 from mlops.errors import DataValidationError
 
 if TYPE_CHECKING:
     from mlops.config import Project, ResolvedStage
 
+__all__ = ["failure_table", "run"]
 
-def failure_table(failures: list[Failure], rows: int) -> list[str]:
-    """Plain-text table: column, check, failing count and share, examples, row numbers."""
-    header = ("column", "check", "failing", "share", "examples", "rows")
-    body = [
-        (
-            f.column,
-            f.check[:40],
-            str(f.count),
-            f"{f.count / rows:.2%}" if rows else "-",
-            ", ".join(repr(e) for e in f.examples[:3])[:40],
-            ", ".join(map(str, f.rows[:5])),
+
+def previous_profile(project: Project, stage: ResolvedStage) -> dict[str, Any] | None:
+    """The profile this stage wrote in the last complete run (None on the first run)."""
+    args: ValidateWith = stage.args
+    found = dvc.locked_output(project.root, stage.name, args.profile)
+    if found is None:
+        return None
+    try:
+        data = json.loads(found.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("format") == 2 else None
+
+
+def raise_if_failed(report: ValidationReport, schema_path: str) -> None:
+    """DataValidationError (exit 3) listing every failure, or the drift that says stop."""
+    if not report.valid:
+        total = sum(f.count for f in report.failures)
+        table = "\n".join(failure_table(report.failures, report.rows))
+        raise DataValidationError(
+            f"{report.input}: {len(report.failures)} failed checks, {total} failing values "
+            f"(schema {schema_path}):\n{table}",
+            f"Fix the data, or if the change is intended, update {schema_path} "
+            "(`mlops validate --infer --force` drafts a new one) and commit it.",
+            details=report.failure_dicts(),
         )
-        for f in failures
-    ]
-    widths = [max(len(r[i]) for r in (header, *body)) for i in range(len(header))]
-    return [
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-        for r in (header, *body)
-    ]
+    if report.action == "stop":
+        lines = "\n".join(drift_lines(report))
+        raise DataValidationError(
+            f"{report.input}: dataset drift, and pipeline.yaml says `on_drift: stop`:\n{lines}",
+            "Look at the drift report (`mlops validate --html drift.html`); if the new data is "
+            "right, set `on_drift: continue` or `retrain` for the validate stage.",
+        )
 
 
 def run(project: Project, stage: ResolvedStage) -> list[str]:
     args: ValidateWith = stage.args
-    df = read_table(project.path(args.input))
     schema = read_schema(project.path(args.schema_))
-    failures = validate_frame(df, schema)
-    if failures:
-        total = sum(f.count for f in failures)
-        table = "\n".join(failure_table(failures, len(df)))
-        raise DataValidationError(
-            f"{args.input}: {total} failing values in {len(failures)} checks "
-            f"(schema {args.schema_}):\n{table}",
-            f"Fix the data, or if the change is intended, update {args.schema_} "
-            "(`mlops validate --infer` drafts a new one) and commit it.",
-        )
-    report = {
-        "valid": True,
-        "input": args.input,
-        "schema": args.schema_,
-        "rows": len(df),
-        "columns": int(df.shape[1]),
-        "failures": [],
-    }
-    atomic_write_text(project.path(args.report), json.dumps(report, indent=2) + "\n")
-    return [f"validate: {len(df)} rows x {df.shape[1]} columns match {args.schema_}"]
+    previous = previous_profile(project, stage)
+    report = validate_table(
+        project.path(args.input),
+        schema,
+        display=args.input,
+        schema_name=args.schema_,
+        previous=previous,
+        drift=args.drift,
+        on_drift=args.drift.on_drift,
+        anomaly_spec=args.anomalies,
+    )
+    # the report is written even on failure: it lists every problem (a CI artifact)
+    atomic_write_text(project.path(args.report), json.dumps(report.to_dict(), indent=2) + "\n")
+    raise_if_failed(report, args.schema_)
+    atomic_write_text(project.path(args.profile), json.dumps(report.profile, indent=1) + "\n")
+    lines = [
+        f"validate: {report.rows} rows x {report.columns} columns match {args.schema_} "
+        f"({report.chunks} chunk{'s' if report.chunks != 1 else ''}, {report.seconds:.2f}s)"
+    ]
+    lines += drift_lines(report)
+    return lines

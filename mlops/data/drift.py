@@ -1,0 +1,687 @@
+"""Drift and training-serving skew: new data (a frame or a profile) against a stored reference.
+
+`compare(current, reference, settings)` is the one function the validate stage, `mlops validate`,
+serving (skew) and monitoring call. The reference is a statistics profile (`mlops.data.profile`),
+so a comparison reads only the new data: each numeric column is sorted once and looked up at the
+reference's stored points; each categorical column is counted once.
+
+Methods (per column; `auto` chooses like Evidently's DataDriftPreset):
+
+| method | on | drift when | default threshold |
+|---|---|---|---|
+| `wasserstein` | numeric | W1 distance / reference std >= threshold | 0.1 |
+| `jensenshannon` | both | Jensen-Shannon distance (natural log) >= threshold | 0.1 |
+| `psi` | both | population stability index >= threshold | 0.1 |
+| `ks` | numeric | two-sample Kolmogorov-Smirnov p-value < threshold | 0.05 |
+| `chisquare` | both | chi-squared p-value < threshold | 0.05 |
+| `ztest` | two values | two-proportion z-test p-value < threshold | 0.05 |
+
+`auto`: with at most 1,000 reference rows, `ks` for numeric columns with more than 5 values,
+`chisquare` for 3-5 values or categories, `ztest` for two; with more rows, `wasserstein` for
+numeric columns with more than 5 values and `jensenshannon` otherwise. Numeric distances are
+computed on the reference's sketch (1,001 quantile points, or every value when there are at most
+1,000), not on 20 bins, so a 0.2-standard-deviation shift of a normal column is seen. Dataset drift:
+the share of drifted columns reaches `share`. With `correction: bh`, p-values are adjusted with
+Benjamini-Hochberg across the columns tested by p-value before comparing with the threshold.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mlops.data.columns import THREADS, ColumnChunk, kind_of, summarize
+from mlops.data.profile import (
+    Sketch,
+    check_format,
+    column_sketch,
+    histogram_counts,
+    sorted_quantile,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from mlops.config.models import DriftSpec
+
+DEFAULT_THRESHOLDS = {
+    "wasserstein": 0.1,
+    "jensenshannon": 0.1,
+    "psi": 0.1,
+    "ks": 0.05,
+    "chisquare": 0.05,
+    "ztest": 0.05,
+}
+P_VALUE_METHODS = ("ks", "chisquare", "ztest")
+SMALL_REFERENCE = 1000
+FEW_VALUES = 5
+OTHER = "<other>"
+
+
+@dataclass
+class ColumnDrift:
+    """The verdict on one column."""
+
+    column: str
+    kind: str
+    method: str
+    score: float | None  # the distance, or the p-value for p-value methods
+    threshold: float
+    drifted: bool
+    p_adjusted: float | None = None
+    severity: float = 0.0  # score relative to its threshold: > 1 means drifted
+    reference_rows: int = 0
+    current_rows: int = 0
+    stats: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class DriftReport:
+    """Per-column results and the dataset verdict."""
+
+    columns: list[ColumnDrift]
+    share_threshold: float
+    correction: str = "none"
+    reference_rows: int = 0
+    current_rows: int = 0
+    missing_columns: list[str] = field(default_factory=list)  # in the reference only
+    new_columns: list[str] = field(default_factory=list)  # in the current data only
+    label: str = ""  # what was compared, e.g. "data/raw.csv vs models/x/reference.json"
+
+    @property
+    def drifted(self) -> list[str]:
+        return [c.column for c in self.columns if c.drifted]
+
+    @property
+    def share(self) -> float:
+        return len(self.drifted) / len(self.columns) if self.columns else 0.0
+
+    @property
+    def dataset_drift(self) -> bool:
+        return bool(self.columns) and self.share >= self.share_threshold
+
+    def ranked(self) -> list[ColumnDrift]:
+        """Columns ordered by how far they moved (relative to their thresholds), most first."""
+        return sorted(self.columns, key=lambda c: -c.severity)
+
+    def column(self, name: str) -> ColumnDrift:
+        return next(c for c in self.columns if c.column == name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset_drift": self.dataset_drift,
+            "share": round(self.share, 6),
+            "share_threshold": self.share_threshold,
+            "drifted": self.drifted,
+            "most_moved": [c.column for c in self.ranked()[:5] if c.severity > 0],
+            "correction": self.correction,
+            "reference_rows": self.reference_rows,
+            "current_rows": self.current_rows,
+            "missing_columns": self.missing_columns,
+            "new_columns": self.new_columns,
+            "label": self.label,
+            "columns": [c.to_dict() for c in self.columns],
+        }
+
+
+# ---- the current data, from a frame or from a profile --------------------------------------
+
+
+class _Numeric:
+    """A numeric column of the current data: exact from a sorted array, or from a sketch."""
+
+    def __init__(
+        self,
+        x: np.ndarray | None = None,
+        sketch: Sketch | None = None,
+        m2: float | None = None,
+        mean: float | None = None,
+    ) -> None:
+        import numpy as np
+
+        self.x = x
+        if x is not None:
+            self.sketch = None
+            self.n = len(x)
+            if self.n:
+                self.min, self.max = float(x[0]), float(x[-1])
+                self.mean = float(x.mean()) if mean is None else mean
+                if m2 is None:
+                    m2 = float(((x - self.mean) ** 2).sum())
+                self.std = math.sqrt(m2 / (self.n - 1)) if self.n > 1 else 0.0
+            if self.n > 5_000:
+                self.points = np.unique(sorted_quantile(x, np.linspace(0, 1, 2001)))
+            else:
+                self.points = np.unique(x)
+        else:
+            assert sketch is not None
+            self.sketch = sketch
+            self.n = round(sketch.n)
+            self.points = sketch.points
+            if self.n:
+                self.min, self.max = float(sketch.points[0]), float(sketch.points[-1])
+
+    def cdf(self, at: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        if self.x is not None:
+            return np.searchsorted(self.x, at, side="right").astype("float64")
+        assert self.sketch is not None
+        return self.sketch.cdf(at)
+
+    def value_counts(self) -> dict[float, float]:
+        import numpy as np
+
+        if self.x is not None:
+            vals, counts = np.unique(self.x, return_counts=True)
+            return {float(v): float(c) for v, c in zip(vals, counts, strict=True)}
+        assert self.sketch is not None
+        counts = np.diff(np.concatenate(([0.0], self.sketch.cum)))
+        return {float(v): float(c) for v, c in zip(self.sketch.points, counts, strict=True)}
+
+    @property
+    def exact_values(self) -> bool:
+        return self.x is not None or bool(self.sketch and self.sketch.exact)
+
+
+def _ref_value_counts(sketch: Sketch) -> dict[float, float]:
+    import numpy as np
+
+    counts = np.diff(np.concatenate(([0.0], sketch.cum)))
+    return {float(v): float(c) for v, c in zip(sketch.points, counts, strict=True)}
+
+
+def _categorical_counts(col: dict[str, Any]) -> dict[str, float]:
+    counts = {str(k): float(v) for k, v in (col.get("top") or {}).items()}
+    if col.get("other"):
+        counts[OTHER] = float(col["other"])
+    return counts
+
+
+# ---- statistics --------------------------------------------------------------------------
+
+
+def _align(ref: dict[Any, float], cur: dict[Any, float], lump: bool) -> tuple[list, list, list]:
+    """Keys (reference first) and both count vectors; with `lump`, keys unknown to a truncated
+    reference go to its `<other>` bucket."""
+    if lump:
+        merged: dict[Any, float] = {}
+        for k, v in cur.items():
+            key = k if k in ref else OTHER
+            merged[key] = merged.get(key, 0.0) + v
+        cur = merged
+    keys = list(ref) + [k for k in cur if k not in ref]
+    return keys, [ref.get(k, 0.0) for k in keys], [cur.get(k, 0.0) for k in keys]
+
+
+def _shares(counts: list[float], fill_zeroes: bool) -> np.ndarray:
+    import numpy as np
+
+    a = np.asarray(counts, dtype="float64")
+    total = a.sum()
+    p = a / total if total else a
+    if fill_zeroes and (p == 0).any() and (p > 0).any():
+        smallest = p[p > 0].min()
+        p = np.where(p == 0, smallest / 10**6 if smallest <= 0.0001 else 0.0001, p)
+    return p
+
+
+def jensenshannon(ref_counts: list[float], cur_counts: list[float]) -> float:
+    """Jensen-Shannon distance (natural log, as Evidently and scipy default)."""
+    from scipy.spatial import distance
+
+    return float(distance.jensenshannon(_shares(ref_counts, False), _shares(cur_counts, False)))
+
+
+def psi(ref_counts: list[float], cur_counts: list[float]) -> float:
+    """Population stability index, zero shares replaced by a small value (as Evidently)."""
+    import numpy as np
+
+    r, c = _shares(ref_counts, True), _shares(cur_counts, True)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def chisquare_p(ref_counts: list[float], cur_counts: list[float]) -> float:
+    import numpy as np
+    from scipy.stats import chisquare
+
+    ref = np.asarray(ref_counts, dtype="float64")
+    cur = np.asarray(cur_counts, dtype="float64")
+    expected = ref * (cur.sum() / ref.sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if (expected == 0).any() and (cur[expected == 0] > 0).any():
+            return 0.0  # a value never seen in the reference
+        keep = expected > 0
+        p = chisquare(cur[keep], expected[keep], sum_check=False)[1]
+    return float(p) if p == p else 1.0
+
+
+def ztest_p(keys: list, ref_counts: list[float], cur_counts: list[float]) -> float:
+    """Two-proportion z-test on the share of the first key (in sorted order), as Evidently."""
+    import numpy as np
+    from scipy.stats import norm
+
+    present_ref = [k for k, c in zip(keys, ref_counts, strict=True) if c > 0]
+    present_cur = [k for k, c in zip(keys, cur_counts, strict=True) if c > 0]
+    if len(present_ref) == 1 and len(present_cur) == 1 and present_ref == present_cur:
+        return 1.0
+    order = sorted(range(len(keys)), key=lambda i: str(keys[i]))
+    first = order[0]
+    n1, n2 = sum(ref_counts), sum(cur_counts)
+    if not n1 or not n2:
+        return 1.0
+    p1 = (n1 - ref_counts[first]) / n1
+    p2 = (n2 - cur_counts[first]) / n2
+    pooled = (p1 * n1 + p2 * n2) / (n1 + n2)
+    denom = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    if denom == 0:
+        return 1.0
+    return float(2 * (1 - norm.cdf(np.abs((p1 - p2) / denom))))
+
+
+def _grid(ref: Sketch, cur: _Numeric) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Evaluation points covering both supports: midpoints of the merged grid, and widths."""
+    import numpy as np
+
+    grid = np.union1d(ref.points, cur.points)
+    mids = (grid[:-1] + grid[1:]) / 2
+    return grid, mids, np.diff(grid)
+
+
+def wasserstein(ref: Sketch, cur: _Numeric) -> float:
+    """W1 = integral of |F_ref - F_cur| over the merged support of both."""
+    import numpy as np
+
+    if ref.n == 0 or cur.n == 0:
+        return 0.0
+    _, mids, widths = _grid(ref, cur)
+    diff = np.abs(ref.cdf(mids) / ref.n - cur.cdf(mids) / cur.n)
+    return float(np.sum(widths * diff))
+
+
+def ks(ref: Sketch, cur: _Numeric) -> tuple[float, float]:
+    """(statistic, p-value): exact like scipy's ks_2samp when the reference is exact and the
+    current data is a frame; otherwise on the merged grid with the asymptotic p-value."""
+    import numpy as np
+    from scipy import stats
+
+    if ref.exact and cur.x is not None and ref.n <= 100_000:
+        sample = np.repeat(ref.points, np.diff(np.concatenate(([0.0], ref.cum))).astype(int))
+        res = stats.ks_2samp(sample, cur.x)
+        return float(res.statistic), float(res.pvalue)
+    grid, mids, _ = _grid(ref, cur)
+    pts = np.concatenate((grid, mids))
+    d = float(np.max(np.abs(ref.cdf(pts) / ref.n - cur.cdf(pts) / cur.n)))
+    en = ref.n * cur.n / (ref.n + cur.n)
+    return d, float(stats.kstwo.sf(d, max(1, round(en))))
+
+
+def _bh(pvalues: list[float]) -> list[float]:
+    """Benjamini-Hochberg adjusted p-values (same order as given)."""
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    adjusted = [0.0] * m
+    running = 1.0
+    for rank in range(m, 0, -1):
+        i = order[rank - 1]
+        running = min(running, pvalues[i] * m / rank)
+        adjusted[i] = min(1.0, running)
+    return adjusted
+
+
+# ---- per-column comparison ----------------------------------------------------------------
+
+
+def _choose(method: str, kind: str, n_ref: int, n_values: int) -> str:
+    if method != "auto":
+        if kind == "categorical" and method in ("wasserstein", "ks"):
+            return "chisquare" if n_ref <= SMALL_REFERENCE else "jensenshannon"
+        return method
+    few = kind == "categorical" or n_values <= FEW_VALUES
+    if n_ref <= SMALL_REFERENCE:
+        if not few:
+            return "ks"
+        return "chisquare" if n_values > 2 else "ztest"
+    return "jensenshannon" if few else "wasserstein"
+
+
+def _severity(method: str, score: float | None, threshold: float) -> float:
+    if score is None:
+        return 0.0
+    if method in P_VALUE_METHODS:
+        return -math.log10(max(score, 1e-300)) / -math.log10(threshold)
+    return score / threshold if threshold else 0.0
+
+
+def _numeric_column(
+    name: str, ref_col: dict[str, Any], cur: _Numeric, method: str, threshold: float | None
+) -> ColumnDrift:
+    import numpy as np
+
+    ref = column_sketch(ref_col)
+    n_ref = round(ref.n) if ref is not None else 0
+    stats: dict[str, Any] = {
+        "reference_mean": ref_col.get("mean"),
+        "current_mean": getattr(cur, "mean", None),
+        "reference_std": ref_col.get("std"),
+        "current_std": getattr(cur, "std", None),
+    }
+    if ref is None or n_ref == 0 or cur.n == 0:
+        return ColumnDrift(
+            name,
+            "numeric",
+            method,
+            None,
+            threshold or 0.0,
+            False,
+            reference_rows=n_ref,
+            current_rows=cur.n,
+            stats=stats,
+            note="no values to compare",
+        )
+    if ref.exact and len(ref.points) <= FEW_VALUES:
+        n_values = len(set(_ref_value_counts(ref)) | set(cur.value_counts()))
+    else:
+        n_values = max(len(ref.points), FEW_VALUES + 1)
+    chosen = _choose(method, "numeric", n_ref, n_values)
+    limit = threshold if threshold is not None else DEFAULT_THRESHOLDS[chosen]
+    lo, hi = float(ref.points[0]), float(ref.points[-1])
+    outside = cur.cdf(np.array([np.nextafter(lo, -np.inf)]))[0] + (
+        cur.n - cur.cdf(np.array([hi]))[0]
+    )
+    stats["out_of_range_share"] = round(float(outside) / cur.n, 6)
+    edges = (ref_col.get("histogram") or {}).get("edges") or []
+    ref_hist = histogram_counts(ref, edges)
+    cur_hist = histogram_counts(cur, edges)
+    stats["histogram"] = {
+        "edges": edges,
+        "reference": ref_hist["counts"],
+        "current": [
+            int(c) for c in _inner(cur_hist["counts"], cur_hist["below"], cur_hist["above"])
+        ],
+        "current_below": cur_hist["below"],
+        "current_above": cur_hist["above"],
+    }
+    if chosen == "wasserstein":
+        std0 = (ref_col.get("std") or 0.0) * math.sqrt(max(n_ref - 1, 0) / n_ref)
+        score = wasserstein(ref, cur) / max(std0, 0.001)
+    elif chosen == "ks":
+        stats["ks_statistic"], score = ks(ref, cur)
+    elif chosen in ("chisquare", "ztest") or (
+        chosen in ("jensenshannon", "psi") and ref.exact and len(ref.points) <= FEW_VALUES
+    ):
+        keys, r, c = _align(_ref_value_counts(ref), cur.value_counts(), lump=False)
+        if chosen == "chisquare":
+            score = chisquare_p(r, c)
+        elif chosen == "ztest":
+            score = ztest_p(keys, r, c)
+        elif chosen == "psi":
+            score = psi(r, c)
+        else:
+            score = jensenshannon(r, c)
+    else:  # jensenshannon / psi on the reference's quantile bins (+ below and above)
+        r = [0, *ref_hist["counts"], 0]
+        c = [
+            cur_hist["below"],
+            *_inner(cur_hist["counts"], cur_hist["below"], cur_hist["above"]),
+            cur_hist["above"],
+        ]
+        score = psi(r, c) if chosen == "psi" else jensenshannon(r, c)
+    return _verdict(name, "numeric", chosen, score, limit, n_ref, cur.n, stats)
+
+
+def _inner(counts: list[int], below: int, above: int) -> list[int]:
+    """Histogram counts without the out-of-range values `histogram_counts` folded in."""
+    out = list(counts)
+    if out:
+        out[0] -= below
+        out[-1] -= above
+    return out
+
+
+def _categorical_column(
+    name: str,
+    ref_col: dict[str, Any],
+    cur: dict[str, float],
+    method: str,
+    threshold: float | None,
+) -> ColumnDrift:
+    ref = _categorical_counts(ref_col)
+    n_ref = int(sum(ref.values()))
+    n_cur = int(sum(cur.values()))
+    keys, r, c = _align(ref, cur, lump=OTHER in ref)
+    unseen = sum(v for k, v in cur.items() if k not in ref)
+    stats: dict[str, Any] = {
+        "unseen_share": round(unseen / n_cur, 6) if n_cur else 0.0,
+        "unseen": [k for k in cur if k not in ref][:10],
+        "categories": {
+            "keys": [str(k) for k in keys[:30]],
+            "reference": [int(v) for v in r[:30]],
+            "current": [int(v) for v in c[:30]],
+        },
+    }
+    if n_ref == 0 or n_cur == 0:
+        return ColumnDrift(
+            name,
+            "categorical",
+            method,
+            None,
+            threshold or 0.0,
+            False,
+            reference_rows=n_ref,
+            current_rows=n_cur,
+            stats=stats,
+            note="no values to compare",
+        )
+    n_values = len([k for k, a, b in zip(keys, r, c, strict=True) if a or b])
+    chosen = _choose(method, "categorical", n_ref, n_values)
+    limit = threshold if threshold is not None else DEFAULT_THRESHOLDS[chosen]
+    if chosen == "chisquare":
+        score = chisquare_p(r, c)
+    elif chosen == "ztest":
+        score = ztest_p(keys, r, c)
+    elif chosen == "psi":
+        score = psi(r, c)
+    else:
+        score = jensenshannon(r, c)
+    return _verdict(name, "categorical", chosen, score, limit, n_ref, n_cur, stats)
+
+
+def _verdict(
+    name: str,
+    kind: str,
+    method: str,
+    score: float,
+    limit: float,
+    n_ref: int,
+    n_cur: int,
+    stats: dict[str, Any],
+) -> ColumnDrift:
+    drifted = score < limit if method in P_VALUE_METHODS else score >= limit
+    return ColumnDrift(
+        name,
+        kind,
+        method,
+        float(f"{float(score):.8g}"),
+        limit,
+        bool(drifted),
+        severity=round(_severity(method, score, limit), 6),
+        reference_rows=n_ref,
+        current_rows=n_cur,
+        stats=stats,
+    )
+
+
+# ---- the public functions -----------------------------------------------------------------
+
+
+def _empty() -> np.ndarray:
+    import numpy as np
+
+    return np.empty(0)
+
+
+def _from_chunk(ch: ColumnChunk) -> _Numeric | dict[str, float]:
+    if ch.kind == "numeric":
+        return _Numeric(x=ch.sorted, m2=ch.m2, mean=ch.mean)
+    assert ch.counts is not None
+    return {str(k): float(v) for k, v in ch.counts.items()}
+
+
+def _current_column(
+    current: pd.DataFrame | dict[str, Any] | dict[str, ColumnChunk],
+    name: str,
+    ref_dtype: str,
+    from_chunks: bool = False,
+) -> _Numeric | dict[str, float] | None:
+    """One column of the current data in the form its reference kind needs (parsed on demand,
+    so a frame's columns are sorted one at a time and not all kept in memory)."""
+    import pandas as pd
+
+    if isinstance(current, pd.DataFrame):
+        col = next(c for c in current.columns if str(c) == name)
+        return _from_chunk(summarize(name, current[col], ref_dtype, keep_values=False))
+    if from_chunks:
+        chunk = current.get(name)
+        return _from_chunk(chunk) if isinstance(chunk, ColumnChunk) else None
+    col = current["columns"][name]
+    if kind_of(ref_dtype) == "numeric":
+        sketch = column_sketch(col)
+        if sketch is None:  # no numeric values at all (all missing), or not a numeric column
+            return (
+                _Numeric(sketch=Sketch.from_sorted(_empty()))
+                if col.get("kind") == "numeric"
+                else None
+            )
+        num = _Numeric(sketch=sketch)
+        num.mean, num.std = col.get("mean"), col.get("std")
+        return num
+    return {str(k): float(v) for k, v in _categorical_counts(col).items()}
+
+
+def _compare_column(
+    current: pd.DataFrame | dict[str, Any] | dict[str, ColumnChunk],
+    ref_col: dict[str, Any],
+    name: str,
+    settings: DriftSpec,
+    from_chunks: bool = False,
+) -> ColumnDrift:
+    threshold = settings.columns.get(name, settings.threshold)
+    dtype = ref_col.get("dtype", "str")
+    cur = _current_column(current, name, dtype, from_chunks)
+    if kind_of(dtype) == "numeric":
+        if not isinstance(cur, _Numeric):
+            return ColumnDrift(
+                name,
+                "numeric",
+                settings.method,
+                None,
+                threshold or 0.0,
+                True,
+                severity=float("inf"),
+                note="type changed: not numeric",
+            )
+        return _numeric_column(name, ref_col, cur, settings.method, threshold)
+    counts = cur if isinstance(cur, dict) else {}
+    return _categorical_column(name, ref_col, counts, settings.method, threshold)
+
+
+def compare(
+    current: pd.DataFrame | dict[str, Any] | list[ColumnChunk],
+    reference: dict[str, Any],
+    settings: DriftSpec | None = None,
+    *,
+    columns: list[str] | None = None,
+    label: str = "",
+) -> DriftReport:
+    """Compare new data (a DataFrame or a profile) with a reference profile, column by column.
+
+    (A list of `ColumnChunk` summaries of a whole table, as the validate stage already has them,
+    is accepted too: it saves parsing and sorting the columns a second time.)
+    `settings` (pipeline.yaml's `DriftSpec`) picks the method (`auto` by default), the default
+    and per-column thresholds, the dataset-drift share and the p-value correction. `columns`
+    limits the comparison (default: every column in both). Never raises on drift; the caller
+    decides what drift means (continue, retrain, stop).
+    """
+    import pandas as pd
+
+    from mlops.config.models import DriftSpec
+
+    settings = settings or DriftSpec()
+    reference = check_format(reference, "the reference profile")
+    if isinstance(current, dict):
+        current = check_format(current, "the current profile")
+        cur_names = [str(c) for c in current["columns"]]
+        cur_rows = int(current.get("rows", 0))
+    elif isinstance(current, pd.DataFrame):
+        cur_names = [str(c) for c in current.columns]
+        cur_rows = len(current)
+    elif isinstance(current, list):
+        cur_names = [c.name for c in current]
+        cur_rows = current[0].rows if current else 0
+    else:
+        raise TypeError("current must be a pandas DataFrame or a profile dict")
+    ref_names = list(reference["columns"])
+    wanted = columns if columns is not None else ref_names
+    names = [n for n in wanted if n in ref_names and n in cur_names]
+    report = DriftReport(
+        [],
+        settings.share,
+        settings.correction,
+        int(reference.get("rows", 0)),
+        cur_rows,
+        missing_columns=[n for n in wanted if n in ref_names and n not in cur_names],
+        new_columns=[n for n in cur_names if n not in ref_names] if columns is None else [],
+        label=label,
+    )
+    source: pd.DataFrame | dict[str, Any] | dict[str, ColumnChunk]
+    source = {c.name: c for c in current} if isinstance(current, list) else current
+
+    def one(name: str) -> ColumnDrift:
+        return _compare_column(
+            source, reference["columns"][name], name, settings, isinstance(current, list)
+        )
+
+    if isinstance(current, pd.DataFrame) and len(current) >= 50_000 and len(names) > 1:
+        with ThreadPoolExecutor(THREADS) as pool:  # numpy sorts release the GIL
+            report.columns.extend(pool.map(one, names))
+    else:
+        report.columns.extend(one(n) for n in names)
+    if settings.correction == "bh":
+        tested = [c for c in report.columns if c.method in P_VALUE_METHODS and c.score is not None]
+        for c, adj in zip(tested, _bh([float(c.score or 0.0) for c in tested]), strict=True):
+            c.p_adjusted = float(f"{adj:.8g}")
+            c.drifted = adj < c.threshold
+            c.severity = round(_severity(c.method, adj, c.threshold), 6)
+    for c in report.columns:
+        if c.severity == float("inf"):
+            c.severity = 1e9
+    return report
+
+
+def skew(
+    batch: pd.DataFrame | list[dict[str, Any]],
+    reference: dict[str, Any],
+    settings: DriftSpec | None = None,
+) -> DriftReport:
+    """Training-serving skew: a batch of serving inputs against a bundle's reference profile.
+
+    Compares the features present in the reference (the target is skipped when the batch lacks
+    it); features missing from the batch are listed in `missing_columns`, and each column's
+    `stats` carries `unseen_share` (categories the model never saw) or `out_of_range_share`
+    (numbers outside the training range). Used by serving and monitoring.
+    """
+    import pandas as pd
+
+    frame = batch if isinstance(batch, pd.DataFrame) else pd.DataFrame.from_records(batch)
+    names = [str(c) for c in reference.get("columns", {})]
+    target = reference.get("target")
+    feature_names = [n for n in names if n != target or n in frame.columns]
+    return compare(frame, reference, settings, columns=feature_names, label="serving vs training")
