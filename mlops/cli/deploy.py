@@ -21,7 +21,9 @@ def deploy(
     ],
     version: Annotated[
         str | None,
-        typer.Option("--version", help="Deploy this registered version, not the desired one."),
+        typer.Option(
+            "--version", metavar="VERSION", help="Deploy this registered version, not the desired."
+        ),
     ] = None,
     from_tag: Annotated[
         str | None,
@@ -45,7 +47,9 @@ def deploy(
             help="Push the stage tag (default: when the git remote exists; said when not).",
         ),
     ] = None,
-    remote: Annotated[str, typer.Option("--remote", help="The git remote for tags.")] = "origin",
+    remote: Annotated[
+        str, typer.Option("--remote", metavar="NAME", help="The git remote for tags.")
+    ] = "origin",
     json: JsonOpt = False,
 ) -> None:
     """Deploy a registered model version to an environment.
