@@ -324,3 +324,16 @@ def test_a_deploy_killed_at_any_step_leaves_a_complete_version_live_and_is_repai
     assert len(tags) == 2  # one assignment per version that went live
     shown = json.loads(cli(["registry", "show", "--json"], cwd=root).output)[NAME]
     assert shown["stage"]["staging"] == "v0.0.2"
+
+
+def test_register_skip_registered_for_ci_on_every_push(released: Path, cli):
+    result = cli(["register", "--skip-registered", "--json"], cwd=released)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["skipped"] == f"{NAME} v0.0.2 already holds this bundle"
+    pin(released, "v0.0.2")  # a merged promotion: a new commit, the same bundle
+    result = cli(["register", "--skip-registered"], cwd=released)
+    assert result.exit_code == 0, result.output
+    assert "nothing to register" in result.output and "registered at" in result.output
+    assert git(released, "tag", "--points-at", "HEAD") == ""
+    result = cli(["register", "--json"], cwd=released)  # without the flag: a new version
+    assert result.exit_code == 0 and json.loads(result.output)["version"] == "v0.0.3"
