@@ -16,6 +16,9 @@ from pathlib import Path
 from mlops.config import Project, load_project
 from mlops.data.commands import InferResult, infer_project, validate_project
 from mlops.data.validation import ValidationReport
+from mlops.deploy.deployer import DeployResult
+from mlops.deploy.deployer import deploy as deploy_version
+from mlops.deploy.envs import EnvStatus, environments  # registers deployments for lineage
 from mlops.engine.cluster import EngineInfo
 from mlops.pipeline.commit import CommitResult, commit_results
 from mlops.pipeline.compare import RunDiff, diff_runs
@@ -33,6 +36,7 @@ from mlops.registry.desired import Desired, desired_version
 from mlops.registry.lineage import Lineage
 from mlops.registry.promote import PromoteResult, TagResult
 from mlops.registry.register import RegisterResult
+from mlops.reports.merge_request import MergeRequestReport
 
 
 def init(directory: Path | str = ".", force: bool = False) -> InitResult:
@@ -141,6 +145,7 @@ def register(
     force: bool = False,
     remote: str = "origin",
     message: str | None = None,
+    skip_registered: bool = False,
 ) -> RegisterResult:
     """Register the bundle committed at `ref` as a new version (`mlops register`)."""
     return registry_register.register(
@@ -153,6 +158,7 @@ def register(
         force=force,
         remote=remote,
         message=message,
+        skip_registered=skip_registered,
     )
 
 
@@ -361,3 +367,51 @@ def engine(root: Path | str = ".", *, connect_local: bool = True) -> EngineInfo:
     from mlops.engine.cluster import probe
 
     return probe(load_pipeline(root).engine, connect_local=connect_local)
+
+
+# ---- deployments and merge-request reports ---------------------------------------------------
+
+
+def deploy(
+    root: Path | str,
+    env: str,
+    *,
+    version: str | None = None,
+    from_tag: str | None = None,
+    rollback: bool = False,
+    force: bool = False,
+    push: bool | None = None,
+    remote: str = "origin",
+    on_step: Callable[[dict], None] | None = None,
+) -> DeployResult:
+    """Deploy a registered version to an environment (`mlops deploy`): fetch, verify, install,
+    smoke-test, switch, record. A failure raises `DeployError` (exit 6) naming the step."""
+    return deploy_version(
+        root,
+        env,
+        version=version,
+        from_tag=from_tag,
+        rollback=rollback,
+        force=force,
+        push=push,
+        remote=remote,
+        on_step=on_step,
+    )
+
+
+def envs(root: Path | str = ".") -> list[EnvStatus]:
+    """What each environment runs, since when, and what it should run (`mlops envs`)."""
+    return environments(root)
+
+
+def report(
+    root: Path | str = ".", vs: list[str] | None = None, *, post: bool = False
+) -> MergeRequestReport:
+    """The merge-request report (`mlops report`); with `post`, also the merge request's note."""
+    from mlops.reports.merge_request import build_report
+    from mlops.reports.merge_request import post as post_note
+
+    result = build_report(root, vs)
+    if post:
+        post_note(result)
+    return result

@@ -12,6 +12,8 @@ PYTHON=${PYTHON:-python3}
 # what dvc-s3's aiobotocore chose, or pip backtracks through boto versions for many minutes
 .venv/bin/python -m pip install -q 'moto[server]>=5' \
   "botocore==$(.venv/bin/python -c 'import botocore; print(botocore.__version__)')"
+# Node 22, gitlab-ci-local and rsync for the end-to-end CI/CD test (which fails without them)
+bash scripts/install-e2e-tools.sh
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

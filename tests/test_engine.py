@@ -211,11 +211,12 @@ def test_incremental_training_over_local_chunks(tmp_path: Path):
             "classification",
             small,
         )
+    # every feature is nullable, as in train.input_schema (the pipeline imputes it)
     profile = {"columns": {"a": {"dtype": "float64", "missing": 0, "min": -1.0, "max": 2.0}}}
     profile["columns"]["g"] = {"dtype": "str", "missing": 3, "top": {"u": 5}}
     schema = schema_from_profile(profile, ["a"], ["g"], {"g": ["u", "v"]})
     assert schema["features"] == [
-        {"name": "a", "dtype": "float64", "nullable": False, "min": -1.0, "max": 2.0},
+        {"name": "a", "dtype": "float64", "nullable": True, "min": -1.0, "max": 2.0},
         {"name": "g", "dtype": "str", "nullable": True, "categories": ["u", "v"]},
     ]
 

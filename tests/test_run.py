@@ -195,7 +195,11 @@ def test_dry_run_changes_nothing(trained: Path, cli):
     assert result.exit_code == 0, result.output
     st = {s["name"]: s["status"] for s in json.loads(result.output)["stages"]}
     assert st["train"] == "would run" and st["ingest"] == "skipped"
+    assert st["evaluate"] == "would run"  # downstream of train
     assert (trained / "dvc.lock").read_bytes() == lock_before
+    runs_before = len(RunStore(trained).list(limit=None))
+    cli(["run", "--dry"], cwd=trained)
+    assert len(RunStore(trained).list(limit=None)) == runs_before  # shown, not recorded
 
 
 def test_status_explains_why(trained: Path, cli):
@@ -214,3 +218,63 @@ def test_run_selected_stage_runs_its_upstream_only(project: Path):
     assert result.error is None
     assert [s.name for s in result.stages] == ["ingest", "validate", "split"]
     commit_all(project)
+
+
+def test_noop_run_loads_neither_the_config_models_nor_dvc(trained: Path):
+    api.run(trained)  # the copy changed inodes: this run verifies with DVC and stamps
+    probe = (
+        "import sys\n"
+        "from mlops.cli import main\n"
+        "try:\n    main(['run', '--json'])\nexcept SystemExit as exc:\n    code = exc.code\n"
+        "heavy = sorted(m for m in ('dvc', 'dvc.repo', 'mlops.config.models', 'pandas', 'sklearn')"
+        " if m in sys.modules)\n"
+        "print('PROBE', code, ','.join(heavy) or '-')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], cwd=trained, capture_output=True, text=True, check=True
+    )
+    line = proc.stdout.strip().splitlines()[-1]
+    assert line == "PROBE 0 -", line
+    assert '"fast_noop": true' in proc.stdout
+
+
+def test_moved_baseline_branch_is_not_a_noop(trained: Path):
+    """A `not_worse_than: <branch>` baseline that moved makes evaluate rerun, nothing else."""
+    pipe = trained / "pipeline.yaml"
+    pipe.write_text(
+        pipe.read_text().replace(
+            "f1_macro: {min: 0.9}", "f1_macro: {min: 0.9, not_worse_than: main}"
+        )
+    )
+    git(trained, "checkout", "-q", "-b", "feature")
+    assert api.run(trained).error is None
+    commit_all(trained, "gate against main")
+    api.run(trained)
+    assert api.run(trained).fast
+    # main moves on (a commit the workspace does not have); the feature branch is untouched
+    tree = git(trained, "rev-parse", "main^{tree}")
+    moved = git(trained, "commit-tree", tree, "-p", "main", "-m", "main moves")
+    git(trained, "update-ref", "refs/heads/main", moved)
+    result = api.run(trained)
+    assert result.error is None and not result.fast
+    ran = [s.name for s in result.stages if s.status in ("ran", "cached")]
+    assert ran == ["evaluate"]
+
+
+def test_interrupted_stage_exits_130_and_keeps_the_lock(trained: Path, cli):
+    """Ctrl-C reaches the stage's process (same process group); the run says it was interrupted
+    (not "stage failed") and leaves dvc.lock as it was."""
+    pipe = trained / "pipeline.yaml"
+    pipe.write_text(
+        pipe.read_text().replace(
+            "environments:",
+            '  slow:\n    cmd: python -c "import os, signal; os.kill(os.getpid(), signal.SIGINT)"\n'
+            "    deps: [reports/metrics.json]\n    outs: [reports/slow.txt]\n"
+            "environments:",
+        )
+    )
+    lock_before = (trained / "dvc.lock").read_bytes()
+    result = cli(["run"], cwd=trained)
+    assert result.exit_code == ExitCode.INTERRUPTED, result.output
+    assert "interrupted while stage 'slow' ran" in result.output
+    assert (trained / "dvc.lock").read_bytes() == lock_before

@@ -173,14 +173,14 @@ def schema_from_profile(
     categories: dict[str, list] | None = None,
 ) -> dict[str, Any]:
     """The input schema (`schema.json`) from a profile, as `train.input_schema` makes it from
-    a frame: each feature's dtype, nullability, range, and vocabulary."""
+    a frame: each feature's dtype, range and vocabulary (every feature nullable)."""
     features = []
     for col in numeric + categorical:
         p = profile["columns"].get(col, {})
         f: dict[str, Any] = {
             "name": col,
             "dtype": p.get("dtype", "float64" if col in numeric else "str"),
-            "nullable": bool(p.get("missing", 0)),
+            "nullable": True,  # as train.input_schema: the pipeline imputes every feature
         }
         if col in numeric and p.get("min") is not None:
             f["min"], f["max"] = float(p["min"]), float(p["max"])
