@@ -111,6 +111,20 @@ def _table(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _sequential_inner(pipe: Any) -> dict[str, int]:
+    """`n_jobs=1` for every step whose own fit would run in parallel (n_jobs unset or not 1)."""
+    params = pipe.get_params()
+    inner = {}
+    for key, value in params.items():
+        if not key.endswith("__n_jobs") or value == 1:
+            continue
+        owner = params.get(key[: -len("__n_jobs")])
+        if value is None and type(owner).__name__ == "LogisticRegression":
+            continue  # n_jobs has no effect there since scikit-learn 1.8 (and warns when set)
+        inner[key] = 1
+    return inner
+
+
 def tune_pipeline(
     tune: TuneParams, pipe: Any, X: pd.DataFrame, y: pd.Series, task: str, n_jobs: int = 1
 ) -> tuple[Any, dict[str, Any]]:
@@ -142,8 +156,7 @@ def tune_pipeline(
         # the search runs candidates x folds in parallel; an estimator that would parallelise
         # its own fit (n_jobs unset or -1) fits sequentially inside each, or on a Dask cluster
         # every tree of a forest would become a task of its own
-        inner = {k: 1 for k, v in pipe.get_params().items() if k.endswith("__n_jobs") and v != 1}
-        pipe.set_params(**inner)
+        pipe.set_params(**_sequential_inner(pipe))
     search = _searcher(tune, pipe, space, scoring, cv, n_jobs)
     t0 = time.perf_counter()
     try:
