@@ -214,3 +214,44 @@ def test_run_selected_stage_runs_its_upstream_only(project: Path):
     assert result.error is None
     assert [s.name for s in result.stages] == ["ingest", "validate", "split"]
     commit_all(project)
+
+
+def test_noop_run_loads_neither_the_config_models_nor_dvc(trained: Path):
+    api.run(trained)  # the copy changed inodes: this run verifies with DVC and stamps
+    probe = (
+        "import sys\n"
+        "from mlops.cli import main\n"
+        "try:\n    main(['run', '--json'])\nexcept SystemExit as exc:\n    code = exc.code\n"
+        "heavy = sorted(m for m in ('dvc', 'dvc.repo', 'mlops.config.models', 'pandas', 'sklearn')"
+        " if m in sys.modules)\n"
+        "print('PROBE', code, ','.join(heavy) or '-')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], cwd=trained, capture_output=True, text=True, check=True
+    )
+    line = proc.stdout.strip().splitlines()[-1]
+    assert line == "PROBE 0 -", line
+    assert '"fast_noop": true' in proc.stdout
+
+
+def test_moved_baseline_branch_is_not_a_noop(trained: Path):
+    """A `not_worse_than: <branch>` baseline that moved makes evaluate rerun, nothing else."""
+    pipe = trained / "pipeline.yaml"
+    pipe.write_text(
+        pipe.read_text().replace(
+            "f1_macro: {min: 0.9}", "f1_macro: {min: 0.9, not_worse_than: main}"
+        )
+    )
+    git(trained, "checkout", "-q", "-b", "feature")
+    assert api.run(trained).error is None
+    commit_all(trained, "gate against main")
+    api.run(trained)
+    assert api.run(trained).fast
+    # main moves on (a commit the workspace does not have); the feature branch is untouched
+    tree = git(trained, "rev-parse", "main^{tree}")
+    moved = git(trained, "commit-tree", tree, "-p", "main", "-m", "main moves")
+    git(trained, "update-ref", "refs/heads/main", moved)
+    result = api.run(trained)
+    assert result.error is None and not result.fast
+    ran = [s.name for s in result.stages if s.status in ("ran", "cached")]
+    assert ran == ["evaluate"]

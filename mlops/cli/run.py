@@ -139,17 +139,27 @@ def run(
 
     Example: mlops run train --force
     """
-    from mlops import api
-
     _ui.set_json(json)
     progress = None if json else Progress(_ui.progress_console())
     try:
-        result = api.run(".", stages or None, force=force, dry=dry, on_event=progress)
+        result = None
+        if not force and not dry:
+            # the no-op path first: it needs neither the config models nor DVC, whose imports
+            # would cost more than the whole check (docs/architecture.md, "How mlops run works")
+            from mlops.pipeline.quick import quick_run
+
+            result = quick_run(".", stages or None, on_event=progress)
+        if result is None:
+            from mlops import api
+
+            result = api.run(".", stages or None, force=force, dry=dry, on_event=progress)
     finally:
         if progress is not None:
             progress.stop()
     committed = None
     if commit and result.error is None and not dry:
+        from mlops import api
+
         committed = api.commit(".")
     if json:
         out = result.to_dict()

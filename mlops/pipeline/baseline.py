@@ -13,36 +13,49 @@ commit. Its metrics are the evaluate stage's metrics file as committed at that c
 from __future__ import annotations
 
 import json
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mlops.adapters import git
-from mlops.config import Project
 from mlops.config.yamlfile import atomic_write_text
+
+if TYPE_CHECKING:  # the no-op run checks baselines without loading the config models
+    from mlops.config import Project
+
+
+def stage_holder(root: Path, model: str, environment: str) -> tuple[str | None, str | None]:
+    """The commit and stage tag of the version of `model` in `environment` (the registry)."""
+    from mlops.registry import read_registry
+
+    artifact = read_registry(root).get(model)
+    holder = artifact.in_stage(environment) if artifact else None
+    return (holder.commit, holder.tag) if holder else (None, None)
 
 
 def environment_commit(project: Project, environment: str) -> tuple[str | None, str, str | None]:
     """The commit of the model version in `environment`, a note when there is none, and the
-    stage tag that put it there.
-
-    The registry (git tags in GTO's format) knows which version holds the environment's stage;
-    this is the one place that asks it.
-    """
-    from mlops.registry import read_registry
-
+    stage tag that put it there (the registry, git tags in GTO's format, is the one source)."""
     name = project.pipeline.model.name
-    artifact = read_registry(project.root).get(name)
-    holder = artifact.in_stage(environment) if artifact else None
-    if holder is None:
+    commit, tag = stage_holder(project.root, name, environment)
+    if commit is None:
         return None, f"no version of {name} in {environment} yet", None
-    return holder.commit, "", holder.tag
+    return commit, "", tag
 
 
-def _ref_commit(project: Project, name: str) -> tuple[str | None, str | None]:
+def ref_commit(root: Path, name: str) -> tuple[str | None, str | None]:
+    """A branch (local, then `origin/`), tag or commit: its commit and the ref that matched."""
     for ref in (f"refs/heads/{name}", f"refs/remotes/origin/{name}", name):
-        commit = git.rev_parse(project.root, ref)
+        commit = git.rev_parse(root, ref)
         if commit:
             return commit, ref
     return None, None
+
+
+def current_commit(root: Path, entry: dict[str, Any], model: str) -> str | None:
+    """Where a recorded baseline entry (from the baseline file) points now."""
+    if entry.get("kind") == "environment":
+        return stage_holder(root, model, entry["name"])[0]
+    return ref_commit(root, entry["name"])[0]
 
 
 def _metrics_at(project: Project, commit: str, path: str) -> dict[str, Any] | None:
@@ -68,7 +81,7 @@ def resolve_baseline(project: Project, name: str, metrics_path: str) -> dict[str
         commit, note, entry["ref"] = environment_commit(project, name)
     else:
         entry["kind"] = "branch"
-        commit, ref = _ref_commit(project, name)
+        commit, ref = ref_commit(project.root, name)
         entry["ref"] = ref
         note = "" if commit else f"no branch, tag or commit named {name!r}"
     entry["commit"] = commit

@@ -18,8 +18,9 @@ import yaml
 from mlops.adapters import dvc, git
 from mlops.config import PARAMS_FILE, PIPELINE_FILE, Project
 from mlops.errors import GitStateError, MlopsError, UsageError
+from mlops.pipeline.outcome import read_lock
 from mlops.pipeline.records import RunRecord, RunStore
-from mlops.pipeline.runner import ensure_project, read_lock
+from mlops.pipeline.runner import ensure_project
 
 LOG = Path(".mlops/logs/commit.log")
 ALWAYS = ("dvc.yaml", "dvc.lock", PIPELINE_FILE, PARAMS_FILE, ".dvc/config", ".dvcignore")

@@ -9,7 +9,8 @@ from typing import Any
 from mlops.adapters import dvc
 from mlops.config import stage_graph, topological
 from mlops.pipeline import fresh
-from mlops.pipeline.runner import ensure_project, prepare, read_lock
+from mlops.pipeline.outcome import read_lock
+from mlops.pipeline.runner import ensure_project, prepare
 
 
 @dataclass
@@ -78,7 +79,7 @@ def project_status(root: Path | str = ".") -> list[StageStatus]:
     project = ensure_project(Path(root))
     prepare(project, project.root / ".mlops" / "logs" / "status.log")
     order = topological(project.stages)
-    if fresh.is_fresh(project, order):
+    if fresh.fresh_plan(project.root, None) is not None:
         return [StageStatus(n, "up to date") for n in order]
     lock = read_lock(project.root)
     changes = dvc.status(project.root)
