@@ -97,6 +97,9 @@ def _register() -> None:
     registry.register(app)
     serve.register(app)
     validate.register(app)
+    from mlops.cli import monitor  # drift, decay and health of live traffic
+
+    monitor.register(app)
 
 
 _register()

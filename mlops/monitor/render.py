@@ -346,7 +346,8 @@ def html_report(r: MonitorReport) -> str:
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>Monitoring {html.escape(r.env)}</title><style>{CSS}"
-        ".figs svg{margin:6px;border:1px solid #eaeef2}</style></head><body>",
+        ".figs svg{margin:6px;border:1px solid #eaeef2}pre{white-space:pre-wrap}</style>",
+        "</head><body>",
         f"<h1>Monitoring {html.escape(r.env)}: {html.escape(r.model)} "
         f"{html.escape(r.version or '')}</h1>",
         f"<p>{html.escape(headline(r))}</p>",
