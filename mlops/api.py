@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING
 from mlops.config import Project, load_project
 from mlops.data.commands import InferResult, infer_project, validate_project
 from mlops.data.validation import ValidationReport
+from mlops.deploy.deployer import DeployResult
+from mlops.deploy.deployer import deploy as deploy_version
+from mlops.deploy.envs import EnvStatus, environments  # registers deployments for lineage
 from mlops.pipeline.commit import CommitResult, commit_results
 from mlops.pipeline.compare import RunDiff, diff_runs
 from mlops.pipeline.compile import compile_dvc_yaml
@@ -33,6 +36,7 @@ from mlops.registry.desired import Desired, desired_version
 from mlops.registry.lineage import Lineage
 from mlops.registry.promote import PromoteResult, TagResult
 from mlops.registry.register import RegisterResult
+from mlops.reports.merge_request import MergeRequestReport
 
 if TYPE_CHECKING:
     from mlops.monitor.checks import MonitorReport
@@ -144,6 +148,7 @@ def register(
     force: bool = False,
     remote: str = "origin",
     message: str | None = None,
+    skip_registered: bool = False,
 ) -> RegisterResult:
     """Register the bundle committed at `ref` as a new version (`mlops register`)."""
     return registry_register.register(
@@ -156,6 +161,7 @@ def register(
         force=force,
         remote=remote,
         message=message,
+        skip_registered=skip_registered,
     )
 
 
@@ -355,6 +361,54 @@ def infer_schema(
         force=force,
         progress=progress,
     )
+
+
+# ---- deployments and merge-request reports ---------------------------------------------------
+
+
+def deploy(
+    root: Path | str,
+    env: str,
+    *,
+    version: str | None = None,
+    from_tag: str | None = None,
+    rollback: bool = False,
+    force: bool = False,
+    push: bool | None = None,
+    remote: str = "origin",
+    on_step: Callable[[dict], None] | None = None,
+) -> DeployResult:
+    """Deploy a registered version to an environment (`mlops deploy`): fetch, verify, install,
+    smoke-test, switch, record. A failure raises `DeployError` (exit 6) naming the step."""
+    return deploy_version(
+        root,
+        env,
+        version=version,
+        from_tag=from_tag,
+        rollback=rollback,
+        force=force,
+        push=push,
+        remote=remote,
+        on_step=on_step,
+    )
+
+
+def envs(root: Path | str = ".") -> list[EnvStatus]:
+    """What each environment runs, since when, and what it should run (`mlops envs`)."""
+    return environments(root)
+
+
+def report(
+    root: Path | str = ".", vs: list[str] | None = None, *, post: bool = False
+) -> MergeRequestReport:
+    """The merge-request report (`mlops report`); with `post`, also the merge request's note."""
+    from mlops.reports.merge_request import build_report
+    from mlops.reports.merge_request import post as post_note
+
+    result = build_report(root, vs)
+    if post:
+        post_note(result)
+    return result
 
 
 # ---- monitoring ------------------------------------------------------------------------------

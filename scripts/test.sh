@@ -8,6 +8,8 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev,serve]'
+# Node 22, gitlab-ci-local and rsync for the end-to-end CI/CD test (which fails without them)
+bash scripts/install-e2e-tools.sh
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -334,3 +334,49 @@ def locked_output(root: Path, stage: str, path: str) -> Path | None:
             cache = (Path(root) / ".dvc" / configured).resolve()
     found = cache / "files" / "md5" / digest[:2] / digest[2:]
     return found if found.is_file() else None
+
+
+@dataclass
+class FetchedDir:
+    """A DVC-tracked directory downloaded as committed at a revision."""
+
+    path: Path  # where it was written
+    md5: str | None  # DVC's hash of the whole directory (`<md5>.dir`), as dvc.lock records it
+    files: dict[str, str]  # relative path -> md5 DVC recorded for that file
+
+
+def fetch_dir(root: Path, path: str, rev: str, dest: Path) -> FetchedDir:
+    """Download DVC-tracked directory `path` as committed at git revision `rev` into `dest`
+    (which must not exist), from the DVC cache or else the project's default remote.
+
+    Returns the md5 of every file as DVC recorded it at `rev`, so the caller can check the bytes
+    it got against what git holds (DVC does not re-hash what it reads from a cache or remote).
+    Raises `MlopsError` with DVC's reason when `rev`, the path or its data cannot be found.
+    """
+    from dvc.api import DVCFileSystem
+
+    here = Path.cwd()
+    os.chdir(root)
+    fs = None
+    try:
+        fs = DVCFileSystem(str(root), rev=rev)
+        info = fs.info(path)
+        if info.get("type") != "directory":
+            raise MlopsError(f"{path} at {rev[:12]} is not a DVC-tracked directory")
+        files: dict[str, str] = {}
+        prefix = path.rstrip("/") + "/"
+        for name, entry in fs.find(path, detail=True).items():
+            rel = name[len(prefix) :] if name.startswith(prefix) else name
+            files[rel] = str(entry.get("md5") or "")
+        fs.get(path, str(dest), recursive=True)
+        md5 = info.get("md5")
+        return FetchedDir(Path(dest), str(md5) if md5 else None, files)
+    except MlopsError:
+        raise
+    except Exception as exc:  # DVC raises many types: missing revision, path, cache or remote
+        raise MlopsError(_describe(exc)) from exc
+    finally:
+        if fs is not None:
+            with contextlib.suppress(Exception):
+                fs.close()
+        os.chdir(here)

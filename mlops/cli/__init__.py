@@ -97,6 +97,10 @@ def _register() -> None:
     registry.register(app)
     serve.register(app)
     validate.register(app)
+    from mlops.cli import deploy, report  # deployments, merge-request reports
+
+    deploy.register(app)
+    report.register(app)
     from mlops.cli import monitor  # drift, decay and health of live traffic
 
     monitor.register(app)

@@ -115,6 +115,14 @@ def register_cmd(
     ] = False,
     remote: RemoteOpt = "origin",
     message: MessageOpt = None,
+    skip_registered: Annotated[
+        bool,
+        typer.Option(
+            "--skip-registered",
+            help="Exit 0 without a new tag when REF (or a version with the same bundle) is "
+            "already registered (for CI on every push).",
+        ),
+    ] = False,
     json: JsonOpt = False,
 ) -> None:
     """Register the committed model bundle as a new version.
@@ -143,11 +151,15 @@ def register_cmd(
         force=force,
         remote=remote,
         message=message,
+        skip_registered=skip_registered,
     )
     if json:
         _ui.print_json(result.to_dict())
         return
     console = _ui.err()
+    if result.skipped:
+        console.print(f"nothing to register: {result.skipped}", markup=False)
+        return
     note = " [yellow](forced: NOT blessed)[/]" if result.forced else ""
     console.print(
         f"[green]registered[/] {result.name} {result.version} at {result.commit[:12]} "

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.bundle import METADATA, Bundle, load_bundle, verify_bundle
+from mlops.deploy.faults import checkpoint
 from mlops.errors import DeployError, GitStateError, MlopsError, UsageError
 
 DEPLOYMENT = "deployment.json"
@@ -119,7 +120,7 @@ class Target:
         if path is None:
             raise NotDeployedError(
                 f"nothing is deployed to {self.root}",
-                "Deploy a version first (`mlops deploy ENV`), or serve a bundle with "
+                "Deploy a version first (`mlops deploy --env ENV`), or serve a bundle with "
                 "`mlops serve --bundle models/NAME`.",
             )
         return path
@@ -222,6 +223,7 @@ class Target:
                 if f.is_file():
                     with open(f, "rb") as fh:
                         os.fsync(fh.fileno())
+            checkpoint("install-copied")
             old = None
             if dest.exists():
                 old = self.versions_dir / f".old-{version}-{secrets.token_hex(4)}"
@@ -246,6 +248,7 @@ class Target:
         previous = self.current_version()
         tmp = self.root / f".{CURRENT}.tmp-{secrets.token_hex(4)}"
         os.symlink(f"{VERSIONS}/{version}", tmp)
+        checkpoint("switch-linked")
         try:
             os.replace(tmp, self.current_link)
         except BaseException:
@@ -295,7 +298,7 @@ def open_target(path: Path | str, *, create: bool = False) -> Target:
     elif not root.is_dir():
         raise NotDeployedError(
             f"deployment target {root} does not exist",
-            "Deploy a version to this environment first (`mlops deploy ENV`).",
+            "Deploy a version to this environment first (`mlops deploy --env ENV`).",
         )
     return Target(root)
 

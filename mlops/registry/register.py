@@ -38,6 +38,7 @@ class RegisterResult:
     remote: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     files_pushed: int = 0
+    skipped: str | None = None  # why nothing was registered (`skip_registered`)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -90,6 +91,18 @@ def _failed_gates(meta: dict[str, Any]) -> list[str]:
     return out
 
 
+def _same_bundle(art: Any, commit: str, md5: str) -> Any:
+    """The active version registered at `commit`, or whose tag records bundle hash `md5`."""
+    existing = art.version_at(commit)
+    if existing is not None and existing.active:
+        return existing
+    for v in art.registered_versions():
+        recorded = v.fields.get("bundle", "").split()
+        if md5 and recorded and recorded[-1] == md5:
+            return v
+    return None
+
+
 def next_version(registry: Registry, name: str, bump: str | None) -> str:
     """The highest version ever registered (even if deregistered since), bumped."""
     art = registry.get(name)
@@ -111,11 +124,15 @@ def register(
     force: bool = False,
     remote: str = "origin",
     message: str | None = None,
+    skip_registered: bool = False,
 ) -> RegisterResult:
     """Register the bundle committed at `ref` as a new version of the model (an annotated tag).
 
     Refuses (exit 5): a dirty work tree, a bundle not committed at `ref`, an existing version, a
-    commit already registered; refuses an unblessed bundle (exit 4) unless `force`.
+    commit already registered; refuses an unblessed bundle (exit 4) unless `force`. With
+    `skip_registered`, a commit already registered, or whose bundle (its DVC hash) an active
+    version already has, is not an error: nothing is written and `result.skipped` says why (CI
+    runs `register` on every push to the default branch, promotions included).
     """
     project = load_project(root)
     root = project.root
@@ -167,6 +184,15 @@ def register(
         sync_tags(root, remote)
     registry = read_registry(root)
     art = registry.get(name)
+    if skip_registered and art is not None:
+        same = _same_bundle(art, commit, out.get("md5") or out.get("hash") or "")
+        if same is not None:
+            return RegisterResult(
+                name, same.version, commit, same.registration.tag if same.registration else "",
+                same.blessed, metrics=dict(same.metrics),
+                skipped=f"{name} {same.version} already holds this bundle"
+                + ("" if same.commit == commit else f" (registered at {same.commit[:12]})"),
+            )  # fmt: skip
     if art is not None:
         existing = art.version_at(commit)
         if existing is not None and existing.active:

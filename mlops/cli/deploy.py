@@ -1,0 +1,155 @@
+"""`mlops deploy` and `mlops envs`: deployments to the environments of pipeline.yaml."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mlops.cli import _ui
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+
+
+def _when(ts: str | None) -> str:
+    return ts[:16].replace("T", " ") if ts else "-"
+
+
+def deploy(
+    env: Annotated[
+        str, typer.Option("--env", "-e", metavar="ENV", help="The environment (pipeline.yaml).")
+    ],
+    version: Annotated[
+        str | None,
+        typer.Option(
+            "--version", metavar="VERSION", help="Deploy this registered version, not the desired."
+        ),
+    ] = None,
+    from_tag: Annotated[
+        str | None,
+        typer.Option(
+            "--from-tag",
+            metavar="TAG",
+            help="Deploy the version a stage tag NAME#ENV#N assigns (CI: $CI_COMMIT_TAG).",
+        ),
+    ] = None,
+    rollback: Annotated[
+        bool,
+        typer.Option("--rollback", help="Deploy the version the environment ran before."),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Deploy even a version that failed its gates.")
+    ] = False,
+    push: Annotated[
+        bool | None,
+        typer.Option(
+            "--push/--no-push",
+            help="Push the stage tag (default: when the git remote exists; said when not).",
+        ),
+    ] = None,
+    remote: Annotated[
+        str, typer.Option("--remote", metavar="NAME", help="The git remote for tags.")
+    ] = "origin",
+    json: JsonOpt = False,
+) -> None:
+    """Deploy a registered model version to an environment.
+
+    The version is the environment's desired one (track: latest, or the version its pin file
+    names) unless --version, --from-tag or --rollback says otherwise. Steps: fetch the bundle
+    as committed at the version's tag (DVC cache or remote); verify every file against git's
+    md5 and the bundle's sha256; install it beside the live version; smoke-test it (load,
+    sample rows through its schema, predict); switch `current` atomically; record it (stage
+    tag NAME#ENV#N, pushed when the remote takes it, and the target's history). Any failing
+    step leaves the live version as it was and exits 6, naming the step and why. The version
+    already live: nothing to do. An interrupted deploy is repaired by the next one.
+
+    Exit 4: the version failed its quality gates (use --force). Exit 5: nothing to deploy,
+    an unknown version or tag.
+
+    Example: mlops deploy --env staging
+    """
+    from mlops import api
+
+    _ui.set_json(json)
+    console = _ui.err()
+
+    def progress(step: dict) -> None:
+        if not json and step["ok"]:
+            detail = f"  {step.get('detail')}" if step.get("detail") else ""
+            console.print(f"  {step['step']:<8} ok {_ui.fmt_seconds(step['seconds'])}{detail}",
+                          markup=False)  # fmt: skip
+
+    result = api.deploy(
+        ".",
+        env,
+        version=version,
+        from_tag=from_tag,
+        rollback=rollback,
+        force=force,
+        push=push,
+        remote=remote,
+        on_step=progress,
+    )
+    if json:
+        _ui.print_json(result.to_dict())
+        return
+    for line in result.repaired:
+        console.print(f"[yellow]repaired:[/] {line}")
+    if result.action == "unchanged":
+        console.print(
+            f"{env} already runs {result.name} {result.version}: nothing to do",
+            markup=False,
+        )
+    else:
+        was = f" (was {result.previous})" if result.previous else ""
+        console.print(
+            f"[green]deployed[/] {result.name} {result.version} to {env}{was}; "
+            f"source: {result.source}"
+        )
+    if result.stage_tag:
+        state = {True: "pushed", False: "local only", None: "already there"}[result.tag_pushed]
+        console.print(f"stage tag {result.stage_tag} ({state})", markup=False)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}")
+
+
+def envs(json: JsonOpt = False) -> None:
+    """Show what each environment runs, since when, and what it should run.
+
+    For each environment of pipeline.yaml: the version live in its target and when it was
+    deployed, the version it should run (tracked latest, or its pin file), the registry's
+    stage tag, and whether a deploy is due.
+
+    Example: mlops envs --json
+    """
+    from mlops import api
+
+    _ui.set_json(json)
+    states = api.envs(".")
+    if json:
+        _ui.print_json([s.to_dict() for s in states])
+        return
+    if not states:
+        _ui.err().print("pipeline.yaml declares no environments (`environments:`)")
+        return
+    t = _ui.table("environment", "mode", "live", "since (UTC)", "desired", "state")
+    for s in states:
+        colour = {"up to date": "green", "out of date": "yellow"}.get(s.state, "dim")
+        t.add_row(
+            s.env,
+            s.mode,
+            s.live or "-",
+            _when(s.since),
+            s.desired or "-",
+            f"[{colour}]{s.state}[/]",
+        )
+    _ui.out().print(t)
+    for s in states:
+        for problem in s.problems:
+            _ui.err().print(f"[yellow]{s.env}:[/] {problem}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `mlops deploy` and `mlops envs` to the app."""
+    app.command("deploy")(deploy)
+    app.command("envs")(envs)

@@ -1,0 +1,698 @@
+"""`mlops deploy`: put a registered version into an environment's target, verified and recorded.
+
+Steps (each named in reports and errors):
+
+1. **resolve**: the version to deploy: the environment's desired version (`track: latest`, or
+   the pin file), or `--version`, a pushed stage tag (`--from-tag`), or the previous version
+   (`--rollback`). An unblessed version is refused unless `force`.
+2. **fetch**: the bundle as committed at the version's commit, from the DVC cache or remote.
+3. **verify**: every file's md5 against what DVC recorded at that commit (so against git), and
+   every sha256 against the bundle's `metadata.json`.
+4. **install**: `Target.install` copies it to `versions/<version>/` (complete or absent).
+5. **smoke**: the installed copy loads, sample rows pass its schema, it predicts them.
+6. **switch**: `current` is replaced atomically.
+7. **record**: the stage tag `NAME#ENV#N` (pushed when a remote takes it), then one line in
+   `history.jsonl`; `deployment.json` was written at install.
+
+Until the switch, a failure leaves the live version untouched (exit 6, the report names the
+step). A failure while recording switches back. A journal (`.deploy-journal.json`) is written
+before the fetch and removed after the record; the next deploy of the target reads a journal
+left by a killed deploy, records what went live (or that nothing did), and removes temporary
+leftovers. Deploying the version already live does nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops.adapters import dvc, git
+from mlops.bundle import verify_bundle
+from mlops.config import Project, load_project
+from mlops.config.yamlfile import atomic_write_text
+from mlops.deploy.faults import checkpoint
+from mlops.deploy.smoke import smoke_test
+from mlops.deploy.target import DEPLOYMENT, Target, now_iso
+from mlops.errors import DeployError, GateFailedError, GitStateError, MlopsError, UsageError
+from mlops.registry.desired import desired_version, environment, previous_version, read_pin
+from mlops.registry.state import Registry, Version, read_registry
+from mlops.registry.tags import Action, format_message, parse_tag
+from mlops.registry.write import sync_tags, write_stage_tag
+
+JOURNAL = ".deploy-journal.json"
+FETCH_PREFIX = ".fetch-"
+LEFTOVERS = (  # (directory relative to the target, name prefix) of temporary files
+    ("versions", ".tmp-"),
+    ("versions", ".old-"),
+    (".", FETCH_PREFIX),
+    (".", ".current.tmp-"),
+)
+
+
+@dataclass
+class Resolved:
+    """The version a deploy puts in place, and why."""
+
+    version: str
+    commit: str
+    registration_tag: str | None
+    source: str
+    blessed: bool | None
+    failed_gates: str = ""
+    rollback_from: str | None = None
+    from_tag: str | None = None
+
+
+@dataclass
+class DeployResult:
+    """What `mlops deploy` did."""
+
+    env: str
+    name: str
+    version: str
+    target: str
+    action: str  # "deployed" | "unchanged"
+    previous: str | None = None
+    commit: str | None = None
+    source: str = ""
+    registration_tag: str | None = None
+    stage_tag: str | None = None
+    tag_pushed: bool | None = None  # None: no new tag was needed
+    rollback_from: str | None = None
+    smoke: dict[str, Any] | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def target_of(project: Project, env: str) -> Target:
+    """The deployment target of `env` (`target:` in pipeline.yaml; default `.mlops/envs/ENV`)."""
+    spec = environment(project, env)
+    return Target((project.root / (spec.target or f".mlops/envs/{env}")).absolute())
+
+
+# ---- resolve --------------------------------------------------------------------------------
+
+
+def _registered(registry: Registry, name: str, version: str) -> Version:
+    art = registry.artifact(name)
+    v = art.version(version)
+    if v is None or not v.registered:
+        known = ", ".join(x.version for x in art.registered_versions()) or "none"
+        raise GitStateError(
+            f"{name} {version} is not registered (registered: {known})",
+            "Deploy a registered version (`mlops registry show` lists them); if it was "
+            "registered elsewhere, fetch the tags first (`git fetch --tags`).",
+        )
+    if not v.active:
+        raise GitStateError(
+            f"{name} {version} was deregistered and is not deployed any more",
+            "Deploy another version (`mlops registry show` lists the active ones).",
+        )
+    return v
+
+
+def _from_tag(registry: Registry, name: str, env: str, tag: str, force: bool) -> Version:
+    parsed = parse_tag(tag)
+    if parsed is None or parsed.action != Action.ASSIGN or parsed.name != name:
+        raise UsageError(
+            f"{tag!r} is not a stage tag of {name} (NAME#STAGE#N)",
+            f"Give a tag such as {name}#{env}#3 (CI passes $CI_COMMIT_TAG).",
+        )
+    if parsed.stage != env:
+        raise UsageError(
+            f"{tag} assigns stage {parsed.stage!r}, not {env!r}",
+            f"Deploy it with `mlops deploy --env {parsed.stage} --from-tag '{tag}'`.",
+        )
+    art = registry.artifact(name)
+    event = next((e for e in art.events if e.tag == tag), None)
+    if event is None or event.version is None:
+        raise GitStateError(
+            f"tag {tag} is not in this repository (or names no registered version)",
+            "Fetch the tags (`git fetch --tags`; CI needs GIT_DEPTH: 0), then run again.",
+        )
+    holder = art.in_stage(env)
+    if holder is not None and holder.tag != tag and holder.version != event.version and not force:
+        raise GitStateError(
+            f"{tag} is no longer {env}'s latest assignment: {holder.tag} put {holder.version} "
+            "there since",
+            f"Deploy what {env} should run now (`mlops deploy --env {env}`), or use --force "
+            "to deploy this older assignment anyway.",
+        )
+    return _registered(registry, name, event.version)
+
+
+def resolve(
+    project: Project,
+    registry: Registry,
+    env: str,
+    *,
+    version: str | None = None,
+    from_tag: str | None = None,
+    rollback: bool = False,
+    force: bool = False,
+) -> Resolved:
+    """The version to deploy to `env` (see the module docstring), not yet checked for gates."""
+    if sum(x is not None and x is not False for x in (version, from_tag, rollback)) > 1:
+        raise UsageError("give at most one of --version, --from-tag and --rollback")
+    name = project.pipeline.model.name
+    rollback_from = None
+    if rollback:
+        prev = previous_version(project.root, env, name, project=project, registry=registry)
+        v = _registered(registry, name, prev.version)
+        source, rollback_from = f"rollback from {prev.current} ({prev.source})", prev.current
+    elif from_tag is not None:
+        v = _from_tag(registry, name, env, from_tag, force)
+        source = f"stage tag {from_tag}"
+    elif version is not None:
+        v = _registered(registry, name, version)
+        source = "--version"
+    else:
+        desired = desired_version(project.root, env, name, project=project, registry=registry)
+        if desired.version is None:
+            hint = (
+                f"Pin a registered version (`mlops promote {name} VERSION --to {env}` opens the "
+                "merge request), or deploy one explicitly with --version."
+                if desired.mode == "pin"
+                else "Register a blessed version first (`mlops register`)."
+            )
+            raise GitStateError(f"nothing to deploy to {env}: {desired.source}", hint)
+        v = _registered(registry, name, desired.version)
+        source = desired.source
+    reg = v.registration
+    return Resolved(
+        version=v.version,
+        commit=v.commit,
+        registration_tag=reg.tag if reg else None,
+        source=source,
+        blessed=v.blessed,
+        failed_gates=v.fields.get("forced", ""),
+        rollback_from=rollback_from,
+        from_tag=from_tag,
+    )
+
+
+def _refuse_unblessed(name: str, r: Resolved, where: str) -> None:
+    detail = f" ({r.failed_gates})" if r.failed_gates and r.failed_gates != "unblessed" else ""
+    raise GateFailedError(
+        f"{name} {r.version} is not blessed: it failed its quality gates{detail} ({where}); "
+        "nothing was deployed",
+        "Deploy a blessed version, or use --force if you really mean to deploy this one.",
+    )
+
+
+# ---- the journal and leftovers --------------------------------------------------------------
+
+
+def _read_journal(target: Target) -> dict[str, Any] | None:
+    try:
+        data = json.loads((target.root / JOURNAL).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}  # a torn journal: a deploy was interrupted, details unknown
+    return data if isinstance(data, dict) else {}
+
+
+def _write_journal(target: Target, data: dict[str, Any]) -> None:
+    atomic_write_text(target.root / JOURNAL, json.dumps(data, indent=2) + "\n")
+
+
+def _drop_journal(target: Target) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(target.root / JOURNAL)
+
+
+def complete(target: Target, version: str) -> bool:
+    """Whether `versions/<version>` is installed and every file matches its hash."""
+    path = target.version_dir(version)
+    if not (path / DEPLOYMENT).is_file():
+        return False
+    try:
+        verify_bundle(path, extra_files=(DEPLOYMENT,))
+    except MlopsError:
+        return False
+    return True
+
+
+def _remove_leftovers(target: Target) -> list[str]:
+    removed = []
+    for folder, prefix in LEFTOVERS:
+        base = target.root / folder
+        if not base.is_dir():
+            continue
+        for p in sorted(base.iterdir()):
+            if not p.name.startswith(prefix):
+                continue
+            if p.is_symlink() or p.is_file():
+                p.unlink(missing_ok=True)
+            else:
+                shutil.rmtree(p, ignore_errors=True)
+            removed.append(str(p.relative_to(target.root)))
+    return removed
+
+
+# ---- recording --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Recorder:
+    """Writes the stage tag and history lines of one environment."""
+
+    root: Path
+    name: str
+    env: str
+    push: bool
+    remote: str
+    notes: list[str]
+    has_remote: bool = True
+
+    def stage_tag(
+        self, version: str, commit: str, registration_tag: str | None, **fields: str | None
+    ) -> tuple[str | None, bool | None]:
+        """Assign the stage to `version` unless the registry already says so.
+
+        Returns (tag, pushed); pushed is None when no new tag was needed. A push the remote
+        refuses leaves the tag written locally, with a note saying how to push it.
+        """
+        art = read_registry(self.root).get(self.name)
+        holder = art.in_stage(self.env) if art else None
+        if holder is not None and holder.version == version:
+            return holder.tag, None
+        message = format_message(
+            f"Assigning stage {self.env} to artifact {self.name} version {version}",
+            {
+                "replaces": holder.version if holder else "",
+                **{k.replace("_", "-"): v or "" for k, v in fields.items()},
+                "deployed-by": "mlops deploy",
+            },
+        )
+        also = [f"refs/tags/{registration_tag}"] if registration_tag else []
+        if self.push:
+            try:
+                w = write_stage_tag(
+                    self.root,
+                    self.name,
+                    self.env,
+                    commit,
+                    message,
+                    push=True,
+                    remote=self.remote,
+                    also_push=also,
+                )
+                return w.tag, True
+            except GitStateError as exc:
+                self.notes.append(f"the stage tag could not be pushed: {exc.message}")
+        w = write_stage_tag(self.root, self.name, self.env, commit, message, push=False)
+        if self.has_remote:
+            refs = " ".join([w.tag, w.reservation or "", registration_tag or ""]).split()
+            self.notes.append(
+                f"stage tag {w.tag} is local only; share it: git push {self.remote} "
+                + " ".join(f"'{r}'" for r in refs)
+            )
+        return w.tag, False
+
+
+def _history(target: Target, event: dict[str, Any]) -> dict[str, Any]:
+    job = os.environ.get("CI_JOB_URL")
+    return target.append_history({**event, **({"ci_job": job} if job else {})})
+
+
+def _repair(target: Target, rec: _Recorder, registry: Registry) -> list[str]:
+    """Finish or close what a killed deploy left behind; remove temporary files."""
+    repaired: list[str] = []
+    journal = _read_journal(target)
+    if journal is not None:
+        live = target.current_version()
+        version = journal.get("version")
+        deploy_id = journal.get("id")
+        if deploy_id and any(e.get("deploy_id") == deploy_id for e in target.history()):
+            repaired.append(f"the deploy of {version} was recorded; only its journal was left")
+        elif version and live == version and complete(target, version):
+            v = registry.artifact(rec.name).version(version)
+            tag, pushed = rec.stage_tag(
+                version,
+                journal.get("commit") or (v.commit if v else ""),
+                journal.get("registration_tag"),
+                rollback_from=journal.get("rollback_from"),
+            )
+            _history(
+                target,
+                {
+                    "event": "rollback" if journal.get("rollback_from") else "deploy",
+                    "env": rec.env,
+                    "name": rec.name,
+                    "version": version,
+                    "deploy_id": deploy_id,
+                    "previous": journal.get("previous"),
+                    "commit": journal.get("commit"),
+                    "tag": tag,
+                    "pushed": pushed,
+                    "source": journal.get("source"),
+                    "recovered": True,
+                    "note": "recorded by the next deploy: the deploy that switched to it was "
+                    "interrupted before recording it",
+                },
+            )
+            repaired.append(
+                f"a deploy of {version} was interrupted after it went live; recorded it now"
+            )
+        else:
+            _history(
+                target,
+                {
+                    "event": "deploy-interrupted",
+                    "env": rec.env,
+                    "name": rec.name,
+                    "version": version,
+                    "deploy_id": deploy_id,
+                    "live": live,
+                    "started": journal.get("started"),
+                },
+            )
+            repaired.append(
+                f"a deploy of {version or 'an unknown version'} was interrupted before going "
+                f"live; {live or 'nothing'} stayed live"
+            )
+        _drop_journal(target)
+    repaired += [f"removed leftover {p}" for p in _remove_leftovers(target)]
+    return repaired
+
+
+# ---- the deploy ---------------------------------------------------------------------------------
+
+
+class _Steps:
+    """Times each step; remembers which one is running (for the failure report)."""
+
+    def __init__(self, on_step: Callable[[dict[str, Any]], None] | None) -> None:
+        self.done: list[dict[str, Any]] = []
+        self.current = "resolve"
+        self.on_step = on_step or (lambda s: None)
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[dict[str, Any]]:
+        self.current = name
+        info: dict[str, Any] = {"step": name, "ok": False}
+        t0 = time.perf_counter()
+        try:
+            yield info
+            info["ok"] = True
+        finally:
+            info["seconds"] = round(time.perf_counter() - t0, 3)
+            self.done.append(info)
+            self.on_step(info)
+
+
+HINTS = {
+    "fetch": "Check the DVC remote (`remote:` in pipeline.yaml) holds the version's data "
+    "(`mlops register` pushes it), and that the commit is fetched (CI: GIT_DEPTH: 0).",
+    "verify": "The bundle was altered after registration: do not deploy it. Register a "
+    "freshly built version (`mlops run --commit && mlops register`) and deploy that.",
+    "install": "Check the target directory is writable and has space, then run again.",
+    "smoke": "The version cannot serve: fix the model or its schema, register a new version, "
+    "and deploy that.",
+    "switch": "Check the target directory is writable, then run again.",
+    "record": "Check the target directory is writable, then run again.",
+}
+
+
+def _verify(fetched: dvc.FetchedDir) -> dict[str, Any]:
+    """md5 of every file against DVC's record, then sha256 against metadata.json."""
+    import hashlib
+
+    problems = []
+    on_disk = {str(p.relative_to(fetched.path)) for p in fetched.path.rglob("*") if p.is_file()}
+    for rel, md5 in sorted(fetched.files.items()):
+        f = fetched.path / rel
+        if not f.is_file():
+            problems.append(f"{rel}: missing")
+            continue
+        h = hashlib.md5(usedforsecurity=False)
+        with open(f, "rb") as fh:
+            while block := fh.read(1 << 20):
+                h.update(block)
+        if md5 and h.hexdigest() != md5:
+            problems.append(f"{rel}: md5 {h.hexdigest()[:12]}… != {md5[:12]}… recorded in git")
+    extra = sorted(on_disk - set(fetched.files))
+    problems += [f"{rel}: not in the registered bundle" for rel in extra]
+    if problems:
+        raise DeployError(
+            "the fetched bundle does not match its registration: " + "; ".join(problems)
+        )
+    return verify_bundle(fetched.path)
+
+
+def deploy(
+    root: Path | str,
+    env: str,
+    *,
+    version: str | None = None,
+    from_tag: str | None = None,
+    rollback: bool = False,
+    force: bool = False,
+    push: bool | None = None,
+    remote: str = "origin",
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+) -> DeployResult:
+    """Deploy a registered version to environment `env` (see the module docstring).
+
+    `push`: None pushes the stage tag when `remote` exists (saying so when it cannot), True
+    requires it, False keeps it local. Raises `DeployError` (exit 6) naming the failed step.
+    """
+    project = load_project(root)
+    root = project.root
+    name = project.pipeline.model.name
+    spec = environment(project, env)
+    target = target_of(project, env)
+    notes: list[str] = []
+    has_remote = git.remote_url(root, remote) is not None
+    if push and not has_remote:
+        raise GitStateError(
+            f"no git remote {remote!r}: --push needs one",
+            f"Add one (`git remote add {remote} URL`), or deploy without --push.",
+        )
+    do_push = has_remote and push is not False
+    if do_push:
+        try:  # the newest tags and counters (a CI checkout can predate a tag an earlier job pushed)
+            sync_tags(root, remote)
+        except GitStateError as exc:
+            if push:
+                raise
+            notes.append(f"not pushing the stage tag: {exc.message}")
+            do_push = False
+    elif push is None:
+        notes.append(f"no git remote {remote!r}: the stage tag stays local")
+    registry = read_registry(root)
+    steps = _Steps(on_step)
+    with steps.step("resolve") as info:
+        r = resolve(
+            project, registry, env, version=version, from_tag=from_tag, rollback=rollback,
+            force=force,
+        )  # fmt: skip
+        info["detail"] = f"{r.version} ({r.source})"
+    if r.blessed is False and not force:
+        _refuse_unblessed(name, r, f"tag {r.registration_tag}")
+    if spec.pin is not None:
+        pin = read_pin(root, spec.pin)
+        if pin is not None and pin.version != r.version:
+            notes.append(
+                f"{spec.pin} pins {pin.version}; {env} now runs {r.version}. Make it durable "
+                f"with `mlops promote {name} {r.version} --to {env}` (a merge request)."
+            )
+    rec = _Recorder(root, name, env, do_push, remote, notes, has_remote)
+    result = DeployResult(
+        env,
+        name,
+        r.version,
+        str(target.root),
+        "deployed",
+        commit=r.commit,
+        source=r.source,
+        registration_tag=r.registration_tag,
+        rollback_from=r.rollback_from,
+        notes=notes,
+    )
+    with target.lock():
+        result.repaired = _repair(target, rec, registry)
+        live = target.current_version()
+        result.previous = live
+        if live == r.version and complete(target, r.version):
+            result.action = "unchanged"
+            result.stage_tag, result.tag_pushed = rec.stage_tag(
+                r.version, r.commit, r.registration_tag, rollback_from=r.rollback_from
+            )
+            result.steps = steps.done
+            return result
+        deploy_id = secrets.token_hex(8)
+        _write_journal(
+            target,
+            {
+                "id": deploy_id,
+                "version": r.version,
+                "previous": live,
+                "commit": r.commit,
+                "registration_tag": r.registration_tag,
+                "source": r.source,
+                "rollback_from": r.rollback_from,
+                "started": now_iso(),
+                "pid": os.getpid(),
+            },
+        )
+        _install_and_switch(project, target, r, steps, result, force)
+        try:
+            with steps.step("record") as info:
+                result.stage_tag, result.tag_pushed = rec.stage_tag(
+                    r.version, r.commit, r.registration_tag, rollback_from=r.rollback_from
+                )
+                checkpoint("tagged")
+                _history(
+                    target,
+                    {
+                        "event": "rollback" if r.rollback_from else "deploy",
+                        "env": env,
+                        "name": name,
+                        "version": r.version,
+                        "deploy_id": deploy_id,
+                        "previous": live,
+                        "commit": r.commit,
+                        "tag": result.stage_tag,
+                        "pushed": result.tag_pushed,
+                        "source": r.source,
+                        "rollback_from": r.rollback_from,
+                        "smoke": result.smoke,
+                    },
+                )
+                checkpoint("recorded")
+                info["detail"] = result.stage_tag or ""
+        except Exception as exc:
+            _switch_back(target, live)
+            _drop_journal(target)
+            raise _failure(name, r.version, env, "record", exc, live, steps, result) from None
+        _drop_journal(target)
+    result.steps = steps.done
+    return result
+
+
+def _install_and_switch(
+    project: Project,
+    target: Target,
+    r: Resolved,
+    steps: _Steps,
+    result: DeployResult,
+    force: bool,
+) -> None:
+    name = project.pipeline.model.name
+    live = result.previous
+    fetch_dir = target.root / f"{FETCH_PREFIX}{r.version}-{secrets.token_hex(4)}"
+    installed = False
+    try:
+        with steps.step("fetch") as info:
+            fetched = dvc.fetch_dir(project.root, project.pipeline.model.path, r.commit, fetch_dir)
+            info["detail"] = f"{len(fetched.files)} files at {r.commit[:12]}"
+        checkpoint("fetched")
+        with steps.step("verify") as info:
+            meta = _verify(fetched)
+            blessed = (meta.get("verdict") or {}).get("blessed")
+            info["detail"] = f"{len(fetched.files)} md5 and {len(meta.get('files') or {})} sha256"
+        if blessed is False and not force:
+            _refuse_unblessed(name, r, "its metadata.json")
+        checkpoint("verified")
+        with steps.step("install") as info:
+            existed = target.version_dir(r.version).is_dir()
+            path = target.install(
+                fetch_dir,
+                r.version,
+                name=name,
+                commit=r.commit,
+                extra={
+                    "env": result.env,
+                    "registration_tag": r.registration_tag,
+                    "dvc_md5": fetched.md5,
+                },
+            )
+            installed = not existed
+            info["detail"] = str(path.relative_to(target.root))
+        shutil.rmtree(fetch_dir, ignore_errors=True)
+        checkpoint("installed")
+        with steps.step("smoke") as info:
+            result.smoke = smoke_test(path, extra_files=(DEPLOYMENT,))
+            info["detail"] = f"{result.smoke['rows']} rows predicted ({result.smoke['mode']})"
+        checkpoint("smoke-tested")
+        with steps.step("switch") as info:
+            target.switch(r.version)
+            info["detail"] = f"current -> versions/{r.version}"
+        checkpoint("switched")
+    except GateFailedError:
+        shutil.rmtree(fetch_dir, ignore_errors=True)
+        _drop_journal(target)
+        raise
+    except Exception as exc:
+        shutil.rmtree(fetch_dir, ignore_errors=True)
+        step = steps.current
+        if installed and target.current_version() != r.version:
+            shutil.rmtree(target.version_dir(r.version), ignore_errors=True)
+        if step == "switch":
+            _switch_back(target, live)
+        _drop_journal(target)
+        err = _failure(name, r.version, result.env, step, exc, live, steps, result)
+        with contextlib.suppress(OSError):
+            _history(
+                target,
+                {
+                    "event": "deploy-failed",
+                    "env": result.env,
+                    "name": name,
+                    "version": r.version,
+                    "step": step,
+                    "reason": err.details["reason"],  # type: ignore[index]
+                    "live": target.current_version(),
+                },
+            )
+        raise err from None
+
+
+def _switch_back(target: Target, previous: str | None) -> None:
+    """Put `previous` back in `current` (or remove `current` when nothing was live)."""
+    with contextlib.suppress(Exception):
+        if previous is not None:
+            target.switch(previous)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target.current_link)
+
+
+def _failure(
+    name: str,
+    version: str,
+    env: str,
+    step: str,
+    exc: BaseException,
+    live: str | None,
+    steps: _Steps,
+    result: DeployResult,
+) -> DeployError:
+    reason = exc.message if isinstance(exc, MlopsError) else f"{type(exc).__name__}: {exc}"
+    still = (
+        f"{name} {live} is still live in {env}"
+        if live
+        else f"nothing was live in {env} and nothing is now"
+    )
+    result.steps = steps.done
+    hint = exc.hint if isinstance(exc, MlopsError) and exc.hint else HINTS.get(step)
+    return DeployError(
+        f"deploying {name} {version} to {env} failed at step {step}: {reason}. {still}.",
+        hint,
+        details={"step": step, "reason": reason, "live": live, "result": result.to_dict()},
+    )

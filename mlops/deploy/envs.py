@@ -1,0 +1,130 @@
+"""`mlops envs`: what each environment runs, since when, and what it should run.
+
+Also the deployment records of a version for `mlops lineage` (registered in
+`mlops.registry.lineage.DEPLOYMENT_READERS` when this module is imported).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops.config import Project, load_project
+from mlops.deploy.target import Target
+from mlops.errors import MlopsError
+from mlops.registry import lineage
+from mlops.registry.desired import desired_version
+from mlops.registry.state import read_registry
+
+DEPLOY_EVENTS = ("deploy", "rollback")
+
+
+@dataclass
+class EnvStatus:
+    """One environment: its mode, desired version, live version, and the registry's stage."""
+
+    env: str
+    model: str
+    mode: str  # "track" | "pin"
+    target: str
+    live: str | None = None  # the version `current` points at
+    since: str | None = None  # when it was deployed (UTC, ISO 8601)
+    live_commit: str | None = None
+    desired: str | None = None
+    desired_source: str = ""
+    stage: str | None = None  # the version the registry's stage tag names
+    stage_tag: str | None = None
+    state: str = ""  # "up to date" | "out of date" | "not deployed" | "nothing to deploy"
+    last_event: dict[str, Any] | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def target_path(project: Project, env: str) -> Path:
+    spec = project.pipeline.environments[env]
+    return (project.root / (spec.target or f".mlops/envs/{env}")).absolute()
+
+
+def _since(events: list[dict[str, Any]], version: str | None) -> dict[str, Any] | None:
+    """The most recent deploy or rollback event that put `version` live."""
+    for event in reversed(events):
+        if event.get("event") in DEPLOY_EVENTS and event.get("version") == version:
+            return event
+    return None
+
+
+def environments(root: Path | str = ".") -> list[EnvStatus]:
+    """The status of every environment of pipeline.yaml, in its order."""
+    project = load_project(root)
+    registry = read_registry(project.root)
+    name = project.pipeline.model.name
+    art = registry.get(name)
+    out = []
+    for env, spec in project.pipeline.environments.items():
+        target = Target(target_path(project, env))
+        st = EnvStatus(env, name, "pin" if spec.pin else "track", str(target.root))
+        st.live = target.current_version()
+        events = target.history()
+        st.last_event = events[-1] if events else None
+        if st.live:
+            deployment = target.deployment() or {}
+            st.live_commit = deployment.get("commit")
+            put = _since(events, st.live)
+            st.since = (put or {}).get("ts") or deployment.get("deployed_at")
+        holder = art.in_stage(env) if art else None
+        if holder is not None:
+            st.stage, st.stage_tag = holder.version, holder.tag
+        try:
+            d = desired_version(project.root, env, name, project=project, registry=registry)
+            st.desired, st.desired_source = d.version, d.source
+        except MlopsError as exc:
+            st.problems.append(exc.message)
+        if st.desired is None:
+            st.state = "nothing to deploy" if not st.live else "live, nothing desired"
+        elif st.live is None:
+            st.state = "not deployed"
+        else:
+            st.state = "up to date" if st.live == st.desired else "out of date"
+        if st.live and st.stage and st.stage != st.live:
+            st.problems.append(
+                f"the registry's stage tag says {st.stage} ({st.stage_tag}), the target runs "
+                f"{st.live}: deploy again to reconcile"
+            )
+        out.append(st)
+    return out
+
+
+def deployment_records(root: Path, name: str, version: str) -> list[dict[str, Any]]:
+    """Every recorded deployment of `name` `version` in this project's targets, oldest first."""
+    try:
+        project = load_project(root)
+    except MlopsError:
+        return []
+    if project.pipeline.model.name != name:
+        return []
+    out = []
+    for env in project.pipeline.environments:
+        target = Target(target_path(project, env))
+        live = target.current_version()
+        for event in target.history():
+            if event.get("event") in DEPLOY_EVENTS and event.get("version") == version:
+                out.append(
+                    {
+                        "env": env,
+                        "version": version,
+                        "at": event.get("ts"),
+                        "event": event.get("event"),
+                        "tag": event.get("tag"),
+                        "previous": event.get("previous"),
+                        "live": live == version,
+                        "target": str(target.root),
+                    }
+                )
+    return sorted(out, key=lambda e: e.get("at") or "")
+
+
+if deployment_records not in lineage.DEPLOYMENT_READERS:
+    lineage.DEPLOYMENT_READERS.append(deployment_records)
