@@ -179,7 +179,10 @@ def test_the_two_process_parse_reads_what_one_process_reads(
     one = read_columns(log, use_index=False, parallel=False)
     monkeypatch.setattr(logdata, "PARALLEL_BYTES", 1)
     monkeypatch.setattr(logdata, "PIECE_BYTES", 40_000)  # several pieces per file
-    two = read_columns(log, use_index=False, parallel=True)
+    two = read_columns(log, parallel=True)
     assert two.predictions.num_rows == one.predictions.num_rows == 3 * 20 * 30
     assert _plain(two.predictions) == _plain(one.predictions)
     assert _plain(two.feedback) == _plain(one.feedback)
+    assert not two.notes  # the pieces' tables went into the index
+    again = read_columns(log)
+    assert again.bytes_parsed == 0 and _plain(again.predictions) == _plain(one.predictions)
