@@ -203,3 +203,20 @@ def test_the_html_page_is_self_contained_svg(tmp_path: Path, bundle, live):
     assert svgs >= 5
     for chunk in page.split("<svg")[1:]:
         ET.fromstring("<svg" + chunk.split("</svg>")[0] + "</svg>")  # well-formed
+
+
+def test_the_large_sample_ks_is_scipys():
+    """The data package's KS on a sorted current sample above 10,000 values: scipy's figures."""
+    from scipy import stats as sst
+
+    from mlops.data.drift import _Numeric, ks
+    from mlops.data.profile import Sketch
+
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        ref = np.round(rng.normal(size=rng.integers(5, 400)), int(rng.integers(0, 3)))
+        cur = np.sort(np.round(rng.normal(0.1, 1, size=int(rng.integers(10_001, 40_000))), 1))
+        d, p = ks(Sketch.from_sorted(np.sort(ref)), _Numeric(x=cur))
+        want = sst.ks_2samp(ref, cur)
+        assert d == pytest.approx(want.statistic, abs=1e-12)
+        assert p == pytest.approx(want.pvalue, rel=1e-9, abs=1e-300)

@@ -61,7 +61,8 @@ class Client:
             self.sent += 1
             body = r.json()
             versions.add(body["version"])
-            fb = self.http.post("/feedback", json={"request_id": body["request_id"], "label": label})
+            feedback = {"request_id": body["request_id"], "label": label}
+            fb = self.http.post("/feedback", json=feedback)
             assert fb.status_code == 202
         deadline = time.time() + 30  # the log is written in batches, off the request path
         while time.time() < deadline:

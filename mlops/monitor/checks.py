@@ -375,18 +375,18 @@ def _labelled(pred: pa.Table, fb: pa.Table) -> tuple[np.ndarray, pa.Array | None
     keep = np.sort(len(fkeys) - 1 - first_in_rev)
     fkeys = fkeys.take(pa.array(keep))
     labels = fb.column("label").combine_chunks().take(pa.array(keep))
-    if one_row:
-        found = pc.index_in(pred.column("request_id"), value_set=fkeys)
-        out[:] = np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False))
-        return out, labels
-    candidate = pc.is_in(pred.column("request_id"), value_set=pc.unique(fb.column("request_id")))
+    ids = fkeys if one_row else pc.unique(fb.column("request_id"))
+    candidate = pc.is_in(pred.column("request_id"), value_set=ids)  # cheaper than index_in
     rows = np.flatnonzero(np.asarray(pc.fill_null(candidate, False)))
     if not len(rows):
         return out, labels
     sub = pred.select(["request_id", "row"]).take(pa.array(rows))
-    pkeys = pc.binary_join_element_wise(
-        sub.column("request_id"), sub.column("row").cast(pa.string()), "\x1f"
-    )
+    if one_row:
+        pkeys = sub.column("request_id")
+    else:
+        pkeys = pc.binary_join_element_wise(
+            sub.column("request_id"), sub.column("row").cast(pa.string()), "\x1f"
+        )
     found = pc.index_in(pkeys, value_set=fkeys)
     out[rows] = np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False))
     return out, labels
@@ -839,16 +839,18 @@ def _series(pred: pa.Table, f: _Frame, live: LiveModel, scored: _Scored | None) 
     if pred.num_rows:
         lat = _np(pred.column("latency_ms"))[w][first]
         lb = b[first]
-        order = np.lexsort((lat, lb))
+        ok = ~np.isnan(lat)
+        lat, lb = lat[ok], lb[ok]
+        order = np.argsort(lb, kind="stable")  # the log is nearly in time order: cheap
         lat, lb = lat[order], lb[order]
         bounds = np.searchsorted(lb, np.arange(nb + 1))
-        for q in PERCENTILES:
-            vals: list[float | None] = []
-            for i in range(nb):
-                seg = lat[bounds[i] : bounds[i + 1]]
-                seg = seg[~np.isnan(seg)]
-                vals.append(round(float(np.percentile(seg, q)), 4) if len(seg) else None)
-            series[f"latency_p{q}"] = vals
+        table: list[list[float | None]] = []
+        for i in range(nb):
+            seg = lat[bounds[i] : bounds[i + 1]]
+            got = np.percentile(seg, PERCENTILES) if len(seg) else [None] * len(PERCENTILES)
+            table.append([None if v is None else round(float(v), 4) for v in got])
+        for j, q in enumerate(PERCENTILES):
+            series[f"latency_p{q}"] = [row[j] for row in table]
     live_w = f.version_mask(live.version)[w]
     if scored is not None:
         lab = scored.labelled[w] & live_w
