@@ -220,3 +220,57 @@ def test_the_large_sample_ks_is_scipys():
         want = sst.ks_2samp(ref, cur)
         assert d == pytest.approx(want.statistic, abs=1e-12)
         assert p == pytest.approx(want.pvalue, rel=1e-9, abs=1e-300)
+
+
+def test_a_regression_model_is_monitored_too(tmp_path: Path):
+    """Predicting body mass: rmse online (accuracy makes no sense: said, and replaced), numeric
+    prediction drift against the evaluation predictions, mae over time."""
+    import json
+
+    import skops.io as sio
+    from sklearn.linear_model import LinearRegression
+
+    from mlops.bundle import write_bundle
+    from mlops.data.profile import profile_frame
+    from mlops.stages.evaluate import prediction_reference, regression_metrics
+    from mlops.stages.train import build_pipeline, feature_columns, input_schema
+    from tests.monitor_helpers import records
+    from tests.serve_helpers import penguins
+
+    df = penguins().dropna(subset=["body_mass_g"])
+    test = df.sample(frac=0.25, random_state=0)
+    train = df.drop(test.index)
+    numeric, categorical = feature_columns(train, "body_mass_g", ["year", "species"])
+    features = numeric + categorical
+    pipe = build_pipeline(numeric, categorical, LinearRegression()).fit(
+        train[features], train["body_mass_g"]
+    )
+    pred = pipe.predict(test[features])
+    bundle = tmp_path / "bundle"
+    write_bundle(
+        bundle,
+        {
+            "model.skops": sio.dumps(pipe),
+            "schema.json": json.dumps(input_schema(train, numeric, categorical)).encode(),
+            "reference.json": json.dumps(profile_frame(train[[*features, "body_mass_g"]])).encode(),
+        },
+        {"name": "mass", "task": "regression", "target": "body_mass_g", "features": features,
+         "metrics": regression_metrics(test["body_mass_g"], pred),
+         "prediction_reference": prediction_reference(pred, None)},
+    )  # fmt: skip
+    live = LiveModel.read(bundle, "v1")
+    sample = df.dropna(subset=features).sample(150, replace=True, random_state=3)
+    rows, mass = records(sample), sample["body_mass_g"].tolist()
+    spec = MonitoringSpec.model_validate({"performance": {"metric": "accuracy", "max": 500}})
+    serve_rows(bundle, tmp_path / "log", rows, mass, version="v1")
+    r = analyse(read_columns(tmp_path / "log"), live, spec, Window(None, 2e9, "all"), env="e")
+    assert r.breaches == [], r.summary()
+    assert r.performance["metric"] == "rmse" and any("accuracy" in n for n in r.notes)
+    assert r.performance["online"]["value"] == pytest.approx(r.performance["offline"], rel=0.35)
+    assert r.prediction_drift.column("prediction").kind == "numeric"
+    assert "mae" in r.series and "prediction_shares" not in r.series
+    heavier = [m + 1500 for m in mass]  # the scale drifted: every label 1.5 kg off
+    serve_rows(bundle, tmp_path / "log2", rows, heavier, version="v1")
+    r = analyse(read_columns(tmp_path / "log2"), live, spec, Window(None, 2e9, "all"), env="e")
+    (b,) = r.breaches
+    assert b.check == "performance" and "above max 500" in b.message

@@ -134,3 +134,51 @@ def test_rollback_needs_evidence_against_the_live_version(staged: Path, bundle: 
     action = json.loads(r.output)["action"]
     assert action["kind"] == "alert"  # drift alone does not roll back
     assert "nothing to roll back on" in action["reason"]
+
+
+def test_a_retrain_refuses_a_dirty_work_tree_and_says_so(staged: Path, bundle: Path, cli):
+    _set_monitoring(staged, {"on_breach": "retrain"})  # not committed: the tree is dirty
+    rows, labels = group("Dream")
+    serve_rows(bundle, _log(staged), rows, labels, version="v0.0.1")
+    r = cli(["monitor", "--env", "staging", "--json"], cwd=staged)
+    assert r.exit_code == 7
+    action = json.loads(r.output)["action"]
+    assert action["kind"] == "retrain" and action["status"] == "failed"
+    assert "uncommitted changes (pipeline.yaml)" in action["error"]
+    assert "Commit or stash" in action["next_step"]
+    assert not RunStore(staged).list(kind="retrain")  # nothing ran
+
+
+@pytest.mark.slow
+def test_a_retrain_that_fails_its_gates_leaves_the_work_tree_as_it_was(trained: Path, cli):
+    from tests.helpers import commit_all, git
+
+    _set_monitoring(
+        trained,
+        {"on_breach": "retrain", "retrain": {"deploy": "staging"}},
+        span={"column": "year", "from": 2007, "to": 2008},
+    )
+    path = trained / "pipeline.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["stages"]["evaluate"]["gates"] = {"accuracy": {"min": 0.9999}}  # cannot pass
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    commit_all(trained, "Monitoring retrains; a gate no model passes")
+    lock = (trained / "dvc.lock").read_bytes()
+    bundle = trained / "models/penguins-classifier"
+    target = open_target(trained / ".mlops/envs/staging", create=True)
+    target.install(bundle, "v0.0.1", name="penguins-classifier")
+    target.switch("v0.0.1")
+    rows, labels = group("Dream")
+    serve_rows(target.current_dir(), target.predictions_dir, rows, labels, version="v0.0.1")
+    r = cli(["monitor", "--env", "staging", "--json"], cwd=trained)
+    assert r.exit_code == 7
+    action = json.loads(r.output)["action"]
+    assert action["status"] == "failed" and "not kept" in action["error"], action
+    assert "quality gates" in action["error"] and "is as it was" in action["next_step"]
+    assert any("set the ingest span year to 2007..2009" in s for s in action["steps"])
+    assert git(trained, "status", "--porcelain") == ""  # pipeline.yaml and dvc.lock restored
+    assert (trained / "dvc.lock").read_bytes() == lock
+    (run,) = RunStore(trained).list(kind="retrain")
+    assert run.outcome == "gate_failed" and "input drift" in run.extra["reason"]
+    assert "@v" not in git(trained, "tag", "--list")  # nothing registered
+    assert cli(["status"], cwd=trained).exit_code == 0

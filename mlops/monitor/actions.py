@@ -115,7 +115,9 @@ def _plan_rollback(report: MonitorReport, project: Project, reason: str) -> Plan
     )
 
 
-def _rollback(project: Project, p: Plan, push: bool | None, remote: str) -> dict[str, Any]:
+def _rollback(
+    project: Project, p: Plan, push: bool | None, remote: str, progress: dict[str, Any]
+) -> dict[str, Any]:
     from mlops.deploy.deployer import deploy
 
     env = p.details["env"]
@@ -126,13 +128,15 @@ def _rollback(project: Project, p: Plan, push: bool | None, remote: str) -> dict
             f"{p.details['to']} as the monitor expected; it was deployed",
             "Check `mlops registry history` and roll back by hand if needed.",
         )
-    done = [
+    done = progress["steps"]
+    done.append(
         f"deployed {result.version} to {env} ({result.action}; stage tag "
         f"{result.stage_tag or '-'}"
         + (", pushed" if result.tag_pushed else ", local" if result.tag_pushed is False else "")
         + ")"
-    ]
-    details: dict[str, Any] = {**p.details, "deploy": result.to_dict()}
+    )
+    details = progress["details"]
+    details["deploy"] = result.to_dict()
     spec = project.pipeline.environments[env]
     if spec.pin is not None:
         done.append(_pin_merge_request(project, p, remote, details))
@@ -277,11 +281,14 @@ def _plan_retrain(report: MonitorReport, project: Project, reason: str) -> Plan:
 
 
 def _restore(project: Project, saved: dict[str, bytes | None]) -> None:
-    """Put pipeline.yaml, dvc.yaml, dvc.lock and the outputs back as before the retrain."""
-    from mlops.adapters import dvc
+    """Put the work tree back as before the retrain: it was clean, so every tracked file as
+    HEAD has it (pipeline.yaml, dvc.lock, reports kept in git), the files saved before, then
+    the DVC-cached outputs as the lock records them."""
+    from mlops.adapters import dvc, git
     from mlops.pipeline import fresh
 
     root = project.root
+    git.run(root, "checkout", "HEAD", "--", ".", check=False)
     for rel, data in saved.items():
         path = root / rel
         if data is None:
@@ -320,6 +327,7 @@ def _retrain(
     push: bool | None,
     remote: str,
     monitor_run: str | None,
+    progress: dict[str, Any],
 ) -> dict[str, Any]:
     from mlops.adapters import git
     from mlops.config import load_project
@@ -347,8 +355,8 @@ def _retrain(
         rel: ((root / rel).read_bytes() if (root / rel).exists() else None)
         for rel in ("pipeline.yaml", "dvc.yaml", "dvc.lock")
     }
-    done: list[str] = []
-    details = dict(p.details)
+    done: list[str] = progress["steps"]
+    details: dict[str, Any] = progress["details"]
     span = details.get("span")
     if span and span["changed"]:
         stage = details["stage"]
@@ -436,15 +444,18 @@ def execute(
     if p.kind in ("none", "alert"):
         out["status"] = "done" if p.kind == "alert" else ""
         return out
+    progress: dict[str, Any] = {"steps": [], "details": dict(p.details)}
     try:
-        got = _retrain(project, p, push, remote, monitor_run) if p.kind == "retrain" else None
-        if p.kind == "rollback":
-            got = _rollback(project, p, push, remote)
-    except MlopsError as exc:
+        if p.kind == "retrain":
+            got = _retrain(project, p, push, remote, monitor_run, progress)
+        else:
+            got = _rollback(project, p, push, remote, progress)
+    except MlopsError as exc:  # what was done before the failure is reported with it
+        out["planned"] = out.pop("steps")
+        out.update(steps=progress["steps"], details=progress["details"])
         out.update(status="failed", error=exc.message, next_step=exc.hint or "")
         out["seconds"] = round(time.time() - started, 3)
         return out
-    assert got is not None
     out["planned"] = out.pop("steps")
     out["steps"] = got["steps"]
     out["details"] = got["details"]
