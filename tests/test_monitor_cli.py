@@ -182,3 +182,14 @@ def test_a_retrain_that_fails_its_gates_leaves_the_work_tree_as_it_was(trained: 
     assert run.outcome == "gate_failed" and "input drift" in run.extra["reason"]
     assert "@v" not in git(trained, "tag", "--list")  # nothing registered
     assert cli(["status"], cwd=trained).exit_code == 0
+
+
+def test_monitoring_settings_are_checked_with_their_key_paths(project: Path, cli):
+    path = project / "pipeline.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["monitoring"] = {"window": "yesterday", "on_breach": "panic", "retrain": {"span": "x"}}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    r = cli(["monitor", "--env", "staging"], cwd=project)
+    assert r.exit_code == 2
+    assert "monitoring.window: 'yesterday' is not a duration" in r.output
+    assert "monitoring.on_breach" in r.output and "monitoring.retrain.span" in r.output

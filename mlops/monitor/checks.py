@@ -248,6 +248,8 @@ def _recode(codes: np.ndarray, values: list[str | None], onto: list[str]) -> np.
 def _mask(table: pa.Table, mask: np.ndarray) -> pa.Table:
     import pyarrow as pa
 
+    if mask.all():  # the usual case (the whole window is the live version's): no copy
+        return table
     return table.filter(pa.array(mask))
 
 
