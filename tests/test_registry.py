@@ -94,6 +94,21 @@ def test_tags_written_by_mlops_read_the_same_in_gto(project: Path, cli, when):
     assert cli(["deprecate", NAME], cwd=project).exit_code == ExitCode.GIT_STATE
 
 
+def test_back_to_back_promotions_never_share_a_second(project: Path, cli):
+    """Tagger dates have one-second resolution and GTO breaks ties differently from DVC; mlops
+    never writes a stage event in the same second as the artifact's previous one."""
+    register_by_hand(project, "v0.0.1")
+    register_by_hand(project, "v0.0.2")
+    for version in ("v0.0.1", "v0.0.2", "v0.0.1"):
+        assert cli(["promote", NAME, version, "--to", "staging"], cwd=project).exit_code == 0
+    dates = git(
+        project, "for-each-ref", "--format=%(taggerdate:unix)", f"refs/tags/{NAME}#staging#*"
+    ).split()
+    assert len(dates) == 3 and len(set(dates)) == 3
+    assert mlops_state(cli, project) == gto_state(project)
+    assert gto_state(project)[NAME]["stage"] == {"staging": "v0.0.1"}
+
+
 # ---- promotion -------------------------------------------------------------------------
 
 

@@ -136,10 +136,10 @@ def test_post_failures_name_the_problem_not_the_token(
 ):
     monkeypatch.setenv("MLOPS_GITLAB_TOKEN", "glpat-wrong-SECRET-1")
     result = cli(["report", "--post"], cwd=branch)
-    assert result.exit_code == ExitCode.UNEXPECTED and "401" in result.output
+    assert result.exit_code == ExitCode.USAGE and "401" in result.output
     assert "SECRET" not in result.output and "MLOPS_GITLAB_TOKEN" in result.output
     result = cli(["report", "--post", "--json"], cwd=branch)
-    assert "SECRET" not in result.output and json.loads(result.output)["exit_code"] == 1
+    assert "SECRET" not in result.output and json.loads(result.output)["exit_code"] == 2
     monkeypatch.delenv("CI_MERGE_REQUEST_IID")
     result = cli(["report", "--post"], cwd=branch)
     assert result.exit_code == ExitCode.USAGE

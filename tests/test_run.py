@@ -195,7 +195,11 @@ def test_dry_run_changes_nothing(trained: Path, cli):
     assert result.exit_code == 0, result.output
     st = {s["name"]: s["status"] for s in json.loads(result.output)["stages"]}
     assert st["train"] == "would run" and st["ingest"] == "skipped"
+    assert st["evaluate"] == "would run"  # downstream of train
     assert (trained / "dvc.lock").read_bytes() == lock_before
+    runs_before = len(RunStore(trained).list(limit=None))
+    cli(["run", "--dry"], cwd=trained)
+    assert len(RunStore(trained).list(limit=None)) == runs_before  # shown, not recorded
 
 
 def test_status_explains_why(trained: Path, cli):

@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from mlops.errors import MlopsError, UsageError
+from mlops.errors import ExitCode, MlopsError, UsageError
 
 TOKEN_ENV = "MLOPS_GITLAB_TOKEN"  # noqa: S105 - the variable's name, not a secret
 MARKER = "<!-- mlops-report -->"
@@ -22,7 +22,10 @@ TIMEOUT = 30
 
 
 class GitLabError(MlopsError):
-    """GitLab's API refused or failed a request."""
+    """GitLab's API refused or failed a request: a configuration problem on the user's side (token,
+    URL, project or merge-request id, network), so exit 2 rather than 1 ("a bug in mlops")."""
+
+    exit_code = ExitCode.USAGE
 
 
 @dataclass

@@ -78,8 +78,10 @@ class ValidationReport:
             for f in self.failures
         ]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def to_dict(self, timing: bool = True) -> dict[str, Any]:
+        """The report; without `timing` it is deterministic (the stage's DVC output: a report
+        that changed with every run's duration would rerun everything downstream)."""
+        out = {
             "valid": self.valid,
             "action": self.action,
             "input": self.input,
@@ -96,6 +98,9 @@ class ValidationReport:
             },
             "notes": self.notes,
         }
+        if not timing:
+            del out["seconds"]
+        return out
 
 
 def anomalies(

@@ -258,6 +258,7 @@ def finalize(
         record.message = result.error.message
     elif record.outcome != "dry":
         record.outcome = "ok"
-    RunStore(home).save(record)
+    if not dry:  # a dry run changed nothing: it is shown, not recorded
+        RunStore(home).save(record)
     prune_logs(home)
     return result

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.adapters import dvc, git
-from mlops.config import Project, load_project, topological
+from mlops.config import Project, load_project, stage_graph, topological
 from mlops.errors import (
     DataValidationError,
     GateFailedError,
@@ -114,6 +114,17 @@ def _stage_error(failed: StageResult) -> MlopsError:
     )
 
 
+def _propagate_would_run(project: Project, stages: list[StageResult]) -> None:
+    """In a dry run DVC checks each stage against the workspace as it is, so a stage downstream
+    of one that would run looks unchanged; it would run too once its inputs are rebuilt."""
+    upstream = stage_graph(project.stages)
+    would = {s.name for s in stages if s.status == "would run"}
+    for s in stages:  # in run order, so upstream decisions come first
+        if s.status == "skipped" and upstream.get(s.name, set()) & would:
+            s.status = "would run"
+            would.add(s.name)
+
+
 def run_pipeline(
     root: Path | str = ".",
     targets: list[str] | None = None,
@@ -172,6 +183,8 @@ def run_pipeline(
         result.stages = [
             StageResult(e.stage, e.status, e.seconds, str(e.log) if e.log else None) for e in events
         ]
+        if dry:
+            _propagate_would_run(project, result.stages)
     except dvc.ReproFailed as exc:
         # transactional: dvc.lock describes the last complete run; the failed stage's
         # outputs go back to what that lock records

@@ -15,6 +15,7 @@ also be taken on the remote meanwhile. So, when pushing:
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,6 +167,20 @@ def write_tag(
     return result
 
 
+def _after_last_event(registry: Registry, name: str) -> None:
+    """Wait (at most a second) until the clock is past the artifact's latest event.
+
+    Tagger dates have one-second resolution. Two stage events in the same second are ordered
+    differently by GTO (by version) and by DVC and mlops (by counter); never writing such a tie
+    keeps every reader of the registry in agreement.
+    """
+    art = registry.get(name)
+    last = max((e.timestamp for e in art.events), default=0) if art else 0
+    now = time.time()
+    if now < last + 1:
+        time.sleep(last + 1 - now)
+
+
 def write_stage_tag(
     root: Path | str,
     name: str,
@@ -190,6 +205,7 @@ def write_stage_tag(
         registry = None
     reg = registry or read_registry(root)
     counter = reg.next_counter(name)
+    _after_last_event(reg, name)
     action = Action.UNASSIGN if unassign else Action.ASSIGN
     tag = format_tag(action, name, stage=stage, counter=counter)
     claim = format_tag(Action.RESERVE, name, counter=counter)

@@ -75,7 +75,9 @@ def run(project: Project, stage: ResolvedStage) -> list[str]:
         anomaly_spec=args.anomalies,
     )
     # the report is written even on failure: it lists every problem (a CI artifact)
-    atomic_write_text(project.path(args.report), json.dumps(report.to_dict(), indent=2) + "\n")
+    atomic_write_text(
+        project.path(args.report), json.dumps(report.to_dict(timing=False), indent=2) + "\n"
+    )
     raise_if_failed(report, args.schema_)
     atomic_write_text(project.path(args.profile), json.dumps(report.profile, indent=1) + "\n")
     lines = [
