@@ -76,6 +76,8 @@ def test_no_breach_and_an_empty_window_exit_0(staged: Path, bundle: Path, cli):
     assert r.exit_code == 0 and "no breach" in r.output, r.output
     assert "window last 1h" in r.output
     assert [x.outcome for x in RunStore(staged).list(kind="monitor")] == ["ok", "empty"]
+    r = cli(["monitor", "--env", "staging", "--log-dir", "typo"], cwd=staged)
+    assert r.exit_code == 2 and "no prediction log at typo" in r.output
 
 
 def test_a_corrupt_or_truncated_log_is_a_report_not_a_traceback(staged: Path, bundle, cli):
@@ -101,6 +103,10 @@ def test_usage_errors_and_nothing_deployed(project: Path, cli):
     (project / ".mlops/envs/staging").mkdir(parents=True)
     r = cli(["monitor", "--env", "staging", "--since", "yesterday"], cwd=project)
     assert r.exit_code == 2 and "--since" in r.output and "24h" in r.output
+    (project / ".mlops/envs/staging/current").symlink_to("versions/v1")
+    (project / ".mlops/envs/staging/versions/v1").mkdir(parents=True)  # not a bundle
+    r = cli(["monitor", "--env", "staging"], cwd=project)
+    assert r.exit_code == 6 and "metadata.json" in r.output  # nothing unverified is read
 
 
 def test_dry_run_shows_the_retrain_it_would_do(staged: Path, bundle: Path, cli):

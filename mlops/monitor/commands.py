@@ -163,6 +163,12 @@ def monitor_project(
     live_dir = target.require_current()
     live = LiveModel.read(live_dir, live_dir.name, extra_files=(DEPLOYMENT,))
     previous, found_in = previous_version(project, env, live.version, target)
+    if log_dir is not None and not Path(log_dir).is_dir():
+        raise UsageError(
+            f"no prediction log at {log_dir}",
+            "Give the directory `mlops serve --log-dir` writes to (default: the environment's "
+            "<target>/predictions, which needs no option).",
+        )
     columns = read_columns(Path(log_dir) if log_dir else target.predictions_dir)
     report = analyse(columns, live, spec, window, env=env, previous=previous)
     if previous:
