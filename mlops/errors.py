@@ -22,6 +22,7 @@ class ExitCode(IntEnum):
     DEPLOY_FAILED = 6
     MONITOR_BREACH = 7
     STAGE_FAILED = 8
+    INTERRUPTED = 130  # Ctrl-C (SIGINT), the shell's convention
 
 
 class MlopsError(Exception):
@@ -105,6 +106,12 @@ class DeployError(MlopsError):
 
 class MonitorBreach(MlopsError):
     exit_code = ExitCode.MONITOR_BREACH
+
+
+class Interrupted(MlopsError):
+    """The user interrupted the run (Ctrl-C); nothing was left half-done."""
+
+    exit_code = ExitCode.INTERRUPTED
 
 
 class StageFailedError(MlopsError):

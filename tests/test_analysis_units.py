@@ -250,7 +250,7 @@ def test_markdown_report_shows_baseline_tolerance_slices_and_tuning():
         },
     }
     md = render_markdown(ev)
-    assert "**Verdict: NOT blessed (1 gates failed)**" in md
+    assert "**Verdict: NOT blessed (1 gate failed)**" in md
     assert "| accuracy | not_worse_than main | 0.8 | 0.9 (main @ abcdef12) | 0.01 | 0.89 |" in md
     assert "### sex (sensitive)" in md and "| f | 3 | 60.0% | 1 |" in md
     assert "## Tuning" in md and "| 2 | None | 0.8 | 0.02 |" in md

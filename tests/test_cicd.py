@@ -31,7 +31,7 @@ def test_the_repository_and_the_template_run_the_same_jobs():
     template = yaml.safe_load(TEMPLATE_CI.read_text())
     # the documented differences: where mlops comes from, and which tests `test` runs
     assert root["variables"].pop("MLOPS_PIP_SPEC") == "-e ."
-    assert template["variables"].pop("MLOPS_PIP_SPEC") == "mlops"
+    assert template["variables"].pop("MLOPS_PIP_SPEC") == "__MLOPS_PIP_SPEC__"  # set by init
     assert root.pop("test")["script"] == ["bash scripts/test.sh"]
     assert "pytest" in " ".join(template.pop("test")["script"])
     assert root == template
@@ -53,4 +53,5 @@ def test_the_pipeline_shape():
     assert ci["report"]["rules"][0]["when"] == "always"  # failed gates are reported too
     setup = "\n".join(ci["default"]["before_script"])
     assert "command -v mlops" in setup and "MLOPS_GIT_TOKEN" in setup
-    assert "echo" not in setup.replace('echo username=oauth2; echo "password=', "")  # no token
+    shown = setup.replace('echo username=oauth2; echo "password=', "")
+    assert "echo" not in shown.replace('echo "Set MLOPS_PIP_SPEC', "")  # no token is printed

@@ -265,6 +265,7 @@ def test_unblessed_refused_unless_forced_and_a_failed_smoke_test_keeps_the_live_
     result, out = deploy(cli, released, "--env", "staging", "--version", "v0.0.3", "--force")
     assert result.exit_code == ExitCode.DEPLOY_FAILED, result.output
     assert out["details"]["step"] == "smoke"
+    assert out["details"]["result"]["action"] == "failed"
     assert "bill_length_mm" in out["message"] and "v0.0.2 is still live" in out["message"]
     assert os.readlink(t.current_link) == "versions/v0.0.2"
     assert t.versions() == ["v0.0.2"] and leftovers(t) == []
@@ -337,3 +338,25 @@ def test_register_skip_registered_for_ci_on_every_push(released: Path, cli):
     assert git(released, "tag", "--points-at", "HEAD") == ""
     result = cli(["register", "--json"], cwd=released)  # without the flag: a new version
     assert result.exit_code == 0 and json.loads(result.output)["version"] == "v0.0.3"
+
+
+def test_a_version_a_killed_deploy_installed_is_removed_by_the_next_deploy(
+    tmp_path: Path, _staged_template: Path, cli
+):
+    """Killed after installing v0.0.2 (before its smoke test and switch); the next deploy is of
+    another version: v0.0.2 never went live, so the repair removes it."""
+    root = tmp_path / "staged"
+    shutil.copytree(_staged_template, root, symlinks=True)
+    env = {**python_env(), FAULT_ENV: "kill@installed"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlops", "deploy", "--env", "staging", "--version", "v0.0.2"],
+        cwd=root, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    t = target(root)
+    assert t.current_version() == "v0.0.1" and "v0.0.2" in t.versions()
+    result, out = deploy(cli, root, "--env", "staging", "--version", "v0.0.1")
+    assert result.exit_code == 0, result.output
+    assert out["action"] == "unchanged"
+    assert "removed versions/v0.0.2, which never went live" in out["repaired"]
+    assert t.versions() == ["v0.0.1"] and leftovers(t) == []

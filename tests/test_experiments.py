@@ -128,3 +128,27 @@ def test_experiment_sees_uncommitted_changes(trained: Path, cli):
     gates = json.loads(result.output)[0]["gates"]
     assert any(g["threshold"] == 0.9999 and not g["passed"] for g in gates)
     assert "0.9999" in pipe.read_text()  # still the user's edit
+
+
+def test_scratch_of_a_killed_experiment_is_removed_by_the_next(project: Path):
+    """A SIGKILLed `mlops exp run` cannot clean up; the next one removes what it left."""
+    import subprocess
+    import sys
+
+    from mlops.adapters import git as gitad
+    from mlops.pipeline.experiments import SCRATCH, remove_stale_scratch
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    left = project / SCRATCH / "20260101-000000-dead"
+    left.parent.mkdir(parents=True, exist_ok=True)
+    gitad.worktree_add(project, left, "HEAD")
+    left.with_name(left.name + ".pid").write_text(dead.stdout.strip())
+    live = project / SCRATCH / "20260101-000001-live"
+    gitad.worktree_add(project, live, "HEAD")
+    live.with_name(live.name + ".pid").write_text(str(__import__("os").getpid()))
+    assert remove_stale_scratch(project) == [left.name]
+    listed = git(project, "worktree", "list")
+    assert left.name not in listed and live.name in listed
+    assert not left.exists() and live.exists()

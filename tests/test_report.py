@@ -65,7 +65,7 @@ def test_report_compares_the_branch_with_production_and_main(branch: Path, cli):
     md = result.output
     main = git(branch, "rev-parse", "main")[:8]
     assert md.startswith(f"## mlops report: {NAME} on `feature`")
-    assert "Gates: **FAILED**: 1 quality gates failed (f1_macro min)" in md
+    assert "Gates: **FAILED**: 1 quality gate failed (f1_macro min)" in md
     header = (
         f"| metric | production | main ({main}) | this branch | change vs production "
         "| change vs main |"

@@ -259,3 +259,22 @@ def test_moved_baseline_branch_is_not_a_noop(trained: Path):
     assert result.error is None and not result.fast
     ran = [s.name for s in result.stages if s.status in ("ran", "cached")]
     assert ran == ["evaluate"]
+
+
+def test_interrupted_stage_exits_130_and_keeps_the_lock(trained: Path, cli):
+    """Ctrl-C reaches the stage's process (same process group); the run says it was interrupted
+    (not "stage failed") and leaves dvc.lock as it was."""
+    pipe = trained / "pipeline.yaml"
+    pipe.write_text(
+        pipe.read_text().replace(
+            "environments:",
+            '  slow:\n    cmd: python -c "import os, signal; os.kill(os.getpid(), signal.SIGINT)"\n'
+            "    deps: [reports/metrics.json]\n    outs: [reports/slow.txt]\n"
+            "environments:",
+        )
+    )
+    lock_before = (trained / "dvc.lock").read_bytes()
+    result = cli(["run"], cwd=trained)
+    assert result.exit_code == ExitCode.INTERRUPTED, result.output
+    assert "interrupted while stage 'slow' ran" in result.output
+    assert (trained / "dvc.lock").read_bytes() == lock_before

@@ -72,7 +72,7 @@ def test_missing_serve_extra_says_how_to_install(monkeypatch, tmp_path: Path, cl
     monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if the extra were not installed
     r = cli(["serve", "--bundle", str(bundles["v1"])], cwd=tmp_path)
     assert r.exit_code == ExitCode.USAGE
-    assert "pip install 'mlops[serve]'" in r.output
+    assert "pip install -e '.[serve]'" in r.output
 
 
 def test_in_flight_requests_finish_on_the_version_they_started_on(tmp_path: Path, bundles):

@@ -151,8 +151,9 @@ def test_sample_rows_cover_the_schema(data):
     spec = InputSpec.from_schema(input_schema(data, NUMERIC, CATEGORICAL))
     cols, n = sample_columns(spec)
     assert n == 64
-    assert set(cols["island"]) == {"Biscoe", "Dream", "Torgersen"}
-    assert None in cols["sex"]  # sex is nullable in the data
+    # every feature is nullable: the trained pipeline imputes missing values
+    assert set(cols["island"]) == {"Biscoe", "Dream", "Torgersen", None}
+    assert None in cols["sex"]
     assert min(cols["bill_length_mm"]) == spec.features[0].lo
     assert max(cols["bill_length_mm"]) == spec.features[0].hi
 

@@ -204,11 +204,25 @@ def fetch(root: Path | str, remote: str, *refspecs: str) -> GitResult:
 
 
 def remote_default_branch(root: Path | str, remote: str = "origin") -> str | None:
-    """The branch the remote's HEAD points at (e.g. `main`), asked of the remote itself."""
-    res = run(root, "ls-remote", "--symref", remote, "HEAD", check=False)
+    """The remote's default branch, asked of the remote itself: the branch its HEAD points at.
+
+    A bare repository made with plain `git init --bare` keeps HEAD at `master` even when only
+    `main` was pushed; then the branch HEAD names does not exist, and the one branch of `main`,
+    `master` and the local branch's name that does exist is taken.
+    """
+    res = run(root, "ls-remote", "--symref", remote, "HEAD", "refs/heads/*", check=False)
+    head = None
+    branches = set()
     for line in res.out.splitlines():
         if line.startswith("ref: refs/heads/") and line.endswith("\tHEAD"):
-            return line[len("ref: refs/heads/") : -len("\tHEAD")]
+            head = line[len("ref: refs/heads/") : -len("\tHEAD")]
+        elif "\trefs/heads/" in line:
+            branches.add(line.split("\trefs/heads/", 1)[1])
+    if head in branches:
+        return head
+    for candidate in ("main", "master", branch(Path(root))):
+        if candidate and candidate in branches:
+            return candidate
     return None
 
 

@@ -31,7 +31,7 @@ class MlopsGroup(TyperGroup):
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
             _ui.err().print("interrupted")
-            raise typer.Exit(130) from None
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except Exception as exc:
             if type(exc).__module__.startswith(("typer", "click")) or _ui.traceback_wanted():
                 raise  # typer's own control flow (usage errors, exit, abort) or --traceback

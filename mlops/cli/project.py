@@ -39,6 +39,8 @@ def init(
         console.print("  initialised a git repository")
     if result.dvc_initialised:
         console.print("  initialised DVC (default remote: .mlops/remote)")
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}", markup=True)
     console.print("Next: [bold]mlops run[/], then `git add -A && git commit -m 'Start project'`.")
 
 

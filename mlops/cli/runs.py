@@ -60,6 +60,11 @@ def list_(
     if json:
         _ui.print_json([r.to_dict() for r in records])
         return
+    if not records:
+        _ui.err().print(
+            f"no runs match `{where}`" if where else "no runs recorded yet: `mlops run` records one"
+        )
+        return
     t = _ui.table("run", "outcome", "commit", "what", "metrics")
     t.columns[0].no_wrap = True  # the id also says when the run started
     t.columns[2].no_wrap = True

@@ -79,7 +79,7 @@ class DeployResult:
     name: str
     version: str
     target: str
-    action: str  # "deployed" | "unchanged"
+    action: str  # "deployed" | "unchanged" | "failed"
     previous: str | None = None
     commit: str | None = None
     source: str = ""
@@ -385,6 +385,11 @@ def _repair(target: Target, rec: _Recorder, registry: Registry) -> list[str]:
                 f"a deploy of {version or 'an unknown version'} was interrupted before going "
                 f"live; {live or 'nothing'} stayed live"
             )
+            if version and version != live and journal.get("new_install"):
+                # installed by the killed deploy and never live: remove it, as a failed deploy
+                # would have
+                shutil.rmtree(target.version_dir(version), ignore_errors=True)
+                repaired.append(f"removed versions/{version}, which never went live")
         _drop_journal(target)
     repaired += [f"removed leftover {p}" for p in _remove_leftovers(target)]
     return repaired
@@ -548,6 +553,8 @@ def deploy(
                 "rollback_from": r.rollback_from,
                 "started": now_iso(),
                 "pid": os.getpid(),
+                # installed by this deploy (so a kill before the switch leaves it to remove)
+                "new_install": not target.version_dir(r.version).is_dir(),
             },
         )
         _install_and_switch(project, target, r, steps, result, force)
@@ -690,6 +697,7 @@ def _failure(
         else f"nothing was live in {env} and nothing is now"
     )
     result.steps = steps.done
+    result.action = "failed"
     hint = exc.hint if isinstance(exc, MlopsError) and exc.hint else HINTS.get(step)
     return DeployError(
         f"deploying {name} {version} to {env} failed at step {step}: {reason}. {still}.",

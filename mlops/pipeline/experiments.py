@@ -162,6 +162,39 @@ def make_scratch(root: Path, project: Any, dest: Path, log: Path) -> None:
     dvc.share_cache(dest, dvc.cache_dir(root), log)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def remove_stale_scratch(root: Path) -> list[str]:
+    """Remove scratch work trees left by experiments that were killed (their process is gone)."""
+    base = root / SCRATCH
+    removed: list[str] = []
+    if not base.is_dir():
+        return removed
+    for entry in sorted(base.iterdir()):
+        if not entry.is_dir():
+            continue
+        pid_file = entry.with_name(entry.name + ".pid")
+        try:
+            pid = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            pid = 0
+        if pid and _alive(pid):
+            continue
+        git.worktree_remove(root, entry)
+        shutil.rmtree(entry, ignore_errors=True)
+        pid_file.unlink(missing_ok=True)
+        removed.append(entry.name)
+    return removed
+
+
 @dataclass
 class ExpRun:
     """One experiment: its overrides and the (recorded) run result."""
@@ -188,8 +221,11 @@ def run_experiment(
             "experiments start from a commit, and this repository has none yet",
             "Commit the project first: git add -A && git commit -m 'Start project'.",
         )
+    remove_stale_scratch(root)
     scratch = root / SCRATCH / new_run_id()
     scratch.parent.mkdir(parents=True, exist_ok=True)
+    pid_file = scratch.with_name(scratch.name + ".pid")
+    pid_file.write_text(str(os.getpid()))
     try:
         make_scratch(root, project, scratch, root / ".mlops" / "logs" / "exp-setup.log")
         params = scratch / PARAMS_FILE
@@ -202,6 +238,7 @@ def run_experiment(
     finally:
         git.worktree_remove(root, scratch)
         shutil.rmtree(scratch, ignore_errors=True)
+        pid_file.unlink(missing_ok=True)
     return ExpRun(overrides, result)
 
 

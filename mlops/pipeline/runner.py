@@ -12,6 +12,7 @@ from mlops.config import Project, load_project, stage_graph, topological
 from mlops.errors import (
     DataValidationError,
     GateFailedError,
+    Interrupted,
     MlopsError,
     StageFailedError,
     UsageError,
@@ -100,6 +101,11 @@ def _stage_error(failed: StageResult) -> MlopsError:
         return DataValidationError(f"stage {failed.name!r} found invalid data:\n{text}", hint)
     if failed.exit_status == 4:
         return GateFailedError(f"stage {failed.name!r} failed a quality gate:\n{text}", hint)
+    if failed.exit_status in (130, -2):  # the stage's process died of SIGINT: Ctrl-C
+        return Interrupted(
+            f"interrupted while stage {failed.name!r} ran",
+            "dvc.lock and the stage's outputs were left as they were before this run.",
+        )
     if failed.exit_status == 2:
         return UsageError(
             f"stage {failed.name!r} stopped on a configuration problem:\n{text}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -27,6 +28,7 @@ class InitResult:
     written: list[str] = field(default_factory=list)
     git_initialised: bool = False
     dvc_initialised: bool = False
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -34,7 +36,43 @@ class InitResult:
             "written": self.written,
             "git_initialised": self.git_initialised,
             "dvc_initialised": self.dvc_initialised,
+            "notes": self.notes,
         }
+
+
+PIP_SPEC_PLACEHOLDER = "__MLOPS_PIP_SPEC__"
+
+
+def pip_spec() -> str:
+    """How a CI runner installs this same mlops: from where pip installed it (PEP 610).
+
+    A git checkout or an archive URL is reproducible on a runner; a local directory is not, so
+    the spec is then left empty and the CI job says to set it. (The name `mlops` alone on PyPI is
+    another project: never write a bare name.)
+    """
+    from importlib.metadata import distributions
+
+    # a source tree's own `mlops.egg-info` can come first on sys.path: prefer the installed
+    # record that says where it came from
+    found = list(distributions(name="mlops"))
+    if not found:
+        return ""
+    dist = next((d for d in found if d.read_text("direct_url.json")), found[0])
+    raw = dist.read_text("direct_url.json")
+    return spec_from_direct_url(json.loads(raw) if raw else None, dist.version)
+
+
+def spec_from_direct_url(info: dict | None, version: str) -> str:
+    """The pip requirement for a PEP 610 `direct_url.json` (None: installed from an index)."""
+    if info is None:  # from a package index (a private one: see `pip_spec`)
+        return f"mlops[serve]=={version}"
+    url = info.get("url", "")
+    vcs = info.get("vcs_info")
+    if vcs and not url.startswith("file:"):
+        return f"mlops[serve]@{vcs['vcs']}+{url}@{vcs.get('commit_id', '')}".rstrip("@")
+    if "archive_info" in info and not url.startswith("file:"):
+        return f"mlops[serve]@{url}"
+    return ""
 
 
 def template(name: str) -> str:
@@ -88,9 +126,16 @@ def init_project(dest: Path | str, force: bool = False) -> InitResult:
         git.init(root)
         result.git_initialised = True
     log = root / ".mlops" / "logs" / "init.log"
+    spec = pip_spec()
     for rel, name in TEMPLATES.items():
-        atomic_write_text(root / rel, template(name))
+        atomic_write_text(root / rel, template(name).replace(PIP_SPEC_PLACEHOLDER, spec))
         result.written.append(rel)
+    if not spec:
+        result.notes.append(
+            "mlops was installed from a local directory, which a CI runner cannot reach: set "
+            "MLOPS_PIP_SPEC in .gitlab-ci.yml (or as a CI/CD variable) to where it installs from, "
+            "e.g. mlops[serve]@git+https://gitlab.example.com/tools/mlops.git@v0.1.0"
+        )
     data = sample_data()
     atomic_write_bytes(root / SAMPLE, data)
     result.written.append(SAMPLE)

@@ -126,7 +126,11 @@ def render_markdown(ev: dict[str, Any]) -> str:
     verdict = ev.get("verdict", {})
     gates = verdict.get("gates", [])
     failed = [g for g in gates if not g["passed"]]
-    head = "blessed" if verdict.get("blessed") else f"NOT blessed ({len(failed)} gates failed)"
+    head = (
+        "blessed"
+        if verdict.get("blessed")
+        else f"NOT blessed ({len(failed)} gate{'s' if len(failed) != 1 else ''} failed)"
+    )
     out = [
         f"# Evaluation of {ev['name']}",
         "",

@@ -383,7 +383,8 @@ def render(rep: MergeRequestReport, root: Path) -> str:
     else:
         failed = [g for g in rep.verdict.get("gates") or [] if not g.get("passed")]
         names = ", ".join(f"{g.get('metric')} {g.get('rule')}" for g in failed)
-        verdict = f"**FAILED**: {len(failed)} quality gates failed ({names})"
+        plural = "s" if len(failed) != 1 else ""
+        verdict = f"**FAILED**: {len(failed)} quality gate{plural} failed ({names})"
     out = [f"## mlops report: {rep.name}{where}{at}", "", f"Gates: {verdict}", ""]
     v = rep.validation
     if v is not None and not v.get("valid", True):

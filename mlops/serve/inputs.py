@@ -7,7 +7,7 @@ Payload formats (MLflow's, so its clients switch without change):
 - `{"instances": ...}` and `{"inputs": ...}`: a list of records, a list of rows in the schema's
   feature order, or a dict of columns (`{"col": [values...]}`)
 - `text/csv` with a header line
-- `/predict`: a list of records, or one record
+- `/predict`: a list of records, one record, or `{"records": [...]}`
 
 Every value is checked against the bundle's input schema (`schema.json`): type, null, range,
 vocabulary. All problems are collected, per field, and returned as one 422; extra columns are
@@ -184,8 +184,10 @@ class InputSpec:
         return self.check(*self._tensor(value, key, max_rows))
 
     def from_records(self, obj: Any, max_rows: int) -> Batch:
-        """A `/predict` body: a list of records or one record."""
-        if isinstance(obj, dict):
+        """A `/predict` body: a list of records, one record, or `{"records": [...]}`."""
+        if isinstance(obj, dict) and set(obj) == {"records"}:
+            obj = obj["records"]
+        elif isinstance(obj, dict):
             obj = [obj]
         if not isinstance(obj, list):
             raise _bad_format(f"expected a record or a list of records, got {_type(obj)}")

@@ -20,7 +20,8 @@ def require_extra() -> None:
         raise UsageError(
             f"`mlops serve` needs the serve extra ({exc.name or 'fastapi/uvicorn'} is not "
             "installed)",
-            "Install it: pip install 'mlops[serve]'",
+            "Install the `serve` extra the way mlops was installed (in a checkout: "
+            "pip install -e '.[serve]'), or: pip install fastapi uvicorn orjson httptools",
         ) from None
 
 

@@ -80,7 +80,8 @@ def input_schema(df: pd.DataFrame, numeric: list[str], categorical: list[str]) -
     features = []
     for col in numeric + categorical:
         s = df[col]
-        f: dict[str, Any] = {"name": col, "dtype": dtype_name(s), "nullable": bool(s.isna().any())}
+        # every feature may be missing at prediction time: the pipeline imputes it
+        f: dict[str, Any] = {"name": col, "dtype": dtype_name(s), "nullable": True}
         values = s.dropna()
         if col in numeric and len(values):
             f["min"], f["max"] = float(values.min()), float(values.max())
