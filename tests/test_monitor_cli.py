@@ -49,6 +49,7 @@ def test_a_breach_exits_7_in_every_format_and_is_recorded(staged: Path, bundle: 
     assert r.exit_code == 7, r.output
     assert "BREACH: input drift in" in r.output and "island" in r.output
     assert "online performance" in r.output and "monitoring breach in staging" in r.output
+    assert "input drift: DATASET DRIFT (4 of 6 drifted;" in r.output
     r = cli(["monitor", "--env", "staging", "--json", "--html", "m.html"], cwd=staged)
     assert r.exit_code == 7
     report = json.loads(r.output)
@@ -75,6 +76,7 @@ def test_no_breach_and_an_empty_window_exit_0(staged: Path, bundle: Path, cli):
     r = cli(["monitor", "--env", "staging", "--since", "1h"], cwd=staged)
     assert r.exit_code == 0 and "no breach" in r.output, r.output
     assert "window last 1h" in r.output
+    assert "input drift: DATASET DRIFT" not in r.output
     assert [x.outcome for x in RunStore(staged).list(kind="monitor")] == ["ok", "empty"]
     r = cli(["monitor", "--env", "staging", "--log-dir", "typo"], cwd=staged)
     assert r.exit_code == 2 and "no prediction log at typo" in r.output

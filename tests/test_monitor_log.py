@@ -89,6 +89,11 @@ def test_bad_lines_are_skipped_and_counted_and_a_partial_line_waits(tmp_path: Pa
     assert cols.predictions.num_rows + cols.feedback.num_rows + cols.errors.num_rows >= 1
     assert cols.bad == 6 and cols.unknown == 1  # the heartbeat is not an error
     assert any("6 log line(s) skipped" in n for n in cols.notes)
+    waiting = [n for n in cols.notes if "incomplete line" in n]
+    assert waiting == [
+        f"{f.name} ends with an incomplete line ({len(partial)} bytes without a newline): left "
+        "for the next read (a server still writing it), not counted"
+    ]
     before = cols.predictions.num_rows + cols.feedback.num_rows
     with open(f, "ab") as fh:  # the writer finishes its line
         fh.write(good[0][len(partial) :] + b"\n")
@@ -96,6 +101,34 @@ def test_bad_lines_are_skipped_and_counted_and_a_partial_line_waits(tmp_path: Pa
     assert again.bytes_parsed == len(good[0]) + 1  # only the completed line
     assert again.predictions.num_rows + again.feedback.num_rows == before + 1
     assert again.bad == 6
+    assert not [n for n in again.notes if "incomplete line" in n]
+
+
+def test_an_entry_whose_n_disagrees_with_its_rows_is_skipped(tmp_path: Path, served):
+    good = _all_bytes(served).splitlines()[:5]
+    liar = (
+        b'{"kind": "prediction", "ts": 1.0, "request_id": "r", "version": "v1", "n": 2,'
+        b' "inputs": {"island": ["Dream"]}, "predictions": ["Adelie"]}'
+    )
+    data = b"\n".join([*good, liar]) + b"\n"
+    assert logdata._parse_arrow(data) is None  # the fast path leaves it to the careful one
+    careful = logdata._parse_objects(data)
+    assert careful.bad == 1
+    assert "r" not in careful.predictions.column("request_id").to_pylist()
+    fine = logdata._parse_objects(b"\n".join(good) + b"\n")
+    assert careful.predictions.num_rows == fine.predictions.num_rows
+
+
+def test_files_that_are_not_logs_are_named(tmp_path: Path, served):
+    log = tmp_path / "log"
+    log.mkdir()
+    (log / "20240101T000000.000000-1.jsonl").write_bytes(_all_bytes(served))
+    (log / "20231231T000000.000000-1.jsonl.gz").write_bytes(b"\x1f\x8b compressed")
+    cols = read_columns(log)
+    assert cols.predictions.num_rows == 30
+    (note,) = [n for n in cols.notes if "not read" in n]
+    assert "20231231T000000.000000-1.jsonl.gz" in note and "only *.jsonl" in note
+    assert not any(INDEX_DIR in n for n in read_columns(log).notes)  # the index is not named
 
 
 def test_the_index_is_reused_then_extended(tmp_path: Path, bundle: Path):

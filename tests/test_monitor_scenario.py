@@ -121,6 +121,7 @@ def test_drift_retrains_and_deploys_then_a_worse_version_is_rolled_back(
         assert git(root, "status", "--porcelain") == ""
 
         # 2. the action: retrain on the newest span, register, deploy to staging
+        before = git(root, "rev-parse", "HEAD")
         code, report = _monitor(cli, root)
         assert code == 7
         action = report["action"]
@@ -136,6 +137,9 @@ def test_drift_retrains_and_deploys_then_a_worse_version_is_rolled_back(
         (retrain,) = RunStore(root).list(kind="retrain")
         assert retrain.outcome == "ok" and retrain.extra["reason"] == action["reason"]
         assert retrain.extra["monitor_run"] == report["run_id"]
+        monitored = RunStore(root).get(report["run_id"])
+        assert monitored.git_commit == before  # where the checks ran, not the retrain's commit
+        assert git(root, "rev-parse", "HEAD") != before
         client.wait_version("v0.0.2")  # the server follows the deployment
 
         # 3. traffic like the training data, to the new version: no breach

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -11,6 +11,16 @@ from mlops.cli import _ui
 
 if TYPE_CHECKING:
     from mlops.monitor.checks import MonitorReport
+
+
+def _drift_verdict(d: Any, title: str) -> str:
+    if title == "prediction drift":
+        return "DRIFT" if d.drifted else "stable"
+    if d.dataset_drift:
+        return "DATASET DRIFT"
+    if d.drifted:
+        return f"no dataset drift (share {d.share:.2f} < {d.share_threshold:g})"
+    return "stable"
 
 
 def show(report: MonitorReport) -> None:
@@ -27,7 +37,7 @@ def show(report: MonitorReport) -> None:
             continue
         t = _ui.table(
             "column", "type", "method", "score", "drift when", "drifted",
-            title=f"{title}: {'DRIFT' if d.drifted else 'stable'} ({len(d.drifted)} of "
+            title=f"{title}: {_drift_verdict(d, title)} ({len(d.drifted)} of "
             f"{len(d.columns)} drifted; {d.label})",
         )  # fmt: skip
         for c in d.ranked():
@@ -82,7 +92,8 @@ def monitor(
         typer.Option(
             "--log-dir",
             metavar="DIR",
-            help="Read this prediction log (default: the environment's <target>/predictions).",
+            help="Read this prediction log (default: the environment's <target>/predictions). "
+            "Its parsed columns are kept in DIR/.index/ so the next run reads only new lines.",
         ),
     ] = None,
     push: Annotated[

@@ -402,7 +402,14 @@ def _retrain(
     committed = commit_results(root, message=message)
     if committed.commit is None:
         done.append("the results did not change (no newer data): nothing to register")
-        return {"steps": done, "details": details, "status": "nothing new"}
+        return {
+            "steps": done,
+            "details": details,
+            "status": "nothing new",
+            "next_step": "The committed model already learned from the newest data. If it is not "
+            "the live one, register or deploy it (`mlops registry show`, `mlops deploy`); else "
+            "add newer data, or adjust `monitoring.drift` if this traffic is the new normal.",
+        }
     details["commit"] = committed.commit
     done.append(f"committed {committed.commit[:12]} ({len(committed.files)} files)")
     if do_push:

@@ -59,8 +59,26 @@ def previous_version(project: Any, env: str, live: str, target: Any) -> tuple[st
     return None, ""
 
 
-def _record(report: MonitorReport, project: Any, run_id: str, started: float, dry: bool) -> None:
+def _git_state(root: Path) -> tuple[str | None, bool | None, str | None]:
+    """(commit, dirty, branch) of the work tree, or Nones outside git."""
     from mlops.adapters import git
+
+    head = git.head(root) if git.toplevel(root) else None
+    if head is None:
+        return None, None, None
+    return head, git.is_dirty(root), git.branch(root)
+
+
+def _record(
+    report: MonitorReport,
+    project: Any,
+    run_id: str,
+    started: float,
+    dry: bool,
+    at: tuple[str | None, bool | None, str | None],
+) -> None:
+    """Save the monitor run (and a rollback's own record); `at` is the git state the monitor
+    started from (a retrain commits, so the state after it is not where the checks ran)."""
     from mlops.pipeline.records import RunRecord, RunStore
 
     root = project.root
@@ -78,7 +96,7 @@ def _record(report: MonitorReport, project: Any, run_id: str, started: float, dr
     if report.drift is not None:
         metrics["drift_share"] = round(report.drift.share, 6)
     outcome = "dry" if dry else ("breach" if report.breached else "empty" if report.empty else "ok")
-    head = git.head(root) if git.toplevel(root) else None
+    head, dirty, branch = at
     record = RunRecord(
         id=run_id,
         kind="monitor",
@@ -87,8 +105,8 @@ def _record(report: MonitorReport, project: Any, run_id: str, started: float, dr
         outcome=outcome,
         exit_code=7 if report.breached else 0,
         git_commit=head,
-        git_dirty=git.is_dirty(root) if head else None,
-        git_branch=git.branch(root) if head else None,
+        git_dirty=dirty,
+        git_branch=branch,
         metrics={k: v for k, v in metrics.items() if v is not None},
         verdict={"breach": report.breached, "breaches": [b.to_dict() for b in report.breaches]},
         message=report.summary(),
@@ -151,6 +169,7 @@ def monitor_project(
 
     started = time.time()
     project = load_project(root)
+    at = _git_state(project.root)
     envs = project.pipeline.environments
     if env is None or env not in envs:
         raise UsageError(
@@ -190,6 +209,6 @@ def monitor_project(
         report.action = plan.to_dict("dry run: nothing was done")
     else:
         report.action = actions.execute(plan, project, push=push, remote=remote, monitor_run=run_id)
-    _record(report, project, run_id, started, dry_run)
+    _record(report, project, run_id, started, dry_run, at)
     report.seconds = time.time() - started
     return report

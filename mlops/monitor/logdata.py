@@ -177,6 +177,9 @@ def _predictions_fast(entries: list[dict[str, Any]]) -> pa.Table:
     ns = list(map(len, preds))
     if 0 in ns:
         raise _Malformed("empty predictions")
+    declared = [e.get("n") for e in entries]
+    if any(d is not None and d != n for d, n in zip(declared, ns, strict=True)):
+        raise _Malformed("n")
     total = sum(ns)
     single = total == len(entries)
     ins = [e.get("inputs") or {} for e in entries]
@@ -254,6 +257,8 @@ def _prediction_ok(e: dict[str, Any]) -> bool:
         if type(preds) is not list or not preds:
             return False
         n = len(preds)
+        if e.get("n") is not None and e["n"] != n:
+            return False  # the request said another number of rows than it predicted
         inputs = e.get("inputs") or {}
         if type(inputs) is not dict:
             return False
@@ -414,6 +419,7 @@ def _schema(data: bytes) -> tuple[pa.Schema, dict[str, pa.DataType]] | None:
             ("version", pa.string()),
             ("endpoint", pa.string()),
             ("latency_ms", pa.float64()),
+            ("n", pa.int64()),
             ("inputs", inputs),
             ("predictions", pa.list_(pred_type)),
             ("probabilities", pa.list_(pa.list_(pa.float64()))),
@@ -453,7 +459,12 @@ def _parse_arrow(data: bytes) -> Parsed | None:
     is_err = pc.fill_null(pc.equal(kind, "error"), False)
     pred = table.filter(is_pred)
     ns = pc.fill_null(pc.list_value_length(pred.column("predictions")), 0)
-    checks = [pc.greater(ns, 0), pc.is_finite(pc.fill_null(pred.column("ts"), np.nan))]
+    declared = pred.column("n")
+    checks = [
+        pc.greater(ns, 0),
+        pc.is_finite(pc.fill_null(pred.column("ts"), np.nan)),
+        pc.or_(pc.is_null(declared), pc.equal(declared, ns.cast(pa.int64()))),
+    ]
     inputs = pred.column("inputs").combine_chunks()
     for name in types:
         lengths = pc.list_value_length(inputs.field(name))
@@ -886,10 +897,12 @@ def read_columns(
         out.seconds = time.perf_counter() - t0
         return _empty(out)
     logs = log_files(d)
+    _note_other_files(d, logs, out.notes)
     index = d / INDEX_DIR
     if use_index:
         _prune_index(index, logs)
     parts: list[Parsed] = []
+    pending: list[tuple[str, int]] = []  # (file, bytes after its last newline)
     todo: list[tuple[Path, int, int, int, Parsed | None]] = []  # log, inode, from, to, cached
     for log in logs:
         try:
@@ -904,6 +917,7 @@ def read_columns(
             offset = int(meta["offset"])
             hi = meta.get("ts_max")
             end = _complete_end(log, offset, st.st_size) if st.st_size > offset else offset
+            pending += [(log.name, st.st_size - end)] if st.st_size > end else []
             if end == offset:
                 out.bytes_indexed += offset
                 out.lines, out.bad, out.unknown = (
@@ -922,6 +936,7 @@ def read_columns(
             except OSError as exc:
                 out.notes.append(f"cannot read {log.name}: {exc.strerror}")
                 continue
+            pending += [(log.name, st.st_size - end)] if st.st_size > end else []
             todo.append((log, st.st_ino, 0, end, None))
     units: list[tuple[str, int, int]] = []
     owners: list[int] = []
@@ -958,6 +973,11 @@ def read_columns(
         out.notes.append(
             f"{out.bad} log line(s) skipped: not JSON objects or not well-formed entries"
         )
+    for name, size in pending:
+        out.notes.append(
+            f"{name} ends with an incomplete line ({size} bytes without a newline): left for "
+            "the next read (a server still writing it), not counted"
+        )
     if not parts:
         out.seconds = time.perf_counter() - t0
         return _empty(out)
@@ -970,6 +990,20 @@ def read_columns(
         # feedback is kept whenever it came: it labels predictions inside the window
     out.seconds = time.perf_counter() - t0
     return out
+
+
+def _note_other_files(d: Path, logs: list[Path], notes: list[str]) -> None:
+    """Say which files in the log directory are not read (compressed or renamed logs)."""
+    kept = set(logs)
+    other = sorted(
+        p.name for p in d.iterdir() if p not in kept and not p.name.startswith(".") and p.is_file()
+    )
+    if other:
+        shown = ", ".join(other[:5]) + (f" and {len(other) - 5} more" if len(other) > 5 else "")
+        notes.append(
+            f"{len(other)} file(s) in the log directory are not read (only *.jsonl is): {shown}; "
+            "decompress or rename them into *.jsonl files to include them"
+        )
 
 
 def _merge(parts: list[Parsed]) -> Parsed:

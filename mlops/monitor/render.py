@@ -108,7 +108,7 @@ def performance_rows(r: MonitorReport) -> list[tuple[str, ...]]:
 
     note = "live"
     if p.get("drop") is not None and p.get("offline") is not None:
-        note += f"; {p['drop']:+.3g} worse than offline" if p["drop"] > 0 else "; not worse"
+        note += f"; {p['drop']:.3g} worse than offline" if p["drop"] > 0 else "; not worse"
     if not p.get("judged"):
         note += f"; fewer than {p['min_labels']} labelled rows: not judged"
     rows.append(row(str(r.version), online, p.get("offline"), note))
