@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlops.config import Project, load_project
 from mlops.data.commands import InferResult, infer_project, validate_project
@@ -37,6 +38,9 @@ from mlops.registry.lineage import Lineage
 from mlops.registry.promote import PromoteResult, TagResult
 from mlops.registry.register import RegisterResult
 from mlops.reports.merge_request import MergeRequestReport
+
+if TYPE_CHECKING:
+    from mlops.monitor.checks import MonitorReport
 
 
 def init(directory: Path | str = ".", force: bool = False) -> InitResult:
@@ -415,3 +419,27 @@ def report(
     if post:
         post_note(result)
     return result
+
+
+# ---- monitoring ------------------------------------------------------------------------------
+
+
+def monitor(
+    root: Path | str = ".",
+    env: str | None = None,
+    *,
+    since: str | None = None,
+    log_dir: Path | str | None = None,
+    dry_run: bool = False,
+    push: bool | None = None,
+    remote: str = "origin",
+    now: float | None = None,
+) -> MonitorReport:
+    """Check an environment's live traffic and act on a breach (`mlops monitor`).
+
+    Returns the report (`report.breached`, `report.action`); a breach is not raised."""
+    from mlops.monitor.commands import monitor_project
+
+    return monitor_project(
+        root, env, since=since, log_dir=log_dir, dry_run=dry_run, push=push, remote=remote, now=now
+    )

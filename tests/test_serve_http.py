@@ -213,6 +213,10 @@ def test_prediction_log_and_feedback(bundle, tmp_path):
     entries = list(read_log(log_dir))
     kinds = [e["kind"] for e in entries]
     assert kinds.count("prediction") == 2 and kinds.count("feedback") == 2  # not the 422
+    refused = [e for e in entries if e["kind"] == "error"]  # the 422, for data-quality checks
+    assert len(refused) == 1 and refused[0]["status"] == 422
+    assert refused[0]["fields"] == {"island": 1} and refused[0]["endpoint"] == "predict"
+    assert "inputs" not in refused[0]  # which fields were refused, never the body
     first = next(e for e in entries if e.get("request_id") == "abc-1" and e["kind"] == "prediction")
     assert first["n"] == 2 and first["endpoint"] == "predict"
     assert first["inputs"]["sex"] == ["male", None]

@@ -102,6 +102,9 @@ def _register() -> None:
 
     deploy.register(app)
     report.register(app)
+    from mlops.cli import monitor  # drift, decay and health of live traffic
+
+    monitor.register(app)
 
 
 _register()

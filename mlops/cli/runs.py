@@ -76,9 +76,12 @@ def list_(
             keys.remove(sort_metric)
             keys.insert(0, sort_metric)
         metrics = "\n".join(f"{k}={_ui.fmt_value(r.metrics[k])}" for k in keys[:2])
-        style = "green" if r.outcome == "ok" else "red" if "fail" in r.outcome else ""
+        bad = "fail" in r.outcome or r.outcome == "breach"
+        style = "green" if r.outcome == "ok" else "red" if bad else ""
         if r.kind == "exp":
             what = "exp " + ("\n".join(f"{k}={v}" for k, v in r.extra.get("overrides", {}).items()))
+        elif r.kind in ("monitor", "rollback"):  # no stages: the record's message says it
+            what = f"{r.kind}: {r.message[:120]}"
         else:
             ran = [s["name"] for s in r.stages if s.get("status") == "ran"]
             what = f"{r.kind}: " + (f"ran {', '.join(ran)}" if ran else "nothing ran")

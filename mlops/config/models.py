@@ -221,9 +221,47 @@ class AnomalySpec(Strict):
 
 
 class PerformanceSpec(Strict):
+    """Online performance (labelled traffic) against bounds and the bundle's offline figure.
+
+    `min`/`max` bound the online value (`max` for error metrics such as rmse); `max_drop` bounds
+    how far it may fall behind the offline value (in the metric's bad direction). Checks need
+    `min_labels` labelled rows; `confidence` is the level of the reported intervals and of the
+    live-against-previous-version comparison that decides a rollback.
+    """
+
     metric: str = "accuracy"
     min: float | None = None
     max_drop: float | None = Field(None, ge=0)
+    max: float | None = None
+    min_labels: int = Field(30, ge=1)
+    confidence: float = Field(0.95, gt=0, lt=1)
+
+
+class QualitySpec(Strict):
+    """Data quality of live inputs: the share of requests refused (bad JSON, out of schema)."""
+
+    max_rejected: float = Field(0.05, ge=0, le=1)
+
+
+class HealthSpec(Strict):
+    """Service health from the log: share of requests answered with a server error, latency."""
+
+    max_error_rate: float = Field(0.01, ge=0, le=1)
+    max_latency_p99_ms: float | None = Field(None, gt=0)
+
+
+class RetrainSpec(Strict):
+    """What `on_breach: retrain` does: the newest data span, then register and deploy.
+
+    `span`: how the ingest stage's `span:` moves to the newest data of its source: `widen`
+    (keep `from`, move `to`), `slide` (move both, same width) or `keep` (rerun as is: the source
+    itself has new rows). `stage` names the ingest stage (default: the one with a span).
+    `deploy`: the environment a retrained version that passes its gates is deployed to.
+    """
+
+    span: Literal["widen", "slide", "keep"] = "widen"
+    stage: str | None = None
+    deploy: str | None = "staging"
 
 
 class MonitoringSpec(Strict):
@@ -231,6 +269,20 @@ class MonitoringSpec(Strict):
     performance: PerformanceSpec = Field(default_factory=PerformanceSpec)
     on_breach: Literal["alert", "retrain", "rollback"] = "alert"
     window: str | None = None
+    min_rows: int = Field(30, ge=1)  # fewer live rows than this: drift is not judged
+    prediction_drift: bool = True  # drift of the outputs is a breach (not only reported)
+    quality: QualitySpec = Field(default_factory=QualitySpec)
+    health: HealthSpec = Field(default_factory=HealthSpec)
+    retrain: RetrainSpec = Field(default_factory=RetrainSpec)
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, v: str | None) -> str | None:
+        if v is not None:
+            from mlops.monitor.window import parse_duration
+
+            parse_duration(v)  # raises ValueError with the accepted forms
+        return v
 
 
 class EngineSpec(Strict):

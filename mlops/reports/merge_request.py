@@ -26,6 +26,7 @@ import yaml
 from mlops.adapters import git
 from mlops.config import PARAMS_FILE, Project, load_project
 from mlops.pipeline.baseline import resolve_baseline
+from mlops.pipeline.compare import flatten
 from mlops.registry.state import read_registry
 from mlops.reports.evaluation import fmt, gate_rows, signed, table
 
@@ -96,20 +97,6 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-
-
-def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    """`{"train": {"C": 1}}` -> `{"train.C": 1}` (lists stay values)."""
-    if not isinstance(data, dict):
-        return {prefix: data} if prefix else {}
-    out: dict[str, Any] = {}
-    for k, v in data.items():
-        key = f"{prefix}.{k}" if prefix else str(k)
-        if isinstance(v, dict) and v:
-            out.update(flatten(v, key))
-        else:
-            out[key] = v
-    return out
 
 
 def _params_text(text: str | None) -> dict[str, Any] | None:

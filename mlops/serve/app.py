@@ -129,6 +129,8 @@ class ServingApp:
             if fields:
                 for name, problem in fields.items():
                     self.metrics.invalid.inc(name, by=problem["count"])
+            svc = self.service
+            svc.log_refused(model, endpoint, request_id, status, exc.error, fields, started)
         except Exception:  # a bug, not the input's fault: log it, answer 500, stay up
             log.exception("prediction failed (request %s)", request_id)
             status = 500
@@ -136,6 +138,7 @@ class ServingApp:
                 {"error": "internal", "message": "prediction failed", "request_id": request_id}
             )
             self.metrics.errors.inc(endpoint, "internal")
+            self.service.log_refused(model, endpoint, request_id, 500, "internal", None, started)
         await _respond(send, status, payload, extra)
         self.metrics.requests.inc(endpoint, status)
         self.metrics.latency.observe(time.perf_counter() - started, endpoint)

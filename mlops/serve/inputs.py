@@ -364,30 +364,25 @@ def _check_number(f: Feature, col: list, bad: list) -> list[float]:
 
 
 def _check_str(f: Feature, col: list, bad: list) -> list[Any]:
-    cats, nullable = f.categories, f.nullable
-    for i, v in enumerate(col):
-        if type(v) is str:
-            if cats is not None and v not in cats:
-                bad.append(_problem(i, v, f"is not one of {_vocab(cats)}"))
-        elif v is None:
-            if not nullable:
-                bad.append(_problem(i, v, "is missing (null) but the field is not nullable"))
-        else:
-            bad.append(_problem(i, v, f"must be a string, got {_type(v)}"))
-    return col
+    return _check_values(f, col, bad, str, "a string")
 
 
 def _check_bool(f: Feature, col: list, bad: list) -> list[Any]:
+    return _check_values(f, col, bad, bool, "true or false")
+
+
+def _check_values(f: Feature, col: list, bad: list, kind: type, expected: str) -> list[Any]:
+    """Check a column of `kind` values in place (no conversion): type, vocabulary, nulls."""
     cats, nullable = f.categories, f.nullable
     for i, v in enumerate(col):
-        if type(v) is bool:
+        if type(v) is kind:
             if cats is not None and v not in cats:
                 bad.append(_problem(i, v, f"is not one of {_vocab(cats)}"))
         elif v is None:
             if not nullable:
                 bad.append(_problem(i, v, "is missing (null) but the field is not nullable"))
         else:
-            bad.append(_problem(i, v, f"must be true or false, got {_type(v)}"))
+            bad.append(_problem(i, v, f"must be {expected}, got {_type(v)}"))
     return col
 
 

@@ -8,6 +8,8 @@ sorting names sorts by time. Each line is one object:
      "endpoint": "invocations", "n": 2, "inputs": {"feature": [v1, v2], ...},
      "predictions": [...], "classes": [...], "probabilities": [[...], [...]], "latency_ms": 0.41}
     {"kind": "feedback", "ts": …, "request_id": "…", "labels": [...]}
+    {"kind": "error", "ts": …, "request_id": "…", "endpoint": "predict", "status": 422,
+     "error": "invalid_input", "version": "…", "latency_ms": 0.2, "fields": {"island": 1}}
 
 Writes happen in a background thread, in batches (one `write` per batch), never on the request's
 path; when the writer falls behind, entries beyond `max_pending_rows` are dropped and counted.

@@ -296,6 +296,34 @@ class Service:
             self.log.add(entry, batch.n)
         return out
 
+    def log_refused(
+        self,
+        model: LoadedModel | None,
+        endpoint: str,
+        request_id: str,
+        status: int,
+        error: str,
+        fields: dict[str, Any] | None,
+        started: float,
+    ) -> None:
+        """Queue a refused (4xx) or failed (5xx) prediction request for the log, so monitoring
+        sees data quality and errors: which fields were refused how often, never the body."""
+        if self.log is None:
+            return
+        entry: dict[str, Any] = {
+            "kind": "error",
+            "ts": time.time(),
+            "request_id": request_id,
+            "endpoint": endpoint,
+            "status": status,
+            "error": error,
+            "version": model.version if model is not None else None,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        }
+        if fields:
+            entry["fields"] = {name: int(p.get("count", 1)) for name, p in fields.items()}
+        self.log.add(entry, 1)
+
     def feedback(self, obj: Any) -> int:
         """Attach ground-truth labels to request ids (queued to the log); how many accepted."""
         if self.log is None:

@@ -155,6 +155,19 @@ def read_baselines(project: Project, args: EvaluateWith, gates: dict[str, GateSp
         }
 
 
+def prediction_reference(pred: np.ndarray, proba: Any) -> dict[str, Any]:
+    """The statistics profile of the test set's predictions (and top-class probabilities):
+    monitoring compares live predictions with it (prediction drift)."""
+    import pandas as pd
+
+    from mlops.data.profile import profile_frame
+
+    frame = pd.DataFrame({"prediction": list(pred)})
+    if proba is not None:
+        frame["confidence"] = proba.max(axis=1)
+    return profile_frame(frame)
+
+
 def run(project: Project, stage: ResolvedStage) -> list[str]:
     from mlops.reports.evaluation import render_markdown
     from mlops.reports.figures import render_html
@@ -235,6 +248,7 @@ def run(project: Project, stage: ResolvedStage) -> list[str]:
         "versions": fit["versions"],
         "train_rows": fit["train_rows"],
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "prediction_reference": prediction_reference(pred, proba),
     }
     write_bundle(project.path(spec.path), files, metadata)
     summary = {

@@ -1,0 +1,214 @@
+"""`mlops monitor` in a project: the live version, its log, the checks, the action, the record.
+
+1. The environment's deployment target (`environments.ENV.target`) says which version is live
+   (`current`); its bundle is verified and read (not loaded).
+2. The version it ran before comes from the registry (stage tags), else from the target's
+   `history.jsonl`: it is what a rollback goes back to, and what online performance is
+   compared with.
+3. The prediction log (`<target>/predictions/`, or `log_dir`) is read through its index.
+4. The checks run (`mlops.monitor.checks`), the action is planned (`mlops.monitor.actions`),
+   and carried out unless `dry_run`.
+5. The run is recorded in `.mlops/runs.db` (kind `monitor`, outcome `ok`, `breach`, `empty` or
+   `dry`) with the breaches and the action; a rollback gets its own record (kind `rollback`),
+   a retrain's pipeline run is recorded as kind `retrain`; both carry the reason and the
+   monitoring run's id.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from mlops.errors import MlopsError, UsageError
+from mlops.monitor.checks import LiveModel, MonitorReport, analyse
+from mlops.monitor.logdata import read_columns
+from mlops.monitor.window import Window, describe_seconds, parse_duration
+
+
+def resolve_window(since: str | None, default: str | None, now: float) -> Window:
+    """`--since` (or `monitoring.window`) as a window ending now; the whole log when neither."""
+    text = since if since is not None else default
+    if text is None:
+        return Window(None, now, "whole log")
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        where = "--since" if since is not None else "monitoring.window in pipeline.yaml"
+        raise UsageError(f"{where}: {exc}", "For example --since 24h or --since 7d.") from None
+    if seconds is None:
+        return Window(None, now, "whole log")
+    return Window(now - seconds, now, f"last {describe_seconds(seconds)}")
+
+
+def previous_version(project: Any, env: str, live: str, target: Any) -> tuple[str | None, str]:
+    """The version `env` ran before `live`, and where that was found."""
+    from mlops.registry.desired import previous_version as registry_previous
+
+    try:
+        prev = registry_previous(project.root, env, project=project)
+        if prev.current == live:
+            return prev.version, "registry"
+    except MlopsError:
+        pass
+    for event in reversed(target.history()):
+        if event.get("event") in ("deploy", "rollback") and event.get("version") == live:
+            before = event.get("previous")
+            if before and before != live:
+                return str(before), "deployment history"
+    return None, ""
+
+
+def _git_state(root: Path) -> tuple[str | None, bool | None, str | None]:
+    """(commit, dirty, branch) of the work tree, or Nones outside git."""
+    from mlops.adapters import git
+
+    head = git.head(root) if git.toplevel(root) else None
+    if head is None:
+        return None, None, None
+    return head, git.is_dirty(root), git.branch(root)
+
+
+def _record(
+    report: MonitorReport,
+    project: Any,
+    run_id: str,
+    started: float,
+    dry: bool,
+    at: tuple[str | None, bool | None, str | None],
+) -> None:
+    """Save the monitor run (and a rollback's own record); `at` is the git state the monitor
+    started from (a retrain commits, so the state after it is not where the checks ran)."""
+    from mlops.pipeline.records import RunRecord, RunStore
+
+    root = project.root
+    perf = report.performance.get("online") or {}
+    metrics: dict[str, Any] = {
+        "rows": report.traffic.get("rows", 0),
+        "requests": report.traffic.get("requests", 0),
+        "labelled": perf.get("labelled", 0),
+        "rejected_share": report.quality.get("rejected_share"),
+        "error_rate": report.health.get("error_rate"),
+        "latency_p99_ms": (report.health.get("latency_ms") or {}).get("p99"),
+    }
+    if perf.get("value") is not None:
+        metrics[f"online_{perf['metric']}"] = perf["value"]
+    if report.drift is not None:
+        metrics["drift_share"] = round(report.drift.share, 6)
+    outcome = "dry" if dry else ("breach" if report.breached else "empty" if report.empty else "ok")
+    head, dirty, branch = at
+    record = RunRecord(
+        id=run_id,
+        kind="monitor",
+        started=started,
+        ended=time.time(),
+        outcome=outcome,
+        exit_code=7 if report.breached else 0,
+        git_commit=head,
+        git_dirty=dirty,
+        git_branch=branch,
+        metrics={k: v for k, v in metrics.items() if v is not None},
+        verdict={"breach": report.breached, "breaches": [b.to_dict() for b in report.breaches]},
+        message=report.summary(),
+        extra={
+            "env": report.env,
+            "version": report.version,
+            "previous": report.previous,
+            "window": report.window.to_dict(),
+            "action": report.action,
+            "log": report.log,
+        },
+    )
+    store = RunStore(root)
+    store.save(record)
+    action = report.action
+    if action.get("kind") == "rollback" and not dry:
+        details = action.get("details") or {}
+        deployed = details.get("deploy") or {}
+        store.save(
+            RunRecord(
+                id=run_id + "-rollback",
+                kind="rollback",
+                started=started,
+                ended=time.time(),
+                outcome="ok" if action.get("status") == "done" else "failed",
+                exit_code=0 if action.get("status") == "done" else 6,
+                git_commit=head,
+                message=f"rolled {report.env} back from {details.get('from')} to "
+                f"{details.get('to')}: {action.get('reason')}",
+                extra={
+                    "env": report.env,
+                    "from": details.get("from"),
+                    "to": details.get("to"),
+                    "reason": action.get("reason"),
+                    "monitor_run": run_id,
+                    "stage_tag": deployed.get("stage_tag"),
+                    "error": action.get("error"),
+                },
+            )
+        )
+
+
+def monitor_project(
+    root: Path | str = ".",
+    env: str | None = None,
+    *,
+    since: str | None = None,
+    log_dir: Path | str | None = None,
+    dry_run: bool = False,
+    push: bool | None = None,
+    remote: str = "origin",
+    now: float | None = None,
+) -> MonitorReport:
+    """Monitor environment `env` (see the module docstring). Never raises on a breach: the
+    report says so (`report.breached`) and the caller decides (the CLI exits 7)."""
+    from mlops.config import load_project
+    from mlops.deploy.target import DEPLOYMENT, open_target
+    from mlops.monitor import actions
+    from mlops.pipeline.records import new_run_id
+
+    started = time.time()
+    project = load_project(root)
+    at = _git_state(project.root)
+    envs = project.pipeline.environments
+    if env is None or env not in envs:
+        raise UsageError(
+            f"unknown environment {env!r}" if env else "which environment? give --env ENV",
+            f"pipeline.yaml defines: {', '.join(envs) or 'none'} (under `environments:`).",
+        )
+    spec = project.pipeline.monitoring
+    window = resolve_window(since, spec.window, now if now is not None else started)
+    target = open_target(project.root / (envs[env].target or f".mlops/envs/{env}"))
+    live_dir = target.require_current()
+    live = LiveModel.read(live_dir, live_dir.name, extra_files=(DEPLOYMENT,))
+    previous, found_in = previous_version(project, env, live.version, target)
+    if log_dir is not None and not Path(log_dir).is_dir():
+        raise UsageError(
+            f"no prediction log at {log_dir}",
+            "Give the directory `mlops serve --log-dir` writes to (default: the environment's "
+            "<target>/predictions, which needs no option).",
+        )
+    columns = read_columns(Path(log_dir) if log_dir else target.predictions_dir)
+    report = analyse(columns, live, spec, window, env=env, previous=previous)
+    if previous:
+        report.notes.append(f"{previous} ran in {env} before {live.version} ({found_in})")
+    run_id = new_run_id(started)
+    report.run_id = run_id
+    try:
+        plan = actions.plan(report, project)
+    except MlopsError as exc:  # e.g. the ingest span cannot be moved: still report the breach
+        reason = "; ".join(b.message for b in report.breaches)
+        plan = actions.Plan(
+            "alert",
+            f"{reason}. The {project.pipeline.monitoring.on_breach} action cannot be planned: "
+            f"{exc.message}",
+            ["report the breach (exit 7)"],
+            {"hint": exc.hint or ""},
+        )
+    if dry_run:
+        report.action = plan.to_dict("dry run: nothing was done")
+    else:
+        report.action = actions.execute(plan, project, push=push, remote=remote, monitor_run=run_id)
+    _record(report, project, run_id, started, dry_run, at)
+    report.seconds = time.time() - started
+    return report

@@ -1,0 +1,56 @@
+"""Time windows: `--since 24h` and the buckets the report's plots are drawn over."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+FORMS = "a number and a unit: 90s, 30m, 24h, 7d, 2w (or `all` for the whole log)"
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in `30m`, `24h`, `7d`...; None for `all`. ValueError names the accepted forms."""
+    if text.strip().lower() in ("all", "ever"):
+        return None
+    m = DURATION.match(text.lower())
+    if not m or float(m.group(1)) <= 0:
+        raise ValueError(f"{text!r} is not a duration: use {FORMS}")
+    return float(m.group(1)) * UNITS[m.group(2)]
+
+
+def describe_seconds(seconds: float) -> str:
+    """`24h`, `7d`, `90m`: the largest unit that divides evenly (or one decimal)."""
+    for unit in ("w", "d", "h", "m"):
+        n = seconds / UNITS[unit]
+        if n >= 1 and abs(n - round(n)) < 1e-9:
+            return f"{round(n)}{unit}"
+    return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
+
+
+@dataclass
+class Window:
+    """The span of time a report covers: [start, end] (Unix seconds); start None = the whole log."""
+
+    start: float | None
+    end: float
+    label: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"start": self.start, "end": self.end, "label": self.label}
+
+
+def buckets(first: float, last: float, count: int = 24) -> tuple[list[float], float]:
+    """Bucket edges (count + 1 of them) covering [first, last] on a round step, and the step."""
+    span = max(last - first, 1.0)
+    raw = span / count
+    steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200]
+    steps += [86400 * k for k in (1, 2, 7, 14, 30)]
+    step = next((s for s in steps if s >= raw), steps[-1] * math.ceil(raw / steps[-1]))
+    start = math.floor(first / step) * step
+    n = max(1, math.ceil((last - start) / step + 1e-9))
+    if start + n * step <= last:
+        n += 1
+    return [start + i * step for i in range(n + 1)], float(step)
