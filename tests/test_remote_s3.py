@@ -21,7 +21,7 @@ import pytest
 from tests.helpers import git
 
 pytest.importorskip("dvc_s3", reason="the s3 extra is part of the test install")
-pytest.importorskip("moto", reason="moto[server] is part of the test install")
+pytest.importorskip("moto", reason="moto, flask (moto_server) are part of the test install")
 pytestmark = pytest.mark.slow
 
 BUCKET = "mlops-artifacts"
