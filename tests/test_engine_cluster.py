@@ -2,7 +2,8 @@
 
 The example pipeline run with `engine: dask` gives the local run's validation verdict and
 metrics; validation, tuning, incremental training and ingest on the cluster give what the local
-path gives; `mlops engine` reports the scheduler, its dashboard and its workers.
+path gives; `mlops engine` reports the scheduler, its dashboard and its workers; a run with
+nothing to do needs no cluster.
 """
 
 from __future__ import annotations
@@ -84,6 +85,23 @@ def test_example_pipeline_on_the_cluster_matches_the_local_run(trained: Path, cl
             assert metrics[key] == pytest.approx(value, abs=METRIC_TOLERANCE), key
         else:
             assert metrics[key] == value, key
+
+
+@pytest.mark.slow
+def test_a_run_with_nothing_to_do_needs_no_cluster(trained: Path, cli, address, monkeypatch):
+    use_dask(trained)
+    first = cli(["run", "--json"], cwd=trained)  # pipeline.yaml changed: the full path decides
+    assert first.exit_code == 0 and json.loads(first.output)["engine"]["address"] == address
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://127.0.0.1:9")  # nothing listens there
+    result = cli(["run", "--json"], cwd=trained)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["fast_noop"] is True and "engine" not in out
+    assert {s["status"] for s in out["stages"]} == {"skipped"}
+    # with work to do, the unreachable scheduler stops the run before any stage (exit 2)
+    result = cli(["run", "--force", "--json"], cwd=trained)
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "tcp://127.0.0.1:9" in result.output
 
 
 @pytest.mark.slow
