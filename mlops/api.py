@@ -20,6 +20,7 @@ from mlops.data.validation import ValidationReport
 from mlops.deploy.deployer import DeployResult
 from mlops.deploy.deployer import deploy as deploy_version
 from mlops.deploy.envs import EnvStatus, environments  # registers deployments for lineage
+from mlops.engine.cluster import EngineInfo
 from mlops.pipeline.commit import CommitResult, commit_results
 from mlops.pipeline.compare import RunDiff, diff_runs
 from mlops.pipeline.compile import compile_dvc_yaml
@@ -361,6 +362,15 @@ def infer_schema(
         force=force,
         progress=progress,
     )
+
+
+def engine(root: Path | str = ".", *, connect_local: bool = True) -> EngineInfo:
+    """The engine pipeline.yaml names, checked (`mlops engine`): for `dask`, the scheduler's
+    address, dashboard link and workers; raises UsageError when it cannot be reached."""
+    from mlops.config.check import load_pipeline
+    from mlops.engine.cluster import probe
+
+    return probe(load_pipeline(root).engine, connect_local=connect_local)
 
 
 # ---- deployments and merge-request reports ---------------------------------------------------

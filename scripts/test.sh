@@ -7,7 +7,12 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[dev,serve]'
+.venv/bin/python -m pip install -q -e '.[dev,serve,dask,s3]'
+# a local S3-compatible server for the S3 remote test (moto_server on 127.0.0.1): moto's S3 and
+# the server's flask, not moto[server] (every AWS service's dependencies: +140 MB, +12 s);
+# botocore pinned to what dvc-s3's aiobotocore chose, or pip backtracks through boto versions
+.venv/bin/python -m pip install -q 'moto[s3]>=5' flask flask-cors \
+  "botocore==$(.venv/bin/python -c 'import botocore; print(botocore.__version__)')"
 # Node 22, gitlab-ci-local and rsync for the end-to-end CI/CD test (which fails without them)
 bash scripts/install-e2e-tools.sh
 

@@ -66,16 +66,58 @@ def init(root: Path, log: Path) -> None:
         Repo.init(str(root))
 
 
-def configure_remote(root: Path, name: str, url: str, log: Path) -> None:
-    """Make `name` (at `url`, relative to the project root unless absolute or a URL) the default."""
+def configure_remote(
+    root: Path, name: str, url: str, log: Path, options: dict[str, Any] | None = None
+) -> None:
+    """Make `name` (at `url`, relative to the project root unless absolute or a URL) the default;
+    `options` are its other settings (`endpointurl`, `region`, ...; never credentials)."""
+    from dvc.config import ConfigError as DvcConfigError
+
     # DVC stores a relative path relative to .dvc/ and reads one given here relative to the cwd,
     # which _repo() sets to the project root
-    with _repo(root) as repo, redirect_fds(log), repo.config.edit() as conf:
-        conf["remote"][name] = {"url": url}
-        conf["core"]["remote"] = name
+    try:
+        with _repo(root) as repo, redirect_fds(log), repo.config.edit() as conf:
+            conf["remote"][name] = {"url": url, **_option_text(options)}
+            conf["core"]["remote"] = name
+    except DvcConfigError as exc:
+        raise UsageError(
+            f"DVC refuses remote {name!r} ({url}): {_describe(exc)}",
+            "Check `remote:` in pipeline.yaml: `options` takes the remote's DVC settings "
+            "(`dvc remote modify --help`).",
+        ) from None
 
 
-def remote_configured(root: Path, name: str, url: str) -> bool:
+def _option_text(options: dict[str, Any] | None) -> dict[str, str]:
+    return {
+        k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (options or {}).items()
+    }
+
+
+def remote_plugin_missing(url: str) -> str | None:
+    """The `dvc[...]` extra a remote URL needs when its plugin is not installed, else None."""
+    import importlib.util
+
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    plugin = {
+        "s3": "dvc_s3",
+        "gs": "dvc_gs",
+        "azure": "dvc_azure",
+        "ssh": "dvc_ssh",
+        "hdfs": "dvc_hdfs",
+        "webhdfs": "dvc_webhdfs",
+        "oss": "dvc_oss",
+        "gdrive": "dvc_gdrive",
+        "webdav": "dvc_webdav",
+        "webdavs": "dvc_webdav",
+    }.get(scheme)
+    if plugin is None or importlib.util.find_spec(plugin) is not None:
+        return None
+    return {"webdavs": "webdav"}.get(scheme, scheme)
+
+
+def remote_configured(
+    root: Path, name: str, url: str, options: dict[str, Any] | None = None
+) -> bool:
     """Cheap check (no DVC import) that `.dvc/config` already names this default remote."""
     config = root / ".dvc" / "config"
     try:
@@ -86,10 +128,11 @@ def remote_configured(root: Path, name: str, url: str) -> bool:
         url if ("://" in url or os.path.isabs(url)) else os.path.relpath(root / url, root / ".dvc")
     )
     core = re.search(r"^\[core\][^\[]*?^\s*remote\s*=\s*(\S+)", text, re.M)
-    section = re.search(
-        rf"^\['remote \"{re.escape(name)}\"'\][^\[]*?^\s*url\s*=\s*(\S+)", text, re.M
-    )
-    return bool(core and core.group(1) == name and section and section.group(1) == want)
+    body = re.search(rf"^\['remote \"{re.escape(name)}\"'\]\s*$([^\[]*)", text, re.M)
+    if not (core and core.group(1) == name and body):
+        return False
+    have = dict(re.findall(r"^\s*([\w-]+)\s*=\s*(.*?)\s*$", body.group(1), re.M))
+    return have.pop("url", None) == want and have == _option_text(options)
 
 
 @dataclass

@@ -88,7 +88,7 @@ def _root(
 
 
 def _register() -> None:
-    from mlops.cli import exp, project, registry, run, runs, serve, validate
+    from mlops.cli import engine, exp, project, registry, run, runs, serve, validate
 
     project.register(app)
     run.register(app)
@@ -97,6 +97,7 @@ def _register() -> None:
     registry.register(app)
     serve.register(app)
     validate.register(app)
+    engine.register(app)
     from mlops.cli import deploy, report  # deployments, merge-request reports
 
     deploy.register(app)

@@ -140,6 +140,7 @@ def run(
     Example: mlops run train --force
     """
     _ui.set_json(json)
+    engine = None
     progress = None if json else Progress(_ui.progress_console())
     try:
         result = None
@@ -152,6 +153,11 @@ def run(
         if result is None:
             from mlops import api
 
+            if not dry and api.check(".").pipeline.engine.kind == "dask":
+                # fail fast when the cluster is unreachable; say where to watch the stages
+                engine = api.engine(".", connect_local=False)
+                if progress is not None:
+                    progress.console.print(engine.line(), markup=False, soft_wrap=True)
             result = api.run(".", stages or None, force=force, dry=dry, on_event=progress)
     finally:
         if progress is not None:
@@ -163,6 +169,8 @@ def run(
         committed = api.commit(".")
     if json:
         out = result.to_dict()
+        if engine is not None:
+            out["engine"] = engine.to_dict()
         if committed is not None:
             out["commit"] = committed.to_dict()
         _ui.print_json(out)

@@ -45,11 +45,50 @@ class DataSpec(Strict):
     sensitive: list[str] = Field(default_factory=list)
 
 
-class RemoteSpec(Strict):
-    """The DVC remote data and models are pushed to (embedded default: a local directory)."""
+CREDENTIAL_KEYS_RE = (
+    r"(secret|password|passphrase|token|access_key|account_key|connection_string|sas)"
+)
 
-    name: str = "local"
+
+class RemoteSpec(Strict):
+    """The DVC remote data and models are pushed to (embedded default: a local directory).
+
+    `url` is any DVC remote: a directory, `s3://bucket/prefix` (the `s3` extra), `gs://`,
+    `azure://`, `ssh://`, ... `options` are the remote's other DVC settings that are not
+    secrets (`endpointurl`, `region`, `profile`, ...): credentials come from the environment
+    only (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...), never from this file.
+    """
+
+    name: str = Field("local", pattern=r"^[A-Za-z0-9_-]+$")
     url: str = ".mlops/remote"
+    options: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @field_validator("url")
+    @classmethod
+    def _no_userinfo(cls, v: str) -> str:
+        import re
+
+        if re.match(r"^[a-z][a-z0-9+.-]*://[^/@]*:[^/@]*@", v):
+            raise ValueError(
+                "credentials do not belong in the remote URL; give them in environment "
+                "variables (e.g. AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
+            )
+        return v
+
+    @field_validator("options")
+    @classmethod
+    def _no_secrets(cls, v: dict[str, Any]) -> dict[str, Any]:
+        import re
+
+        for key in v:
+            if key == "url":
+                raise ValueError("`url` is set beside `options`, not inside it")
+            if re.search(CREDENTIAL_KEYS_RE, key, re.I):
+                raise ValueError(
+                    f"{key}: secrets never go in pipeline.yaml (it is committed); set the "
+                    "matching environment variable on the machine (e.g. AWS_SECRET_ACCESS_KEY)"
+                )
+        return v
 
 
 class GateSpec(Strict):
@@ -246,6 +285,39 @@ class MonitoringSpec(Strict):
         return v
 
 
+class EngineSpec(Strict):
+    """`engine:` - where the built-in stages compute: this process (`local`) or a Dask cluster.
+
+    `engine: dask` reads the scheduler's address from `scheduler:`, else from the
+    `DASK_SCHEDULER_ADDRESS` environment variable; `scheduler: local` starts a cluster of
+    `workers` processes on this machine for each stage. `partition_mb` is the size of the
+    partitions a CSV is cut into; `timeout` the seconds to wait for the scheduler.
+    """
+
+    kind: Literal["local", "dask"] = "local"
+    scheduler: str | None = None
+    workers: int | None = Field(None, ge=1)  # scheduler: local only
+    threads_per_worker: int | None = Field(None, ge=1)  # scheduler: local only
+    memory_limit: str | None = None  # per worker, scheduler: local only ("2GiB")
+    partition_mb: int = Field(64, ge=1)
+    timeout: float = Field(10.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"kind": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _local_only(self) -> EngineSpec:
+        if self.kind == "local" and self.scheduler is not None:
+            raise ValueError("`scheduler:` needs `kind: dask`")
+        local_cluster = self.scheduler == "local"
+        for key in ("workers", "threads_per_worker", "memory_limit"):
+            if getattr(self, key) is not None and not local_cluster:
+                raise ValueError(f"`{key}:` sizes a cluster mlops starts (`scheduler: local`)")
+        return self
+
+
 class Pipeline(Strict):
     """The whole `pipeline.yaml`."""
 
@@ -258,6 +330,7 @@ class Pipeline(Strict):
         default_factory=dict
     )
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
+    engine: EngineSpec = Field(default_factory=EngineSpec)
 
     @field_validator("stages")
     @classmethod
@@ -299,9 +372,28 @@ class SplitWith(Strict):
     output: str = "data/split"
 
 
+class IncrementalSpec(Strict):
+    """Train over the data's chunks (or the cluster's partitions) with `partial_fit`.
+
+    The preprocessing learns from a sample of `sample_rows` rows (the categories from every
+    row); the estimator then sees each chunk `epochs` times, in order.
+    """
+
+    epochs: int = Field(5, ge=1)
+    sample_rows: int = Field(100_000, ge=10)
+
+
 class TrainWith(Strict):
     input: str = "data/split/train.parquet"
     exclude: list[str] = Field(default_factory=list)  # columns not used as features
+    incremental: IncrementalSpec | None = None  # `{}` or `{epochs: 3}`: partial_fit over chunks
+
+    @field_validator("incremental", mode="before")
+    @classmethod
+    def _switch(cls, v: Any) -> Any:
+        if v is True:
+            return {}
+        return None if v is False else v
 
 
 class EvaluateWith(Strict):
@@ -361,6 +453,7 @@ class TuneParams(Strict):
     n_iter: int = Field(10, ge=1)  # random search: candidates drawn
     factor: int = Field(3, ge=2)  # successive halving: the reduction factor
     seed: int = 42
+    n_jobs: int = 1  # local engine: parallel fits (-1: every core); dask: the whole cluster
 
     @field_validator("space")
     @classmethod

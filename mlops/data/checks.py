@@ -374,6 +374,24 @@ class Validator:
                 "Use a pandera built-in check (in_range, isin, str_matches, ...).",
             ) from None
 
+    def merge(self, other: Validator) -> Validator:
+        """Fold in a validator that checked the rows that follow (another partition, checked
+        from row 0 elsewhere): counts add, its row numbers shift by the rows seen here, examples
+        keep the first ones in table order. Returns self."""
+        shift = self.rows
+        for key in other.order:
+            theirs = other.acc[key]
+            if key not in self.acc:
+                self.acc[key] = _Acc()
+                self.order.append(key)
+            self.acc[key].add(theirs.count, theirs.examples, [r + shift for r in theirs.rows])
+        for name, parts in other.hashes.items():
+            self.hashes.setdefault(name, []).extend((h, pos + shift) for h, pos in parts)
+        if self.seen is None:
+            self.seen = other.seen
+        self.rows += other.rows
+        return self
+
     def finish(self) -> list[Failure]:
         """Every failure, in the order first seen; whole-column failures count every row."""
         if self.hashes:

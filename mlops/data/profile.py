@@ -244,6 +244,31 @@ class NumericAccumulator:
         elif self.chunks > 1:
             self.quantiles = None
 
+    def merge(self, other: NumericAccumulator) -> None:
+        """Fold in the accumulator of the rows that follow (another partition of the table)."""
+        self.rows += other.rows
+        self.missing += other.missing
+        self.infinite += other.infinite
+        self.invalid += other.invalid
+        self.zeros += other.zeros
+        chunks = self.chunks + other.chunks
+        if other.n:
+            total = self.n + other.n
+            delta = other.mean - self.mean
+            self.mean += delta * other.n / total
+            self.m2 += other.m2 + delta * delta * self.n * other.n / total
+            self.min = min(self.min, other.min)
+            self.max = max(self.max, other.max)
+            self.distinct = other.distinct if not self.n else max(self.distinct, other.distinct)
+            if not self.n:
+                self.quantiles = other.quantiles
+            self.n = total
+            if other.sketch is not None:
+                self.sketch = Sketch.merge(self.sketch, other.sketch)
+        if chunks > 1:
+            self.quantiles = None  # exact quantiles only while one chunk was seen
+        self.chunks = chunks
+
     def result(self) -> dict[str, Any]:
         import numpy as np
 
@@ -303,6 +328,22 @@ class CategoricalAccumulator:
             self.dropped += int(self.counts.iloc[TOP_VALUES * 10 :].sum())
             self.counts = self.counts.iloc[: TOP_VALUES * 10]
 
+    def merge(self, other: CategoricalAccumulator) -> None:
+        """Fold in the accumulator of another partition of the table."""
+        self.rows += other.rows
+        self.missing += other.missing
+        self.dropped += other.dropped
+        if other.counts is None:
+            return
+        if self.counts is None:
+            self.counts = other.counts.copy()
+        else:
+            self.counts = self.counts.add(other.counts, fill_value=0)
+        if len(self.counts) > MAX_TRACKED_CATEGORIES:
+            self.counts = self.counts.sort_values(ascending=False)
+            self.dropped += int(self.counts.iloc[TOP_VALUES * 10 :].sum())
+            self.counts = self.counts.iloc[: TOP_VALUES * 10]
+
     def result(self) -> dict[str, Any]:
         counts = self.counts
         out: dict[str, Any] = {
@@ -343,6 +384,24 @@ class Profiler:
                 acc = (NumericAccumulator if kind == "numeric" else CategoricalAccumulator)(c.dtype)
                 self.columns[c.name] = acc
             acc.add(c)
+
+    def merge(self, other: Profiler) -> Profiler:
+        """Fold in the profiler of the rows that follow (another partition); returns self.
+
+        Profilers built on different machines merge into the profile of the whole table: counts
+        and moments exactly, the quantile sketches as `Sketch.merge` does for chunks."""
+        self.rows += other.rows
+        self.chunks += other.chunks
+        for name, acc in other.columns.items():
+            mine = self.columns.get(name)
+            if mine is None:
+                self.columns[name] = acc
+            elif type(mine) is type(acc):
+                mine.merge(acc)  # type: ignore[arg-type]
+            else:  # cannot happen when every partition is summarised with the same dtypes
+                mine.rows += acc.rows
+                mine.missing += acc.missing
+        return self
 
     def result(self) -> dict[str, Any]:
         return {

@@ -141,6 +141,13 @@ def commit_results(
     left_out = sorted(p for p in changed if p not in files)
     pushed = 0
     if push_data:
+        extra = dvc.remote_plugin_missing(project.pipeline.remote.url)
+        if extra is not None:
+            raise UsageError(
+                f"the remote {project.pipeline.remote.url} needs DVC's {extra} plugin, which is "
+                "not installed; nothing was committed",
+                f"pip install 'dvc[{extra}]'" + (" (or 'mlops[s3]')" if extra == "s3" else ""),
+            )
         try:
             pushed = dvc.push(root, root / LOG)
         except MlopsError as exc:

@@ -73,8 +73,8 @@ def prepare(project: Project, log: Path) -> bool:
     compiled = write_dvc_yaml(project)
     write_baselines(project)
     remote = project.pipeline.remote
-    if not dvc.remote_configured(project.root, remote.name, remote.url):
-        dvc.configure_remote(project.root, remote.name, remote.url, log)
+    if not dvc.remote_configured(project.root, remote.name, remote.url, remote.options):
+        dvc.configure_remote(project.root, remote.name, remote.url, log, remote.options)
     return compiled
 
 

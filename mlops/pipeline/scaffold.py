@@ -148,7 +148,7 @@ def init_project(dest: Path | str, force: bool = False) -> InitResult:
         result.dvc_initialised = True
     project = load_project(root)
     remote = project.pipeline.remote
-    dvc.configure_remote(root, remote.name, remote.url, log)
+    dvc.configure_remote(root, remote.name, remote.url, log, remote.options)
     if write_dvc_yaml(project):
         result.written.append("dvc.yaml")
     return result

@@ -13,6 +13,7 @@ import importlib
 import json
 import platform
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from mlops import __version__
@@ -95,35 +96,62 @@ def _cast(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
-def run(project: Project, stage: ResolvedStage) -> list[str]:
-    import numpy as np
-    import sklearn
-    import skops.io as sio
+def _estimator(params: Any, task: str) -> Any:
     from sklearn.base import is_classifier, is_regressor
 
-    args: TrainWith = stage.args
-    spec = project.pipeline.model
-    params = project.params.train
-    if params is None:
-        raise UsageError(
-            "params.yaml has no `train:` section",
-            "Add `train: {estimator: sklearn.linear_model.LogisticRegression}` to params.yaml.",
-        )
-    df = read_table(project.path(args.input))
-    if spec.target not in df.columns:
-        raise UsageError(f"target column {spec.target!r} is not in {args.input}")
-    df = df[df[spec.target].notna()]
-    y = df[spec.target]
-    task = infer_task(y, spec.task)
     cls = import_estimator(params.estimator)
     if task == "classification" and not is_classifier(cls()):
         raise UsageError(f"{params.estimator} is not a classifier, but the task is classification")
     if task == "regression" and not is_regressor(cls()):
         raise UsageError(f"{params.estimator} is not a regressor, but the task is regression")
     try:
-        estimator = cls(**params.hyperparameters)
+        return cls(**params.hyperparameters)
     except TypeError as exc:
         raise UsageError(f"bad hyper-parameter for {params.estimator}: {exc}") from None
+
+
+def run(project: Project, stage: ResolvedStage) -> Iterator[str]:
+    """Fit, then write the fitted pipeline, its input schema, reference profile and fit record.
+
+    With `engine: dask` the joblib work (a tuning search's fits, an estimator's `n_jobs`) runs
+    on the cluster; with `incremental:` the estimator learns chunk by chunk (partition by
+    partition on the cluster) and the data is never loaded whole."""
+    from mlops.stages.engine import data_path, open_engine
+
+    args: TrainWith = stage.args
+    if project.params.train is None:
+        raise UsageError(
+            "params.yaml has no `train:` section",
+            "Add `train: {estimator: sklearn.linear_model.LogisticRegression}` to params.yaml.",
+        )
+    if args.incremental is not None and project.params.tune is not None:
+        raise UsageError(
+            "`incremental:` training and a `tune:` search cannot be combined",
+            "Remove `tune:` from params.yaml, or `incremental:` from the train stage.",
+        )
+    source = data_path(project, args.input)
+    with open_engine(project, [source] if args.incremental else None) as engine:
+        if engine.dask:
+            yield f"train: {engine.info.line()}"
+        if args.incremental is not None:
+            yield from _run_incremental(project, args, engine, source)
+        else:
+            yield from _run_in_memory(project, args, engine)
+
+
+def _run_in_memory(project: Project, args: TrainWith, engine: Any) -> Iterator[str]:
+    import contextlib
+
+    spec = project.pipeline.model
+    params = project.params.train
+    assert params is not None
+    df = read_table(project.path(args.input))
+    if spec.target not in df.columns:
+        raise UsageError(f"target column {spec.target!r} is not in {args.input}")
+    df = df[df[spec.target].notna()]
+    y = df[spec.target]
+    task = infer_task(y, spec.task)
+    estimator = _estimator(params, task)
     numeric, categorical = feature_columns(df, spec.target, args.exclude)
     if not numeric and not categorical:
         raise UsageError("no feature columns left after excluding the target and `exclude`")
@@ -132,27 +160,146 @@ def run(project: Project, stage: ResolvedStage) -> list[str]:
     t0 = time.perf_counter()
     tuning = None
     hyperparameters = params.hyperparameters
-    if project.params.tune is not None:
-        from mlops.stages.tuning import tune_pipeline
+    on_cluster: Any = contextlib.nullcontext()
+    parallel = project.params.tune is not None or estimator.get_params().get("n_jobs") not in (
+        None,
+        1,
+    )
+    if engine.dask and parallel:  # only joblib work goes to the cluster; one plain fit stays here
+        from mlops.engine.training import joblib_on_cluster
 
-        pipe, tuning = tune_pipeline(project.params.tune, pipe, X, y, task)
-        hyperparameters = {
-            **hyperparameters,
-            **{k: v for k, v in tuning["best_params"].items() if "__" not in k},
-        }
-    else:
-        try:
-            pipe.fit(X, y)
-        except ValueError as exc:
-            raise UsageError(f"fitting {params.estimator} failed: {exc}") from None
+        on_cluster = joblib_on_cluster()
+    with on_cluster:
+        if project.params.tune is not None:
+            from mlops.stages.tuning import tune_pipeline
+
+            n_jobs = -1 if engine.dask else project.params.tune.n_jobs
+            pipe, tuning = tune_pipeline(project.params.tune, pipe, X, y, task, n_jobs=n_jobs)
+            hyperparameters = {
+                **hyperparameters,
+                **{k: v for k, v in tuning["best_params"].items() if "__" not in k},
+            }
+        else:
+            try:
+                pipe.fit(X, y)
+            except ValueError as exc:
+                raise UsageError(f"fitting {params.estimator} failed: {exc}") from None
     fit_seconds = time.perf_counter() - t0
+    schema = input_schema(df, numeric, categorical)
+    reference = profile_frame(df[numeric + categorical + [spec.target]])
+    yield from _write(
+        project,
+        args,
+        pipe,
+        task,
+        numeric,
+        categorical,
+        schema,
+        reference,
+        rows=len(df),
+        fit_seconds=fit_seconds,
+        hyperparameters=hyperparameters,
+        tuning=tuning,
+    )
 
+
+def _run_incremental(project: Project, args: TrainWith, engine: Any, source: str) -> Iterator[str]:
+    from mlops.stages.incremental import (
+        LocalChunks,
+        fit_incremental,
+        schema_from_profile,
+        task_from_profile,
+    )
+
+    spec = project.pipeline.model
+    params = project.params.train
+    assert params is not None and args.incremental is not None
+    if engine.dask:
+        from mlops.engine.profiling import profile_state
+        from mlops.engine.training import DaskPartitions
+
+        state = profile_state(engine.client, source, None, partition_bytes=engine.partition_bytes)
+        profile = state.profiler.result()
+        chunks: Any = DaskPartitions(engine.client, source, partition_bytes=engine.partition_bytes)
+    else:
+        from mlops.data.validation import validate_table
+
+        profile = validate_table(source, None).profile
+        chunks = LocalChunks(source)
+    columns = profile["columns"]
+    if spec.target not in columns:
+        raise UsageError(f"target column {spec.target!r} is not in {args.input}")
+    task = task_from_profile(columns[spec.target], spec.task)
+    estimator = _estimator(params, task)
+    numeric = [
+        c
+        for c, p in columns.items()
+        if c != spec.target and c not in args.exclude and p["kind"] == "numeric"
+    ]
+    categorical = [
+        c
+        for c, p in columns.items()
+        if c != spec.target and c not in args.exclude and p["kind"] != "numeric"
+    ]
+    if not numeric and not categorical:
+        raise UsageError("no feature columns left after excluding the target and `exclude`")
+    pipe = build_pipeline(numeric, categorical, estimator)
+    t0 = time.perf_counter()
+    seed = int(params.hyperparameters.get("random_state") or 0)
+    try:
+        pipe, record, categories = fit_incremental(
+            chunks, pipe, numeric, categorical, spec.target, task, args.incremental, seed
+        )
+    except ValueError as exc:
+        raise UsageError(f"fitting {params.estimator} incrementally failed: {exc}") from None
+    fit_seconds = time.perf_counter() - t0
+    keep = [*numeric, *categorical, spec.target]
+    reference = {**profile, "columns": {c: columns[c] for c in keep}}
+    schema = schema_from_profile(profile, numeric, categorical, categories)
+    yield from _write(
+        project,
+        args,
+        pipe,
+        task,
+        numeric,
+        categorical,
+        schema,
+        reference,
+        rows=record["rows"],
+        fit_seconds=fit_seconds,
+        hyperparameters=params.hyperparameters,
+        tuning=None,
+        incremental=record,
+    )
+
+
+def _write(
+    project: Project,
+    args: TrainWith,
+    pipe: Any,
+    task: str,
+    numeric: list[str],
+    categorical: list[str],
+    schema: dict[str, Any],
+    reference: dict[str, Any],
+    *,
+    rows: int,
+    fit_seconds: float,
+    hyperparameters: dict[str, Any],
+    tuning: dict[str, Any] | None,
+    incremental: dict[str, Any] | None = None,
+) -> Iterator[str]:
+    import numpy as np
+    import sklearn
+    import skops.io as sio
+
+    spec = project.pipeline.model
+    params = project.params.train
+    assert params is not None
     out = project.path(spec.fit_path)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "model.skops", sio.dumps(pipe))
-    schema = input_schema(df, numeric, categorical)
     atomic_write_text(out / "schema.json", json.dumps(schema, indent=2) + "\n")
-    reference = profile_frame(df[numeric + categorical + [spec.target]])
     reference["target"] = spec.target
     atomic_write_text(out / "reference.json", json.dumps(reference, indent=2) + "\n")
     classes = [_cast(c) for c in getattr(pipe, "classes_", [])]
@@ -167,9 +314,9 @@ def run(project: Project, stage: ResolvedStage) -> list[str]:
         "estimator": params.estimator,
         "hyperparameters": hyperparameters,
         "tuning": tuning,
-        "train_rows": len(df),
+        "train_rows": rows,
         "fit_seconds": round(fit_seconds, 4),
-        "data": {args.input: md5_file(project.path(args.input))},
+        "data": {args.input: _data_hash(project, args.input)},
         "git": {"commit": git.head(project.root), "dirty": git.is_dirty(project.root)},
         "versions": {
             "mlops": __version__,
@@ -178,14 +325,24 @@ def run(project: Project, stage: ResolvedStage) -> list[str]:
             "numpy": np.__version__,
         },
     }
+    if incremental is not None:
+        fit["incremental"] = incremental
     atomic_write_text(out / "fit.json", json.dumps(fit, indent=2, default=str) + "\n")
-    lines = [
-        f"train: {params.estimator} on {len(df)} rows, {len(numeric)} numeric + "
-        f"{len(categorical)} categorical features, {fit_seconds:.2f}s -> {spec.fit_path}"
-    ]
+    how = ""
+    if incremental is not None:
+        how = f", partial_fit over {incremental['chunks']} chunks x {incremental['epochs']} epochs"
+    yield (
+        f"train: {params.estimator} on {rows} rows, {len(numeric)} numeric + "
+        f"{len(categorical)} categorical features{how}, {fit_seconds:.2f}s -> {spec.fit_path}"
+    )
     if tuning is not None:
-        lines.append(
+        yield (
             f"tune: {tuning['method']} search over {tuning['candidates']} candidates, "
             f"best {tuning['best_params']} ({tuning['scoring']} {tuning['best_score']:.4g})"
         )
-    return lines
+
+
+def _data_hash(project: Project, path: str) -> str | None:
+    """md5 of the input file (what dvc.lock records); None for a directory or a URL."""
+    full = project.path(path)
+    return md5_file(full) if "://" not in path and full.is_file() else None

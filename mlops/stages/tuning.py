@@ -56,10 +56,12 @@ def search_space(tune: TuneParams) -> dict[str, Any]:
     return space
 
 
-def _searcher(tune: TuneParams, pipe: Any, space: dict[str, Any], scoring: str, cv: Any) -> Any:
+def _searcher(
+    tune: TuneParams, pipe: Any, space: dict[str, Any], scoring: str, cv: Any, n_jobs: int = 1
+) -> Any:
     from sklearn import model_selection as ms
 
-    common = {"scoring": scoring, "cv": cv, "refit": True, "n_jobs": 1, "error_score": "raise"}
+    common = {"scoring": scoring, "cv": cv, "refit": True, "n_jobs": n_jobs, "error_score": "raise"}
     grid_only = all(isinstance(v, list) for v in space.values())
     if tune.method == "grid":
         return ms.GridSearchCV(pipe, space, **common)
@@ -109,10 +111,27 @@ def _table(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _sequential_inner(pipe: Any) -> dict[str, int]:
+    """`n_jobs=1` for every step whose own fit would run in parallel (n_jobs unset or not 1)."""
+    params = pipe.get_params()
+    inner = {}
+    for key, value in params.items():
+        if not key.endswith("__n_jobs") or value == 1:
+            continue
+        owner = params.get(key[: -len("__n_jobs")])
+        if value is None and type(owner).__name__ == "LogisticRegression":
+            continue  # n_jobs has no effect there since scikit-learn 1.8 (and warns when set)
+        inner[key] = 1
+    return inner
+
+
 def tune_pipeline(
-    tune: TuneParams, pipe: Any, X: pd.DataFrame, y: pd.Series, task: str
+    tune: TuneParams, pipe: Any, X: pd.DataFrame, y: pd.Series, task: str, n_jobs: int = 1
 ) -> tuple[Any, dict[str, Any]]:
-    """Run the search; return the refitted best pipeline and the record of the search."""
+    """Run the search; return the refitted best pipeline and the record of the search.
+
+    `n_jobs` fits candidates and folds in parallel through joblib (inside
+    `mlops.engine.training.joblib_on_cluster`, -1 means every worker thread of the cluster)."""
     from sklearn.metrics import get_scorer_names
     from sklearn.model_selection import KFold, StratifiedKFold
 
@@ -133,7 +152,12 @@ def tune_pipeline(
         cv: Any = StratifiedKFold(tune.cv, shuffle=True, random_state=tune.seed)
     else:
         cv = KFold(tune.cv, shuffle=True, random_state=tune.seed)
-    search = _searcher(tune, pipe, space, scoring, cv)
+    if n_jobs != 1:
+        # the search runs candidates x folds in parallel; an estimator that would parallelise
+        # its own fit (n_jobs unset or -1) fits sequentially inside each, or on a Dask cluster
+        # every tree of a forest would become a task of its own
+        pipe.set_params(**_sequential_inner(pipe))
+    search = _searcher(tune, pipe, space, scoring, cv, n_jobs)
     t0 = time.perf_counter()
     try:
         search.fit(X, y)

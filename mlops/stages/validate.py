@@ -10,6 +10,7 @@ and a table of every problem; nothing downstream runs and `mlops run` keeps `dvc
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from mlops.adapters import dvc
@@ -60,29 +61,42 @@ def raise_if_failed(report: ValidationReport, schema_path: str) -> None:
         )
 
 
-def run(project: Project, stage: ResolvedStage) -> list[str]:
+def run(project: Project, stage: ResolvedStage) -> Iterator[str]:
+    """Validate, profile and compare the input; with `engine: dask` partition by partition on
+    the cluster (only the merged statistics come back to this process)."""
+    from mlops.stages.engine import data_path, open_engine
+
     args: ValidateWith = stage.args
     schema = read_schema(project.path(args.schema_))
     previous = previous_profile(project, stage)
-    report = validate_table(
-        project.path(args.input),
-        schema,
-        display=args.input,
-        schema_name=args.schema_,
-        previous=previous,
-        drift=args.drift,
-        on_drift=args.drift.on_drift,
-        anomaly_spec=args.anomalies,
-    )
+    settings = {
+        "display": args.input,
+        "schema_name": args.schema_,
+        "previous": previous,
+        "drift": args.drift,
+        "on_drift": args.drift.on_drift,
+        "anomaly_spec": args.anomalies,
+    }
+    source = data_path(project, args.input)
+    with open_engine(project, [source]) as engine:
+        if engine.dask:
+            from mlops.engine.profiling import validate_dask
+
+            yield f"validate: {engine.info.line()}"
+            report = validate_dask(
+                engine.client, source, schema, partition_bytes=engine.partition_bytes, **settings
+            )
+        else:
+            report = validate_table(source, schema, **settings)
     # the report is written even on failure: it lists every problem (a CI artifact)
     atomic_write_text(
         project.path(args.report), json.dumps(report.to_dict(timing=False), indent=2) + "\n"
     )
     raise_if_failed(report, args.schema_)
     atomic_write_text(project.path(args.profile), json.dumps(report.profile, indent=1) + "\n")
-    lines = [
+    what = "partition" if engine.dask else "chunk"
+    yield (
         f"validate: {report.rows} rows x {report.columns} columns match {args.schema_} "
-        f"({report.chunks} chunk{'s' if report.chunks != 1 else ''}, {report.seconds:.2f}s)"
-    ]
-    lines += drift_lines(report)
-    return lines
+        f"({report.chunks} {what}{'s' if report.chunks != 1 else ''}, {report.seconds:.2f}s)"
+    )
+    yield from drift_lines(report)
