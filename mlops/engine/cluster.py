@@ -80,7 +80,8 @@ def _require_distributed() -> None:
     except ImportError:
         raise UsageError(
             "pipeline.yaml says `engine: dask`, but Dask is not installed here",
-            "pip install 'mlops[dask]' (the workers need it too), or set `engine: local`.",
+            "Install the `dask` extra the way mlops was installed (in a checkout: pip install -e "
+            "'.[dask]'; the workers need it too), or set `engine: local`.",
         ) from None
 
 
@@ -173,8 +174,8 @@ def check_workers(client: Client, paths: list[str] | None = None) -> None:
     except (ImportError, AttributeError) as exc:
         raise UsageError(
             f"the Dask workers cannot run mlops ({exc})",
-            f"Install mlops {__version__} with the dask extra on every worker "
-            f"(pip install 'mlops[dask]=={__version__}').",
+            f"Install mlops {__version__} with the dask extra on every worker, from where "
+            "this one came (the runner's MLOPS_PIP_SPEC, with [dask] for [serve]).",
         ) from None
     for worker, answer in sorted(answers.items()):
         if answer["mlops"] != __version__:

@@ -146,7 +146,7 @@ def commit_results(
             raise UsageError(
                 f"the remote {project.pipeline.remote.url} needs DVC's {extra} plugin, which is "
                 "not installed; nothing was committed",
-                f"pip install 'dvc[{extra}]'" + (" (or 'mlops[s3]')" if extra == "s3" else ""),
+                f"pip install 'dvc[{extra}]'" + (" (or mlops' s3 extra)" if extra == "s3" else ""),
             )
         try:
             pushed = dvc.push(root, root / LOG)
