@@ -289,3 +289,36 @@ def test_workers_must_see_the_data_they_are_given(cluster, tmp_path: Path):
     with pytest.raises(UsageError, match=r"cannot see /nowhere/data\.csv") as info:
         check_workers(client, ["/nowhere/data.csv"])
     assert "mount the project at the same path" in (info.value.hint or "")
+
+
+def _die() -> None:
+    import os
+
+    os._exit(1)  # what the nanny does to a worker over its memory limit
+
+
+def test_a_worker_killed_under_a_task_is_an_error_that_says_what_to_change():
+    import dask
+    from distributed import Client, LocalCluster
+
+    from mlops.engine.cluster import MEMORY_HINT, compute_result
+    from mlops.errors import UsageError
+
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as lc,
+        Client(lc) as client,
+    ):
+        with pytest.raises(UsageError) as caught:
+            compute_result(client, dask.delayed(_die)(), "profiling data/events")
+        assert caught.value.message.startswith(
+            "profiling data/events failed: Dask workers died while running it"
+        )
+        assert caught.value.hint == MEMORY_HINT and "partition_mb" in MEMORY_HINT
+        assert compute_result(client, dask.delayed(sum)([1, 2]), "a sum") == 3  # still usable

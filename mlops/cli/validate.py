@@ -156,7 +156,8 @@ def validate(
     numbers), not just the first. The data is also compared with the previous span's profile
     and, with --reference, with a model's training data; the validate stage's `drift:` settings
     in pipeline.yaml choose the method and thresholds and what drift means. Large files are
-    read in chunks with bounded memory.
+    read in chunks with bounded memory, in this process (`engine: dask` applies to the
+    pipeline's validate stage under `mlops run`, not to this command).
 
     Exit codes: 3 invalid data, or drift with `on_drift: stop`; 7 drift with
     `on_drift: retrain`; 0 otherwise (drift with `on_drift: continue` is reported only).

@@ -25,6 +25,13 @@ if TYPE_CHECKING:
 
 ENV_ADDRESS = "DASK_SCHEDULER_ADDRESS"
 LOCAL = "local"
+STALL_SECONDS = 120.0  # every worker paused on memory this long: the work cannot go on
+POLL_SECONDS = 2.0
+MEMORY_HINT = (
+    "Lower `engine.partition_mb` in pipeline.yaml (smaller partitions: less memory per task), "
+    "give the workers more memory (`dask worker --memory-limit`, or `engine.memory_limit` for "
+    "`scheduler: local`), or add workers."
+)
 
 
 @dataclass
@@ -205,3 +212,55 @@ def probe(spec: EngineSpec, *, connect_local: bool = True) -> EngineInfo:
     with connect(spec) as (client, info):
         check_workers(client)
         return info
+
+
+def compute_result(client: Client, value: Any, what: str) -> Any:
+    """Compute `value` (a dask collection, a delayed or a list of them) on the cluster and
+    return its result, watched as `watch` does."""
+    futures = client.compute(value)
+    if not isinstance(futures, list):
+        return watch(client, futures, what)
+    try:
+        return [watch(client, f, what) for f in futures]
+    finally:
+        for f in futures:
+            if not f.done():
+                f.cancel()
+
+
+def watch(client: Client, future: Any, what: str) -> Any:
+    """The result of `future`; a worker killed for memory, or every worker paused on memory
+    for `STALL_SECONDS`, is a `UsageError` that says what to change (instead of a traceback or
+    a wait without end). The future is cancelled when it cannot finish."""
+    import time
+
+    from distributed.scheduler import KilledWorker
+
+    paused_since: float | None = None
+    try:
+        while True:
+            try:
+                return future.result(timeout=POLL_SECONDS)
+            except TimeoutError:
+                pass
+            workers = client.scheduler_info(n_workers=-1).get("workers", {}).values()
+            statuses = {str(w.get("status", "")) for w in workers}
+            if statuses and statuses <= {"paused", "Status.paused"}:
+                paused_since = paused_since or time.monotonic()
+                if time.monotonic() - paused_since >= STALL_SECONDS:
+                    raise UsageError(
+                        f"{what} cannot go on: every Dask worker has paused at its memory "
+                        f"limit for {STALL_SECONDS:.0f} s",
+                        MEMORY_HINT,
+                    )
+            else:
+                paused_since = None
+    except KilledWorker as exc:
+        raise UsageError(
+            f"{what} failed: Dask workers died while running it, most likely over their "
+            f"memory limit ({str(exc).split(':', 1)[0]})",
+            MEMORY_HINT,
+        ) from None
+    finally:
+        if not future.done():
+            future.cancel()

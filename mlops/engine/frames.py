@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops.data.io import TABLE_SUFFIXES
+from mlops.engine.cluster import watch
 from mlops.errors import UsageError
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ def iter_computed(client: Any, parts: list[Any], ahead: int = 2) -> Iterator[pd.
     futures = [client.compute(p) for p in parts[:ahead]]
     nxt = len(futures)
     while futures:
-        frame = futures.pop(0).result()
+        frame = watch(client, futures.pop(0), "reading a partition")
         if nxt < len(parts):
             futures.append(client.compute(parts[nxt]))
             nxt += 1

@@ -22,6 +22,7 @@ from mlops.data.columns import ColumnChunk, dtype_name, summarize_frame
 from mlops.data.drift import compare
 from mlops.data.profile import Profiler
 from mlops.data.validation import EXACT_ROWS, ValidationReport, anomalies
+from mlops.engine.cluster import compute_result
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -111,7 +112,7 @@ def profile_state(
     states = [state_of(part, schema, expected) for part in partitions(ddf)]
     if not states:
         return PartitionState()
-    return client.compute(reduce_tree(states)).result()
+    return compute_result(client, reduce_tree(states), f"profiling {path}")
 
 
 def validate_dask(
@@ -152,6 +153,7 @@ def validate_dask(
         report.notes.append("no previous profile: span drift not checked (first run?)")
     if reference is not None:
         report.reference = compare(current, reference, drift, label="data vs model reference")
-    report.notes.append(f"computed on the Dask cluster: {state.partitions} partitions")
+    plural = "" if state.partitions == 1 else "s"
+    report.notes.append(f"computed on the Dask cluster: {state.partitions} partition{plural}")
     report.seconds = time.perf_counter() - t0
     return report

@@ -14,6 +14,8 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from mlops.engine.cluster import compute_result
+
 BACKEND = "mlops-dask"
 
 
@@ -90,7 +92,7 @@ class DaskPartitions:
 
         task = dask.delayed(fn, pure=True)
         results = [task(part, i, *args) for i, part in enumerate(self.parts)]
-        return list(self.client.compute(results, sync=True))
+        return list(compute_result(self.client, results, "a task over the partitions"))
 
     def fold(self, fn: Callable[..., Any], value: Any, *args: Any) -> Any:
         """`value = fn(value, frame, *args)` over the partitions in order, each step on the
@@ -100,4 +102,4 @@ class DaskPartitions:
         task = dask.delayed(fn, pure=False)
         for part in self.parts:
             value = task(value, part, *args)
-        return self.client.compute(value, sync=True)
+        return compute_result(self.client, value, "training over the partitions")
