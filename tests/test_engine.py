@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+# the dask extra is part of the test install (scripts/test.sh): without it these tests fail
+import dask.dataframe  # noqa: F401
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,8 +22,6 @@ from mlops.engine.cluster import scheduler_address
 from mlops.engine.frames import partitions, read_dask, write_frames
 from mlops.engine.profiling import expected_dtypes, merge_states, partition_state, reduce_tree
 from mlops.errors import ConfigError, UsageError
-
-pytest.importorskip("dask.dataframe", reason="the dask extra is part of the test install")
 
 SCHEMA = {
     "columns": {
