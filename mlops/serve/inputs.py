@@ -307,9 +307,9 @@ class InputSpec:
             if f.kind == "float" or f.kind == "int":
                 columns[f.name] = _check_number(f, col, bad)
             elif f.kind == "str":
-                columns[f.name] = _check_str(f, col, bad)
+                columns[f.name] = _check_values(f, col, bad, str, "a string")
             else:
-                columns[f.name] = _check_bool(f, col, bad)
+                columns[f.name] = _check_values(f, col, bad, bool, "true or false")
             if bad:
                 problems[f.name] = {"problems": bad[:MAX_PROBLEMS_PER_FIELD], "count": len(bad)}
         if problems:
@@ -361,14 +361,6 @@ def _check_number(f: Feature, col: list, bad: list) -> list[float]:
         else:
             bad.append(_problem(i, v, f"must be a number, got {_type(v)}"))
     return out
-
-
-def _check_str(f: Feature, col: list, bad: list) -> list[Any]:
-    return _check_values(f, col, bad, str, "a string")
-
-
-def _check_bool(f: Feature, col: list, bad: list) -> list[Any]:
-    return _check_values(f, col, bad, bool, "true or false")
 
 
 def _check_values(f: Feature, col: list, bad: list, kind: type, expected: str) -> list[Any]:
