@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from mlops.config import limits
 from mlops.config.models import ModelSpec, Params, Pipeline, Stage
 from mlops.config.resolve import (
     PARAMS_FILE,
@@ -256,14 +257,16 @@ def _semantic(
     return resolved, issues
 
 
-def load_params(root: Path) -> tuple[Params | None, dict, list[ConfigIssue], YamlDoc | None]:
+def load_params(
+    root: Path,
+) -> tuple[Params | None, dict | None, list[ConfigIssue], YamlDoc | None]:
     path = root / PARAMS_FILE
     if not path.exists():
         return Params(), {}, [], None
     try:
         doc = read_yaml(path, display=PARAMS_FILE)
-    except ConfigError as exc:
-        return None, {}, exc.issues, None
+    except ConfigError as exc:  # unreadable or refused (mlops.config.limits): no keys to check
+        return None, None, exc.issues, None
     data = doc.data if doc.data is not None else {}
     if not isinstance(data, dict):
         return None, {}, [ConfigIssue(PARAMS_FILE, "", "must be a mapping of sections", 1)], doc
@@ -294,6 +297,7 @@ def load_project(root: Path | str = ".") -> Project:
         issues += errs
     params, params_raw, perrs, _ = load_params(root)
     issues += perrs
+    issues += limits.check_files(root)  # DVC parses these itself, in-process: refuse bombs first
     stages, serrs = _semantic(root, pipeline, raw if isinstance(raw, dict) else {}, doc, params_raw)
     issues += serrs
     if issues or pipeline is None or params is None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from mlops.config import limits
 from mlops.errors import ConfigError, ConfigIssue
 
 try:  # the C loader is ~10x faster; fall back when libyaml is missing
@@ -94,26 +95,21 @@ def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], issues: list, file: 
 
 
 def read_yaml(path: Path, *, display: str | None = None, with_lines: bool = True) -> YamlDoc:
-    """Read a YAML file. Syntax errors become a `ConfigError` naming file and line."""
+    """Read a YAML file within `mlops.config.limits` (size, aliases, depth). Syntax errors and
+    refusals become a `ConfigError` naming file and line."""
     name = display or path.name
     try:
-        text = path.read_text(encoding="utf-8")
+        text = limits.read_text(path, name)
     except FileNotFoundError:
         raise ConfigError([ConfigIssue(name, "", "file not found")]) from None
-    try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader (C or Python)
-        lines: dict[Loc, int] = {}
-        issues: list[ConfigIssue] = []
-        if with_lines:
-            node = yaml.compose(text, Loader=_Loader)
-            if node is not None:
-                lines[()] = node.start_mark.line + 1
-                _walk(node, (), lines, issues, name)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([ConfigIssue(name, "", f"invalid YAML: {problem}", line)]) from None
+    except OSError as exc:
+        raise ConfigError([ConfigIssue(name, "", f"cannot be read: {exc.strerror}")]) from None
+    data, node = limits.compose_checked(text, name)
+    lines: dict[Loc, int] = {}
+    issues: list[ConfigIssue] = []
+    if with_lines and node is not None:
+        lines[()] = node.start_mark.line + 1
+        _walk(node, (), lines, issues, name)
     return YamlDoc(name, data, lines, issues)
 
 

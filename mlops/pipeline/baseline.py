@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops.adapters import git
+from mlops.config import limits
 from mlops.config.yamlfile import atomic_write_text
 
 if TYPE_CHECKING:  # the no-op run checks baselines without loading the config models
@@ -59,13 +60,12 @@ def current_commit(root: Path, entry: dict[str, Any], model: str) -> str | None:
 
 
 def _metrics_at(project: Project, commit: str, path: str) -> dict[str, Any] | None:
-    import yaml
 
     text = git.show_file(project.root, commit, path)
     if text is None:
         return None
     try:
-        data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+        data = json.loads(text) if path.endswith(".json") else limits.safe_load(text, path)
     except ValueError:
         return None
     if not isinstance(data, dict):

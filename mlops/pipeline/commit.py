@@ -13,10 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mlops.adapters import dvc, git
-from mlops.config import PARAMS_FILE, PIPELINE_FILE, Project
+from mlops.config import PARAMS_FILE, PIPELINE_FILE, Project, limits
 from mlops.errors import GitStateError, MlopsError, UsageError
 from mlops.pipeline.outcome import read_lock
 from mlops.pipeline.records import RunRecord, RunStore
@@ -81,7 +79,8 @@ def _lock_params(lock: dict[str, Any]) -> dict[str, Any]:
 def param_changes(root: Path) -> list[str]:
     """`train.C: 1.0 -> 0.3` for params dvc.lock records differently from HEAD's dvc.lock."""
     text = git.show_file(root, "HEAD", "dvc.lock") if git.head(root) else None
-    before_lock = (yaml.safe_load(text) or {}).get("stages", {}) if text else {}
+    head_lock = limits.safe_load(text, "dvc.lock (HEAD)") if text else None
+    before_lock = head_lock.get("stages", {}) if isinstance(head_lock, dict) else {}
     if not before_lock:
         return []  # the first run: everything is new, nothing "changed"
     before, after = _lock_params(before_lock), _lock_params(read_lock(root))

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.adapters import dvc, git
-from mlops.config import PARAMS_FILE
+from mlops.config import PARAMS_FILE, limits
 from mlops.config.yamlfile import atomic_write_text
 from mlops.errors import GitStateError, UsageError
 from mlops.pipeline.compare import flatten
@@ -41,7 +41,10 @@ def _scalar(text: str) -> Any:
     import yaml
 
     try:
-        return yaml.safe_load(text) if text.strip() else None
+        if not text.strip():
+            return None
+        limits.check_node(yaml.compose(text, Loader=limits.Loader), f"the value {text[:40]!r}")
+        return yaml.safe_load(text)
     except yaml.YAMLError:
         return text
 
@@ -299,7 +302,8 @@ def apply_experiment(root: Path | str, run_id: str, *, force: bool = False) -> A
             "Commit or stash them first, or use --force.",
         )
     y = _yaml()
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    text = limits.read_text(path, "params.yaml") if path.exists() else ""
+    limits.safe_load(text, "params.yaml")  # size and aliases checked before ruamel reads it
     data = y.load(text) if text.strip() else None
     if data is None:
         from ruamel.yaml.comments import CommentedMap

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from mlops.errors import GateFailedError, MlopsError
+from mlops.errors import ConfigError, GateFailedError, MlopsError
 from mlops.pipeline.records import RunRecord, RunStore
 
 LOG_ROOT = Path(".mlops/logs")
@@ -107,8 +107,11 @@ class Layout:
 
 
 def load_yaml_file(path: Path) -> Any:
-    """YAML with the C loader (read-only files: dvc.lock, params, metrics)."""
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 - safe loader
+    """YAML within `mlops.config.limits` (read-only files: dvc.lock, params, metrics); a file
+    over the limits raises `ConfigError`."""
+    from mlops.config import limits
+
+    return limits.load_file(path)
 
 
 def tail(path: str | Path | None, lines: int = 20) -> list[str]:
@@ -125,7 +128,7 @@ def read_lock(root: Path) -> dict[str, Any]:
     path = root / "dvc.lock"
     try:
         data = load_yaml_file(path) or {}
-    except (OSError, yaml.YAMLError):
+    except (OSError, yaml.YAMLError, ConfigError):
         return {}
     return data.get("stages", {}) if isinstance(data, dict) else {}
 
@@ -158,7 +161,7 @@ def read_metrics(root: Path, paths: list[str]) -> dict[str, Any]:
         path = root / rel
         try:
             data = json.loads(path.read_text()) if path.suffix == ".json" else load_yaml_file(path)
-        except (OSError, ValueError, yaml.YAMLError):
+        except (OSError, ValueError, yaml.YAMLError, ConfigError):
             continue
         for k, v in _flatten(data if isinstance(data, dict) else {}).items():
             merged[k if k not in merged else f"{rel}:{k}"] = v

@@ -20,11 +20,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from mlops.adapters import git
-from mlops.config import Project, load_project
+from mlops.config import Project, limits, load_project
 from mlops.config.check import _issues_from
 from mlops.config.models import DeployPin, Environment
 from mlops.config.yamlfile import YamlDoc, dump_yaml
-from mlops.errors import ConfigError, ConfigIssue, GitStateError
+from mlops.errors import ConfigError, GitStateError
 from mlops.registry.state import Registry, StageHolder, Version, read_registry
 
 ROLLBACK_TRAILER = "Mlops-Rollback-From"
@@ -46,14 +46,7 @@ def parse_pin(text: str, display: str) -> DeployPin:
     """Validate the text of a pin file; `ConfigError` (exit 2) with key path and line."""
     import yaml
 
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(
-            [ConfigIssue(display, "", f"invalid YAML: {exc}", mark.line + 1 if mark else None)]
-        ) from None
+    data, node = limits.compose_checked(text, display)
     lines: dict[tuple, int] = {}
     if isinstance(node, yaml.MappingNode):
         lines[()] = node.start_mark.line + 1

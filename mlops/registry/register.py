@@ -7,10 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mlops.adapters import dvc, git
-from mlops.config import Project, load_project
+from mlops.config import Project, limits, load_project
 from mlops.errors import GateFailedError, GitStateError, MlopsError, UsageError
 from mlops.registry.state import Registry, read_registry
 from mlops.registry.tags import (
@@ -49,7 +47,7 @@ def read_lock_at(root: Path, commit: str) -> dict[str, Any]:
     text = git.show_file(root, commit, "dvc.lock")
     if not text:
         return {}
-    data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+    data = limits.safe_load(text, f"dvc.lock at {commit[:12]}")
     return (data or {}).get("stages", {}) if isinstance(data, dict) else {}
 
 

@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mlops.adapters import git
-from mlops.config import PARAMS_FILE, Project, load_project
+from mlops.config import PARAMS_FILE, Project, limits, load_project
+from mlops.errors import ConfigError
 from mlops.pipeline.baseline import resolve_baseline
 from mlops.pipeline.compare import flatten
 from mlops.registry.state import read_registry
@@ -103,8 +102,8 @@ def _params_text(text: str | None) -> dict[str, Any] | None:
     if text is None:
         return None
     try:
-        return flatten(yaml.safe_load(text) or {})
-    except yaml.YAMLError:
+        return flatten(limits.safe_load(text, "params.yaml") or {})
+    except ConfigError:  # invalid, or over the limits (an alias bomb): params unknown
         return None
 
 
