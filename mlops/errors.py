@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from mlops.adapters.secrets import mask
+
 
 class ExitCode(IntEnum):
     """The one exit-code table (documented in README.md)."""
@@ -31,6 +33,8 @@ class MlopsError(Exception):
     exit_code: ExitCode = ExitCode.UNEXPECTED
 
     def __init__(self, message: str, hint: str | None = None, *, details: object = None) -> None:
+        # secrets never reach a message, a run record or a log (mlops.adapters.secrets)
+        message, hint = mask(message), (mask(hint) if hint else hint)
         super().__init__(message)
         self.message = message
         self.hint = hint

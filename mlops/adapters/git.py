@@ -8,11 +8,11 @@ out for most work anyway, costs 0.19 s to import, and `git for-each-ref` and
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlops.adapters.secrets import clip, mask
 from mlops.errors import GitStateError
 
 
@@ -42,9 +42,10 @@ def run(root: Path | str, *args: str, check: bool = True, input: str | None = No
         )
     except FileNotFoundError:
         raise GitStateError("git is not installed", "Install git and try again.") from None
-    result = GitResult(proc.returncode, proc.stdout, proc.stderr)
+    # stderr is only ever shown (and a remote may echo a credential into it): masked here
+    result = GitResult(proc.returncode, proc.stdout, mask(proc.stderr))
     if check and proc.returncode != 0:
-        msg = proc.stderr.strip() or proc.stdout.strip()
+        msg = clip(result.err.strip() or proc.stdout.strip(), 2000, keep="tail")
         raise GitStateError(f"git {' '.join(args[:2])} failed: {msg}")
     return result
 
@@ -168,12 +169,10 @@ def delete_tag(root: Path | str, name: str) -> None:
     run(root, "tag", "-d", name, check=False)
 
 
-_CREDENTIALS_RE = re.compile(r"(\w+://)[^/@\s]+@")
-
-
 def redact(text: str) -> str:
-    """`https://user:token@host/...` -> `https://***@host/...` in git's messages."""
-    return _CREDENTIALS_RE.sub(r"\1***@", text)
+    """Git's text with secrets masked (`mlops.adapters.secrets.mask`): every secret-looking
+    environment variable's value, and `https://user:token@host/...` -> `https://***@host/...`."""
+    return mask(text)
 
 
 def remote_url(root: Path | str, remote: str = "origin") -> str | None:
@@ -295,7 +294,7 @@ def commit_file(root: Path | str, base: str, path: str, content: str, message: s
                 input=input,
             )
             if proc.returncode != 0:
-                raise GitStateError(f"git {args[0]} failed: {proc.stderr.strip()}")
+                raise GitStateError(f"git {args[0]} failed: {mask(proc.stderr.strip())}")
             return proc.stdout.strip()
 
         plumb("read-tree", base)

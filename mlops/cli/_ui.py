@@ -7,6 +7,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from mlops.adapters.secrets import mask
 from mlops.errors import ConfigError, MlopsError
 
 if TYPE_CHECKING:  # rich loads on first output, not at start-up (`mlops --help` stays fast)
@@ -92,23 +93,24 @@ def fmt_value(v: Any) -> str:
 def render_error(exc: MlopsError) -> None:
     """The one rendering of an expected failure: message, then what to do next."""
     if json_mode():
-        print_json(exc.to_dict())
+        sys.stdout.write(mask(json.dumps(exc.to_dict(), indent=2, default=str)) + "\n")
+        sys.stdout.flush()
         return
     console = err()
     if isinstance(exc, ConfigError):
-        console.print(f"[bold red]error:[/] {exc.message.splitlines()[0]}")
+        console.print(f"[bold red]error:[/] {mask(exc.message.splitlines()[0])}")
         for issue in exc.issues:
-            console.print(f"  {issue}", markup=False)
+            console.print(f"  {mask(str(issue))}", markup=False)
     else:
         console.print("[bold red]error:[/] ", end="")
-        console.print(exc.message, markup=False)
+        console.print(mask(exc.message), markup=False)
     if exc.hint:
         console.print("[bold]hint:[/] ", end="")
-        console.print(exc.hint, markup=False)
+        console.print(mask(exc.hint), markup=False)
 
 
 def render_unexpected(exc: BaseException) -> None:
-    msg = f"{type(exc).__name__}: {exc}"
+    msg = mask(f"{type(exc).__name__}: {exc}")  # an exception's text may quote a server or git
     if json_mode():
         print_json({"error": "UnexpectedError", "message": msg, "exit_code": 1})
         return

@@ -315,7 +315,7 @@ def _push_branch(root: Path, remote: str) -> str:
     if res.code != 0:
         raise GitStateError(
             f"pushing the retrained results to {remote}/{branch} failed: "
-            f"{git.redact(res.err.strip())[-300:]}",
+            f"{git.clip(res.err.strip(), 300, keep='tail')}",
             "Pull, then run the monitor again (the retrain is committed locally).",
         )
     return f"pushed the commit to {remote}/{branch}"
