@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from mlops.config import limits
+from mlops.config import limits, paths
 from mlops.config.models import ModelSpec, Params, Pipeline, Stage
 from mlops.config.resolve import (
     PARAMS_FILE,
@@ -75,13 +74,6 @@ def _lookup(data: Any, dotted: str) -> bool:
         else:
             return False
     return True
-
-
-def _outside(root: Path, rel: str) -> bool:
-    if os.path.isabs(rel):
-        return True
-    full = os.path.normpath(os.path.join(root, rel))
-    return not (full == str(root) or full.startswith(str(root) + os.sep))
 
 
 def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -201,13 +193,14 @@ def _semantic(
     if pipeline is not None:
         add_implicit_edges(resolved, pipeline)
 
-    # outputs: inside the repository, and each produced by one stage only
+    # every path inside the repository, symlinks resolved (mlops.config.paths)
+    outside = paths.check_paths(root, raw, resolved, issue)
+    # outputs: each produced by one stage only
     owner: list[tuple[str, str]] = []
     for st in resolved.values():
         for out in st.outs:
             loc = ("stages", st.name)
-            if _outside(root, out.path):
-                issue(loc, f"output {out.path!r} is outside the repository; use a relative path")
+            if out.path in outside:
                 continue
             for path, other in owner:
                 if is_under(out.path, path) or is_under(path, out.path):
@@ -220,8 +213,8 @@ def _semantic(
     # dependencies: exist on disk or come from another stage
     for st in resolved.values():
         for dep in st.deps:
-            if _outside(root, dep) or dep in st.generated:
-                continue  # external (DVC tracks it by its absolute path), or written by mlops
+            if dep in outside or paths.is_url(dep) or dep in st.generated:
+                continue  # refused above, a URL, or written by mlops
             produced = any(is_under(dep, p) or is_under(p, dep) for p, _ in owner)
             if not produced and not (root / dep).exists():
                 issue(
