@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlops.adapters import lock
 from mlops.config import Project, load_project
 from mlops.data.commands import InferResult, infer_project, validate_project
 from mlops.data.validation import ValidationReport
@@ -53,6 +54,7 @@ def check(root: Path | str = ".") -> Project:
     return load_project(root)
 
 
+@lock.locked
 def compile(root: Path | str = ".", *, write: bool = True) -> tuple[str, bool]:
     """dvc.yaml text for the project, and whether it was (re)written."""
     project = ensure_project(Path(root)) if write else load_project(root)

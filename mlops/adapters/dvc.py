@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops.errors import MlopsError, UsageError
+from mlops.errors import GitStateError, MlopsError, UsageError
 
 
 @contextlib.contextmanager
@@ -164,6 +164,21 @@ class ReproFailed(MlopsError):
         self.events = events
 
 
+class DvcLocked(GitStateError):
+    """DVC's own lock (repository or stage rwlock) is held by another process (exit 5)."""
+
+
+def _lock_error(exc: BaseException | None) -> bool:
+    from dvc.lock import LockError
+
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, LockError):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
 _EXIT_RE = re.compile(r"exited with (-?\d+)")
 
 
@@ -257,6 +272,12 @@ def reproduce(
             )
             _dump_lock(reproduced)
     except DvcException as exc:
+        if _lock_error(exc):  # another DVC process: restore nothing underneath it
+            raise DvcLocked(
+                f"another DVC process is using {root}: {_describe(exc)}",
+                "Wait for it to finish (mlops commands wait for each other; a `dvc` command "
+                "run by hand does not), then run again. Nothing was changed or restored.",
+            ) from exc
         failed = next((e for e in reversed(events) if e.status == "failed"), None)
         if failed is None:
             raise UsageError(f"DVC could not plan the run: {_describe(exc)}") from exc
@@ -321,14 +342,12 @@ def share_cache(root: Path, cache: str, log: Path) -> None:
 def push(root: Path, log: Path, *, revs: list[str] | None = None) -> int:
     """`dvc push` of every output (of the workspace, or of the commits `revs`) to the default
     remote; returns how many files were transferred. Raises `MlopsError` with DVC's reason."""
-    from dvc.exceptions import DvcException
-
     try:
         with _repo(root) as repo, redirect_fds(log):
             if revs:
                 return int(repo.push(revs=revs, workspace=False) or 0)
             return int(repo.push() or 0)
-    except (DvcException, OSError) as exc:  # an unreachable remote surfaces as either
+    except Exception as exc:  # DVC's, OSError, and the remote plugin's own (botocore, ...)
         raise MlopsError(_describe(exc)) from exc
 
 

@@ -14,27 +14,36 @@ import typer
 from typer.core import TyperGroup
 
 from mlops import __version__
+from mlops.adapters import lock
 from mlops.cli import _ui
 from mlops.errors import ExitCode, MlopsError
 
 
 class MlopsGroup(TyperGroup):
-    """Maps `MlopsError` to its exit code and message; anything else is exit 1 with a hint."""
+    """Maps `MlopsError` to its exit code and message; anything else is exit 1 with a hint.
+
+    `--traceback` prints the traceback as well and keeps the exit code. A file mlops may not
+    write (read-only `.mlops/`, a read-only file system) is exit 5 with a hint, not 1.
+    """
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except MlopsError as exc:
-            if _ui.traceback_wanted():
-                raise
+            _ui.print_traceback(exc)
             _ui.render_error(exc)
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
             _ui.err().print("interrupted")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except Exception as exc:
-            if type(exc).__module__.startswith(("typer", "click")) or _ui.traceback_wanted():
-                raise  # typer's own control flow (usage errors, exit, abort) or --traceback
+            if type(exc).__module__.startswith(("typer", "click")):
+                raise  # typer's own control flow (usage errors, exit, abort)
+            _ui.print_traceback(exc)
+            unwritable = _ui.unwritable(exc)
+            if unwritable is not None:
+                _ui.render_error(unwritable)
+                raise typer.Exit(int(unwritable.exit_code)) from None
             _ui.render_unexpected(exc)
             raise typer.Exit(int(ExitCode.UNEXPECTED)) from None
 
@@ -80,6 +89,7 @@ def _root(
 ) -> None:
     _ui.set_traceback(traceback)
     _ui.set_json(False)
+    lock.set_reporter(lambda text: _ui.err().print(text, markup=False))
     if directory:
         try:
             os.chdir(directory)

@@ -167,16 +167,17 @@ class Target:
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Hold an exclusive lock on the target (blocks while another deployment holds it)."""
-        import fcntl
+        """Hold an exclusive lock on the target: another deployment waits (bounded, with a
+        message), then stops with exit 5 naming the holder; a read-only target is exit 6."""
+        from mlops.adapters.lock import hold
 
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "a+") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        with hold(
+            self.root / ".lock",
+            what=f"the deployment target {self.root}",
+            unwritable=DeployError,
+            unwritable_hint=f"Make {self.root} writable by the user that deploys.",
+        ):
+            yield
 
     def install(
         self,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops.adapters import dvc, git
+from mlops.adapters import dvc, git, lock
 from mlops.config import PARAMS_FILE, PIPELINE_FILE, Project, limits
 from mlops.errors import GitStateError, MlopsError, UsageError
 from mlops.pipeline.outcome import read_lock
@@ -120,6 +120,7 @@ def summarise(project: Project, record: RunRecord | None, files: list[str]) -> s
     return title + "\n\n" + "\n".join(body) + trailer + "\n"
 
 
+@lock.locked
 def commit_results(
     root: Path | str = ".", *, message: str | None = None, push_data: bool = True
 ) -> CommitResult:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops.adapters import dvc, git
+from mlops.adapters import dvc, git, lock
 from mlops.config import PARAMS_FILE, limits
 from mlops.config.yamlfile import atomic_write_text
 from mlops.errors import GitStateError, UsageError
@@ -287,6 +287,7 @@ def _sync(target: Any, source: dict[str, Any], prefix: str, changes: list[str]) 
             target[key] = value
 
 
+@lock.locked
 def apply_experiment(root: Path | str, run_id: str, *, force: bool = False) -> ApplyResult:
     """Write the params of a recorded run into params.yaml (comments kept); report the changes."""
     import yaml

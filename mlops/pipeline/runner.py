@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlops.adapters import dvc, git
+from mlops.adapters import dvc, git, lock
 from mlops.config import Project, load_project, stage_graph, topological
 from mlops.errors import (
     DataValidationError,
@@ -131,6 +131,7 @@ def _propagate_would_run(project: Project, stages: list[StageResult]) -> None:
             would.add(s.name)
 
 
+@lock.locked
 def run_pipeline(
     root: Path | str = ".",
     targets: list[str] | None = None,

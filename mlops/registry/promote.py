@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops.adapters import git
+from mlops.adapters import git, lock
 from mlops.config import Project, load_project
 from mlops.config.models import DeployPin
 from mlops.errors import GitStateError
@@ -127,6 +127,7 @@ def describe_change(
     return title, head + table + tail
 
 
+@lock.locked
 def promote(
     root: Path | str,
     name: str,
@@ -307,6 +308,7 @@ def _promote_pinned(
     return result
 
 
+@lock.locked
 def rollback(
     root: Path | str,
     env: str,
@@ -349,6 +351,7 @@ class TagResult:
         return dict(self.__dict__)
 
 
+@lock.locked
 def deregister(
     root: Path | str,
     name: str,
@@ -373,6 +376,7 @@ def deregister(
     return TagResult(name, tag, v.commit, version, written.pushed, written.remote)
 
 
+@lock.locked
 def deprecate(
     root: Path | str,
     name: str,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops.adapters import dvc, git
+from mlops.adapters import dvc, git, lock
 from mlops.config import Project, limits, load_project
 from mlops.errors import GateFailedError, GitStateError, MlopsError, UsageError
 from mlops.registry.state import Registry, read_registry
@@ -111,6 +111,7 @@ def next_version(registry: Registry, name: str, bump: str | None) -> str:
     return str(max(versions).bump(part))  # type: ignore[type-var]
 
 
+@lock.locked
 def register(
     root: Path | str = ".",
     name: str | None = None,
