@@ -109,6 +109,34 @@ def render_error(exc: MlopsError) -> None:
         console.print(mask(exc.hint), markup=False)
 
 
+def print_traceback(exc: BaseException) -> None:
+    """With `--traceback` (or MLOPS_TRACEBACK=1): the full traceback on stderr, masked; the
+    caller still exits with the error's own code."""
+    if not traceback_wanted():
+        return
+    import traceback
+
+    sys.stderr.write(mask("".join(traceback.format_exception(exc))))
+    sys.stderr.flush()
+
+
+def unwritable(exc: BaseException) -> MlopsError | None:
+    """A refused write (permission denied, read-only file system) as an exit-5 error with what
+    to do, or None for any other exception."""
+    import errno
+
+    if not isinstance(exc, OSError) or exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return None
+    from mlops.errors import GitStateError
+
+    where = f": {exc.filename}" if exc.filename else ""
+    return GitStateError(
+        f"{(exc.strerror or 'permission denied').lower()}{where}",
+        "Make it readable and writable by this user (mlops keeps its state in .mlops/ of the "
+        "project), or run where you can write.",
+    )
+
+
 def render_unexpected(exc: BaseException) -> None:
     msg = mask(f"{type(exc).__name__}: {exc}")  # an exception's text may quote a server or git
     if json_mode():
