@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlops.config.yamlfile import new_temp
+from mlops.data.csvcheck import reading, sniff
 from mlops.errors import UsageError
 
 if TYPE_CHECKING:
@@ -30,7 +31,9 @@ def read_table(path: Path | str) -> pd.DataFrame:
         raise UsageError(f"input {path} does not exist", "Run the stage that produces it first.")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return pd.read_csv(path)
+        sniff(path)
+        with reading(path):
+            return pd.read_csv(path)
     if suffix in (".parquet", ".pq"):
         return pd.read_parquet(path)
     raise UsageError(f"cannot read {path}: use a .csv or .parquet file")

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlops.data.csvcheck import reading, sniff
 from mlops.data.io import TABLE_SUFFIXES
 from mlops.errors import UsageError
 
@@ -59,8 +60,9 @@ def iter_chunks(
     for f in files:
         size = f.stat().st_size
         if f.suffix.lower() == ".csv":
+            sniff(f)
             rows = _csv_rows_per_chunk(f, chunk_bytes)
-            with open(f, "rb") as fh:
+            with open(f, "rb") as fh, reading(f):
                 reader = pd.read_csv(fh, chunksize=rows, low_memory=False)
                 for chunk in reader:
                     if progress is not None:

@@ -16,9 +16,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlops.data.csvcheck import problem
 from mlops.data.io import TABLE_SUFFIXES
 from mlops.engine.cluster import watch
-from mlops.errors import UsageError
+from mlops.errors import DataValidationError, UsageError
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -86,6 +87,9 @@ def read_dask(path: str, *, partition_bytes: int = 64 << 20) -> dd.DataFrame:
         return dd.read_parquet(files, blocksize=partition_bytes)
     parts: list[Any] = []
     for f in files:
+        found = problem(header_sample(f), whole=False)
+        if found:
+            raise DataValidationError(f"{f} {found[0]}", found[1])
         header = _header(f)
         _, blocks = read_bytes(f, delimiter=b"\n", blocksize=partition_bytes, sample=False)
         for i, block in enumerate(blocks[0]):
