@@ -78,7 +78,11 @@ def _root(
         ),
     ] = None,
     traceback: Annotated[
-        bool, typer.Option("--traceback", help="Show the full traceback of an unexpected error.")
+        bool,
+        typer.Option(
+            "--traceback",
+            help="Also show the full traceback of an error (the exit code stays the error's).",
+        ),
     ] = False,
     version: Annotated[
         bool,

@@ -16,6 +16,7 @@ is being installed beside it; `mlops serve --env` follows `current`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -171,13 +172,19 @@ class Target:
         message), then stops with exit 5 naming the holder; a read-only target is exit 6."""
         from mlops.adapters.lock import hold
 
+        hint = f"Make {self.root} writable by the user that deploys."
         with hold(
             self.root / ".lock",
             what=f"the deployment target {self.root}",
             unwritable=DeployError,
-            unwritable_hint=f"Make {self.root} writable by the user that deploys.",
+            unwritable_hint=hint,
         ):
-            yield
+            try:
+                yield
+            except OSError as exc:
+                if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                    raise
+                raise DeployError(f"cannot write to the deployment target: {exc}", hint) from exc
 
     def install(
         self,

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from mlops.cli import _ui
-from mlops.errors import ExitCode
+from mlops.deploy.target import open_target
+from mlops.errors import DeployError, ExitCode
 from tests.helpers import commit_all
 from tests.security.run_cli import mlops
 
@@ -77,6 +78,14 @@ def test_a_refused_write_is_exit_5_with_a_hint() -> None:
         assert err is not None and err.exit_code == ExitCode.GIT_STATE
         assert exc.filename in err.message and "writable" in err.hint
     assert _ui.unwritable(FileNotFoundError(2, "No such file")) is None
+
+
+def test_a_refused_write_inside_a_deployment_target_is_exit_6(tmp_path: Path) -> None:
+    target = open_target(tmp_path / "staging", create=True)
+    with pytest.raises(DeployError) as info, target.lock():
+        raise PermissionError(13, "Permission denied", str(target.root / "current"))
+    assert info.value.exit_code == ExitCode.DEPLOY_FAILED
+    assert "cannot write to the deployment target" in info.value.message
 
 
 def _closed_port() -> int:
