@@ -65,7 +65,8 @@ def progress_console() -> Console:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    """JSON on stdout, secrets masked (a stage's output tail may quote one)."""
+    sys.stdout.write(mask(json.dumps(data, indent=2, default=str)) + "\n")
     sys.stdout.flush()
 
 
@@ -93,8 +94,7 @@ def fmt_value(v: Any) -> str:
 def render_error(exc: MlopsError) -> None:
     """The one rendering of an expected failure: message, then what to do next."""
     if json_mode():
-        sys.stdout.write(mask(json.dumps(exc.to_dict(), indent=2, default=str)) + "\n")
-        sys.stdout.flush()
+        print_json(exc.to_dict())
         return
     console = err()
     if isinstance(exc, ConfigError):
