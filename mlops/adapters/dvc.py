@@ -186,6 +186,18 @@ def _describe(exc: BaseException) -> str:
     return ": ".join(parts) or type(exc).__name__
 
 
+DVC_ERROR_PREFIX = "mlops: DVC reported: "
+
+
+def _log_dvc_error(log: Path, error: str | None) -> None:
+    """Keep DVC's own reason in the stage's log: it is raised, not printed, so the log of a
+    stage that failed before or after its command would otherwise be empty."""
+    if not error:
+        return
+    with contextlib.suppress(OSError), open(log, "a", encoding="utf-8") as fh:
+        fh.write(f"\n{DVC_ERROR_PREFIX}{error}\n")
+
+
 def _restored_from_run_cache(log: Path) -> bool:
     """DVC restored the outputs of an identical earlier run instead of running the command."""
     try:
@@ -237,6 +249,7 @@ def reproduce(
         except BaseException as exc:
             ev = StageEvent(name, "end", "failed", time.perf_counter() - t0, log, _exit_status(exc))
             ev.error = _describe(exc)
+            _log_dvc_error(log, ev.error)
             events.append(ev)
             emit(ev)
             raise

@@ -94,7 +94,7 @@ def error_block(path: str | Path | None, limit: int = 200) -> list[str]:
 
 
 def _stage_error(failed: StageResult) -> MlopsError:
-    text = "\n".join(failed.tail[-12:])
+    text = "\n".join(ln for ln in failed.tail[-12:] if not ln.startswith(dvc.DVC_ERROR_PREFIX))
     hint = f"Full output: {failed.log}" if failed.log else None
     if failed.exit_status == 3:
         text = "\n".join(error_block(failed.log)) or text
@@ -112,11 +112,31 @@ def _stage_error(failed: StageResult) -> MlopsError:
             (hint + ". " if hint else "") + "dvc.lock and the outputs were left as they were.",
         )
     return StageFailedError(
-        f"stage {failed.name!r} failed"
-        + (f" (exit status {failed.exit_status})" if failed.exit_status is not None else "")
-        + (f":\n{text}" if text else ""),
+        failure_text(failed),
         (hint + ". " if hint else "")
         + "Outputs and dvc.lock were left as they were before this run; fix and rerun.",
+    )
+
+
+def failure_text(failed: StageResult) -> str:
+    """Why a stage failed, in its own words: a built-in's `error:` block (exception type and
+    message), the last lines a command wrote (its stderr tail), or DVC's reason when DVC
+    stopped the stage before or after its command (a missing dependency or output, a params
+    value it cannot hash)."""
+    output = [ln for ln in failed.tail if not ln.startswith(dvc.DVC_ERROR_PREFIX)]
+    block = error_block(failed.log)
+    head = f"stage {failed.name!r} failed"
+    if failed.exit_status is None:
+        # the command never ran, or ran and DVC refused what it left behind
+        text = f"{head}: DVC stopped it: {failed.error or 'no reason given'}"
+        return text + (":\n" + "\n".join(output[-12:]) if output else "")
+    head += f" (exit status {failed.exit_status})"
+    if block:
+        return f"{head}:\n" + "\n".join(block)
+    if output:
+        return f"{head}; the last lines it wrote:\n" + "\n".join(output[-12:])
+    return f"{head} and wrote nothing to stdout or stderr" + (
+        f" (DVC: {failed.error})" if failed.error else ""
     )
 
 
