@@ -124,7 +124,7 @@ def test_missing_dependency_file_inside_an_upstream_output(project: Path, cli):
 def test_missing_dependency_file_is_a_config_error_before_anything_runs(project: Path, cli):
     add_stage(
         project,
-        "  custom:\n    cmd: python -c \"print(1)\"\n"
+        '  custom:\n    cmd: python -c "print(1)"\n'
         "    deps: [data/source/nowhere.csv]\n    outs: [reports/out.txt]\n",
     )
     result = cli(["run", "custom"], cwd=project)
