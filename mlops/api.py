@@ -48,9 +48,17 @@ def init(directory: Path | str = ".", force: bool = False) -> InitResult:
     return init_project(directory, force=force)
 
 
-def check(root: Path | str = ".") -> Project:
-    """Validate pipeline.yaml and params.yaml; raise `ConfigError` listing every problem."""
-    return load_project(root)
+def check(root: Path | str = ".", *, data: bool = False) -> Project:
+    """Validate pipeline.yaml and params.yaml; raise `ConfigError` listing every problem.
+
+    With `data`, also the pre-flight checks against the input files that exist (columns named,
+    gate metrics and estimator against the task: `mlops.config.preflight`)."""
+    project = load_project(root)
+    if data:
+        from mlops.config.preflight import check_project_data
+
+        check_project_data(project)
+    return project
 
 
 def compile(root: Path | str = ".", *, write: bool = True) -> tuple[str, bool]:

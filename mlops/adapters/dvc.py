@@ -164,6 +164,15 @@ class ReproFailed(MlopsError):
         self.events = events
 
 
+class RunHalted(MlopsError):
+    """A check between two stages stopped the run; `error` says why, `events` what ran."""
+
+    def __init__(self, error: MlopsError, events: list[StageEvent]) -> None:
+        super().__init__(error.message, error.hint)
+        self.error = error
+        self.events = events
+
+
 _EXIT_RE = re.compile(r"exited with (-?\d+)")
 
 
@@ -222,11 +231,15 @@ def reproduce(
     dry: bool = False,
     log_dir: Path,
     on_event: Callable[[StageEvent], None] | None = None,
+    after_stage: Callable[[str], None] | None = None,
 ) -> list[StageEvent]:
     """Reproduce `targets` (all stages when None) and their upstream stages through DVC.
 
     Returns one "end" event per stage DVC visited, in order. Raises `ReproFailed` on the first
-    failing stage (its outputs are not restored here; see `checkout`).
+    failing stage (its outputs are not restored here; see `checkout`). `after_stage(name)` is
+    called after each stage that is up to date afterwards (not in a dry run); an `MlopsError`
+    it raises stops the run before the next stage (`RunHalted`), with the lock of the stages
+    that ran written.
     """
     from dvc.exceptions import DvcException
 
@@ -261,15 +274,33 @@ def reproduce(
         ev = StageEvent(name, "end", status, time.perf_counter() - t0, log)
         events.append(ev)
         emit(ev)
+        if after_stage is not None and not dry:
+            try:
+                after_stage(name)
+            except MlopsError as exc:
+                halted.append(exc)
+                raise
         return ret
 
+    halted: list[MlopsError] = []
     try:
         with _repo(root) as repo, redirect_fds(log_dir / "dvc.log"):
-            repo.reproduce(
-                targets=targets or None, force=force, dry=dry, repro_fn=repro_fn, interactive=False
-            )
+            try:
+                repo.reproduce(
+                    targets=targets or None,
+                    force=force,
+                    dry=dry,
+                    repro_fn=repro_fn,
+                    interactive=False,
+                )
+            except DvcException:
+                if halted:
+                    _dump_lock(reproduced)
+                raise
             _dump_lock(reproduced)
     except DvcException as exc:
+        if halted:
+            raise RunHalted(halted[0], events) from None
         failed = next((e for e in reversed(events) if e.status == "failed"), None)
         if failed is None:
             raise UsageError(f"DVC could not plan the run: {_describe(exc)}") from exc

@@ -49,14 +49,18 @@ def check(json: JsonOpt = False) -> None:
 
     Checks keys and types (unknown keys are errors), that every dependency exists or is produced
     by a stage, that outputs stay inside the repository and are written by one stage only, that
-    params keys exist, and that stages form no cycle. Exit 2 on any problem; nothing is written.
+    params keys exist, and that stages form no cycle. When the ingest source is a file that
+    exists, its header is checked too: every column pipeline.yaml names (target, sensitive,
+    slices, exclude, span) must be in it; gate metrics must be metrics of the task and the
+    estimator must fit it (`mlops run` checks the same right after ingest, before training).
+    Exit 2 on any problem; nothing is written. Every key: docs/config.md (or `mlops schema`).
 
     Example: mlops check --json
     """
     from mlops import api
 
     _ui.set_json(json)
-    project = api.check(".")
+    project = api.check(".", data=True)
     if json:
         _ui.print_json(
             {"ok": True, "stages": list(project.stages), "model": project.pipeline.model.name}

@@ -140,6 +140,19 @@ def failure_text(failed: StageResult) -> str:
     )
 
 
+def preflight_hook(project: Project) -> Callable[[str], None]:
+    """After each ingest stage: the columns, metrics and estimator pipeline.yaml names,
+    checked against what ingest wrote (`mlops.config.preflight`), before the next stage."""
+    from mlops.config.preflight import check_after_ingest
+
+    def after(name: str) -> None:
+        stage = project.stages.get(name)
+        if stage is not None and stage.kind == "ingest":
+            check_after_ingest(project, name)
+
+    return after
+
+
 def _propagate_would_run(project: Project, stages: list[StageResult]) -> None:
     """In a dry run DVC checks each stage against the workspace as it is, so a stage downstream
     of one that would run looks unchanged; it would run too once its inputs are rebuilt."""
@@ -204,13 +217,29 @@ def run_pipeline(
     lock_before = lock_path.read_bytes() if lock_path.exists() else None
     try:
         events = dvc.reproduce(
-            root, targets, force=force, dry=dry, log_dir=log_dir, on_event=on_event
+            root,
+            targets,
+            force=force,
+            dry=dry,
+            log_dir=log_dir,
+            on_event=on_event,
+            after_stage=preflight_hook(project),
         )
         result.stages = [
             StageResult(e.stage, e.status, e.seconds, str(e.log) if e.log else None) for e in events
         ]
         if dry:
             _propagate_would_run(project, result.stages)
+    except dvc.RunHalted as exc:  # pre-flight checks after ingest: nothing trained
+        fresh.clear_stamp(root)
+        seen = {e.stage: e for e in exc.events}
+        for n in plan:
+            ev = seen.get(n)
+            log = str(ev.log) if ev is not None and ev.log else None
+            result.stages.append(
+                StageResult(n, ev.status, ev.seconds, log) if ev else StageResult(n, "not run")
+            )
+        result.error = exc.error
     except dvc.ReproFailed as exc:
         # transactional: dvc.lock describes the last complete run; the failed stage's
         # outputs go back to what that lock records
