@@ -48,6 +48,21 @@ def init(directory: Path | str = ".", force: bool = False) -> InitResult:
     return init_project(directory, force=force)
 
 
+def init_from_data(
+    directory: Path | str,
+    data: Path | str,
+    target: str,
+    *,
+    task: str | None = None,
+    time: str | None = None,
+    force: bool = False,
+) -> InitResult:
+    """Scaffold a project on the user's own table (`mlops init --data FILE --target COL`)."""
+    from mlops.pipeline.scaffold_data import init_from_data as build
+
+    return build(directory, data, target, task=task, time=time, force=force)
+
+
 def check(root: Path | str = ".", *, data: bool = False) -> Project:
     """Validate pipeline.yaml and params.yaml; raise `ConfigError` listing every problem.
 
