@@ -13,8 +13,12 @@ from mlops.errors import ExitCode, MlopsError
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m mlops.stages STAGE", file=sys.stderr)
+    # `--with KEY=ISODATE` pairs carry a span's dates for DVC to track (it cannot hash YAML
+    # dates as params); the stage reads its settings from pipeline.yaml itself
+    rest = argv[1:]
+    carried = len(rest) % 2 == 0 and all(f == "--with" for f in rest[::2])
+    if not argv or not carried:
+        print("usage: python -m mlops.stages STAGE [--with KEY=VALUE]...", file=sys.stderr)
         return int(ExitCode.USAGE)
     name = argv[0]
     t0 = time.perf_counter()
