@@ -159,8 +159,39 @@ def status(json: JsonOpt = False) -> None:
     _ui.out().print(t)
 
 
+def schema(
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """Print the JSON Schema of pipeline.yaml, for editors.
+
+    With the YAML language server (VS Code's YAML extension, Neovim, ...), save it and put
+    `# yaml-language-server: $schema=pipeline.schema.json` on the first line of pipeline.yaml:
+    the editor then completes keys, shows their meaning and marks unknown ones, including each
+    built-in stage's `with:` keys. The same reference as a page: docs/config.md.
+
+    Example: mlops schema -o pipeline.schema.json
+    """
+    import json as json_
+
+    from mlops.config.reference import json_schema
+
+    text = json_.dumps(json_schema(), indent=2) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    from pathlib import Path
+
+    from mlops.config.yamlfile import atomic_write_text
+
+    atomic_write_text(Path(output), text)
+    _ui.err().print(f"wrote {output}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("init")(init)
     app.command("check")(check)
     app.command("compile")(compile_)
     app.command("status")(status)
+    app.command("schema")(schema)
