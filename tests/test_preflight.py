@@ -151,3 +151,19 @@ def test_run_stops_after_ingest_before_training(project: Path, cli):
     assert {status[s] for s in ("validate", "split", "train", "evaluate")} == {"not run"}
     assert not (project / "build").exists() and not (project / "models").exists()
     assert re.search(r"pipeline\.yaml:\d+: data\.sensitive\[1\]", result.output)
+
+
+def test_a_column_the_contract_declares_is_left_to_validate(project: Path, cli):
+    """Data that lost a column the schema declares is a data problem: validate reports it with
+    every other one (exit 3), so the pre-flight check does not call it a config mistake."""
+    src = project / "data/source/penguins.csv"
+    rows = [ln.split(",") for ln in src.read_text().splitlines()]
+    drop = rows[0].index("sex")
+    src.write_text("\n".join(",".join(r[:drop] + r[drop + 1 :]) for r in rows) + "\n")
+    result = cli(["check"], cwd=project)
+    assert result.exit_code == 0, result.output
+    schema = project / "data/schema.yaml"
+    schema.write_text(schema.read_text().replace("  sex:", "  sex_removed:"))
+    result = cli(["check"], cwd=project)
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "a sensitive column 'sex' is not a column of data/source/penguins.csv" in result.output

@@ -7,7 +7,8 @@ them are reported at once (`ConfigError`, exit 2):
 
 - every column pipeline.yaml names exists: `model.target`, `data.sensitive`, an evaluate
   stage's `slices` and `slice_gates.*.slices`, train's `exclude`, ingest's `span.column` and
-  `columns`;
+  `columns` (a column the data contract declares is left to the validate stage, which reports
+  it missing with every other data problem);
 - the gates' metrics are metrics of the task (`accuracy` cannot gate a regression);
 - the estimator in params.yaml fits the task (a classifier for classification, a regressor for
   regression).
@@ -289,12 +290,34 @@ def preflight_issues(
     data_cols = read_header(data) if data is not None else None
     if data_cols is not None and data is not None:
         rel = _rel(project, data)
-        issues += check_columns([r for r in refs if not r.source_only], data_cols, rel, doc)
+        # a column the data contract declares but the data lacks is a data problem: the
+        # validate stage reports it with every other one (exit 3), so it is not repeated here
+        contract = contract_columns(project)
+        later = [r for r in refs if not r.source_only and r.column not in contract]
+        issues += check_columns(later, data_cols, rel, doc)
     target_ok = data_cols is not None and project.pipeline.model.target in data_cols
     task, why = target_task(project, data if target_ok else None, nrows)
     if task:
         issues += check_task(project, task, why, doc, params_doc)
     return issues
+
+
+def contract_columns(project: Project) -> set[str]:
+    """The columns the validate stages' schemas declare (unreadable schemas declare none)."""
+    from mlops.errors import MlopsError
+
+    columns: set[str] = set()
+    for st in project.stages.values():
+        if st.kind != "validate":
+            continue
+        try:
+            data = read_yaml(project.path(st.args.schema_), with_lines=False).data
+        except (MlopsError, OSError, ValueError):  # ValueError: not UTF-8
+            continue
+        declared = data.get("columns") if isinstance(data, dict) else None
+        if isinstance(declared, dict):
+            columns.update(str(c) for c in declared)
+    return columns
 
 
 def _rel(project: Project, path: Path) -> str:
