@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops.config.preflight import METRICS, estimator_kind, read_header
+from mlops.config.preflight import KNOWN_KINDS, METRICS, estimator_kind, read_header
 from mlops.errors import ExitCode
 from mlops.pipeline.records import RunStore
 
@@ -126,6 +126,18 @@ def test_estimator_kind():
     assert estimator_kind("sklearn.preprocessing.StandardScaler") is None
     with pytest.raises(ImportError):
         estimator_kind("nowhere_pkg.Model")
+
+
+def test_known_estimator_kinds_match_scikit_learn():
+    """The table that spares `mlops check` the scikit-learn import tells the truth."""
+    from sklearn.utils import all_estimators
+
+    classifiers = {name for name, _ in all_estimators(type_filter="classifier")}
+    regressors = {name for name, _ in all_estimators(type_filter="regressor")}
+    assert set(KNOWN_KINDS["classification"]) <= classifiers - regressors
+    assert set(KNOWN_KINDS["regression"]) <= regressors - classifiers
+    with pytest.raises(AttributeError):
+        estimator_kind("sklearn.ensemble.RandomForrestClassifier")  # misspelt: imported, refused
 
 
 def test_read_header_of_hostile_files(tmp_path: Path):

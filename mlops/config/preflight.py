@@ -192,13 +192,90 @@ def check_task(
     return issues
 
 
+# scikit-learn's usual estimators, told without importing scikit-learn (2 s), so that
+# `mlops check` stays fast; any other class (or a misspelt one) is imported and asked
+_BOTH = [
+    "RandomForest",
+    "ExtraTrees",
+    "GradientBoosting",
+    "HistGradientBoosting",
+    "DecisionTree",
+    "ExtraTree",
+    "KNeighbors",
+    "RadiusNeighbors",
+    "MLP",
+    "SGD",
+    "AdaBoost",
+    "Bagging",
+    "Voting",
+    "Stacking",
+    "Dummy",
+    "PassiveAggressive",
+]
+KNOWN_KINDS = {
+    "classification": [f"{n}Classifier" for n in _BOTH]
+    + [
+        "RidgeClassifier",
+        "RidgeClassifierCV",
+        "Perceptron",
+        "LogisticRegression",
+        "LogisticRegressionCV",
+        "SVC",
+        "NuSVC",
+        "LinearSVC",
+        "GaussianNB",
+        "MultinomialNB",
+        "BernoulliNB",
+        "ComplementNB",
+        "CategoricalNB",
+        "LinearDiscriminantAnalysis",
+        "QuadraticDiscriminantAnalysis",
+    ],
+    "regression": [f"{n}Regressor" for n in _BOTH]
+    + [
+        "LinearRegression",
+        "Ridge",
+        "RidgeCV",
+        "Lasso",
+        "LassoCV",
+        "ElasticNet",
+        "ElasticNetCV",
+        "Lars",
+        "LarsCV",
+        "LassoLars",
+        "LassoLarsCV",
+        "LassoLarsIC",
+        "OrthogonalMatchingPursuit",
+        "BayesianRidge",
+        "ARDRegression",
+        "HuberRegressor",
+        "TheilSenRegressor",
+        "RANSACRegressor",
+        "PoissonRegressor",
+        "GammaRegressor",
+        "TweedieRegressor",
+        "QuantileRegressor",
+        "SVR",
+        "NuSVR",
+        "LinearSVR",
+        "KernelRidge",
+        "IsotonicRegression",
+    ],
+}
+
+
 def estimator_kind(path: str) -> str | None:
     """`classification` or `regression` for a scikit-learn-style estimator class path, None
     when it is neither (a clusterer, a transformer) or its kind cannot be told. Raises
-    ImportError/AttributeError when the class cannot be imported."""
+    ImportError/AttributeError when the class cannot be imported (scikit-learn's usual
+    classes, `KNOWN_KINDS`, are told by name without importing it)."""
     import importlib
 
     module, _, cls_name = path.rpartition(".")
+    if module.startswith("sklearn."):
+        for kind, names in KNOWN_KINDS.items():
+            if cls_name in names:
+                return kind
     cls = getattr(importlib.import_module(module), cls_name)
     try:
         instance = cls()
