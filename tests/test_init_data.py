@@ -186,3 +186,11 @@ def test_refuses_to_overwrite(tmp_path: Path, cli):
     assert result.exit_code == ExitCode.USAGE
     assert "already has pipeline.yaml" in result.output
     assert (dest / "pipeline.yaml").read_text() == "mine\n"
+
+
+def test_validate_before_ingest_names_the_command_to_run(project: Path, cli):
+    for args in (["validate"], ["validate", "--infer", "--force"]):
+        result = cli(args, cwd=project)
+        assert result.exit_code == ExitCode.USAGE, result.output
+        assert "input data/raw/penguins.csv does not exist yet" in result.output
+        assert "Run `mlops run ingest` first" in result.output
