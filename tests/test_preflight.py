@@ -102,6 +102,8 @@ def test_inferred_regression_rejects_accuracy_gates(project: Path, cli):
 
 
 def test_a_valid_project_passes(project: Path, cli):
+    pipe = project / "pipeline.yaml"
+    pipe.write_text(pipe.read_text().replace("f1_macro: {min: 0.9}", "test_rows: {min: 50}"))
     result = cli(["check"], cwd=project)
     assert result.exit_code == 0, result.output
 
