@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 # the mean scores r2 = 0, a perfect model 1).
 DUMMY_MARGIN = 0.1
 COMPARE_TOLERANCE = 0.01  # not_worse_than: production, absolute
+LARGE_MB = 50  # a copied data file above this is better tracked by DVC than by git
 SCHEMA = "data/schema.yaml"
 ESTIMATORS: dict[str, dict[str, Any]] = {
     "classification": {
@@ -344,6 +345,12 @@ def init_from_data(
         f"gate {plan['metric']} >= {plan['minimum']} ({plan['how']}) and not worse than "
         "production"
     )
+    size_mb = data.stat().st_size / 2**20
+    if size_mb > LARGE_MB and not inside:
+        result.notes.append(
+            f"{source} is {size_mb:.0f} MB: track it with DVC rather than git "
+            f"(`dvc add {source}`, then commit {source}.dvc)"
+        )
     for role in sorted(plan["roles"]):
         result.notes.append("excluded " + plan["roles"][role].line())
     if not spec:
