@@ -49,9 +49,32 @@ def init(directory: Path | str = ".", force: bool = False) -> InitResult:
     return init_project(directory, force=force)
 
 
-def check(root: Path | str = ".") -> Project:
-    """Validate pipeline.yaml and params.yaml; raise `ConfigError` listing every problem."""
-    return load_project(root)
+def init_from_data(
+    directory: Path | str,
+    data: Path | str,
+    target: str,
+    *,
+    task: str | None = None,
+    time: str | None = None,
+    force: bool = False,
+) -> InitResult:
+    """Scaffold a project on the user's own table (`mlops init --data FILE --target COL`)."""
+    from mlops.pipeline.scaffold_data import init_from_data as build
+
+    return build(directory, data, target, task=task, time=time, force=force)
+
+
+def check(root: Path | str = ".", *, data: bool = False) -> Project:
+    """Validate pipeline.yaml and params.yaml; raise `ConfigError` listing every problem.
+
+    With `data`, also the pre-flight checks against the input files that exist (columns named,
+    gate metrics and estimator against the task: `mlops.config.preflight`)."""
+    project = load_project(root)
+    if data:
+        from mlops.config.preflight import check_project_data
+
+        check_project_data(project)
+    return project
 
 
 @lock.locked

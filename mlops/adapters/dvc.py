@@ -179,6 +179,15 @@ def _lock_error(exc: BaseException | None) -> bool:
     return False
 
 
+class RunHalted(MlopsError):
+    """A check between two stages stopped the run; `error` says why, `events` what ran."""
+
+    def __init__(self, error: MlopsError, events: list[StageEvent]) -> None:
+        super().__init__(error.message, error.hint)
+        self.error = error
+        self.events = events
+
+
 _EXIT_RE = re.compile(r"exited with (-?\d+)")
 
 
@@ -199,6 +208,18 @@ def _describe(exc: BaseException) -> str:
             parts.append(text)
         exc = exc.__cause__ or exc.__context__
     return ": ".join(parts) or type(exc).__name__
+
+
+DVC_ERROR_PREFIX = "mlops: DVC reported: "
+
+
+def _log_dvc_error(log: Path, error: str | None) -> None:
+    """Keep DVC's own reason in the stage's log: it is raised, not printed, so the log of a
+    stage that failed before or after its command would otherwise be empty."""
+    if not error:
+        return
+    with contextlib.suppress(OSError), open(log, "a", encoding="utf-8") as fh:
+        fh.write(f"\n{DVC_ERROR_PREFIX}{error}\n")
 
 
 def _restored_from_run_cache(log: Path) -> bool:
@@ -225,11 +246,15 @@ def reproduce(
     dry: bool = False,
     log_dir: Path,
     on_event: Callable[[StageEvent], None] | None = None,
+    after_stage: Callable[[str], None] | None = None,
 ) -> list[StageEvent]:
     """Reproduce `targets` (all stages when None) and their upstream stages through DVC.
 
     Returns one "end" event per stage DVC visited, in order. Raises `ReproFailed` on the first
-    failing stage (its outputs are not restored here; see `checkout`).
+    failing stage (its outputs are not restored here; see `checkout`). `after_stage(name)` is
+    called after each stage that is up to date afterwards (not in a dry run); an `MlopsError`
+    it raises stops the run before the next stage (`RunHalted`), with the lock of the stages
+    that ran written.
     """
     from dvc.exceptions import DvcException
 
@@ -252,6 +277,7 @@ def reproduce(
         except BaseException as exc:
             ev = StageEvent(name, "end", "failed", time.perf_counter() - t0, log, _exit_status(exc))
             ev.error = _describe(exc)
+            _log_dvc_error(log, ev.error)
             events.append(ev)
             emit(ev)
             raise
@@ -263,13 +289,29 @@ def reproduce(
         ev = StageEvent(name, "end", status, time.perf_counter() - t0, log)
         events.append(ev)
         emit(ev)
+        if after_stage is not None and not dry:
+            try:
+                after_stage(name)
+            except MlopsError as exc:
+                halted.append(exc)
+                raise
         return ret
 
+    halted: list[MlopsError] = []
     try:
         with _repo(root) as repo, redirect_fds(log_dir / "dvc.log"):
-            repo.reproduce(
-                targets=targets or None, force=force, dry=dry, repro_fn=repro_fn, interactive=False
-            )
+            try:
+                repo.reproduce(
+                    targets=targets or None,
+                    force=force,
+                    dry=dry,
+                    repro_fn=repro_fn,
+                    interactive=False,
+                )
+            except DvcException:
+                if halted:
+                    _dump_lock(reproduced)
+                raise
             _dump_lock(reproduced)
     except DvcException as exc:
         if _lock_error(exc):  # another DVC process: restore nothing underneath it
@@ -278,6 +320,8 @@ def reproduce(
                 "Wait for it to finish (mlops commands wait for each other; a `dvc` command "
                 "run by hand does not), then run again. Nothing was changed or restored.",
             ) from exc
+        if halted:
+            raise RunHalted(halted[0], events) from None
         failed = next((e for e in reversed(events) if e.status == "failed"), None)
         if failed is None:
             raise UsageError(f"DVC could not plan the run: {_describe(exc)}") from exc

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from mlops.config import limits, paths
 from mlops.config.models import ModelSpec, Params, Pipeline, Stage
+from mlops.config.reference import unknown_key_message
 from mlops.config.resolve import (
     PARAMS_FILE,
     PIPELINE_FILE,
@@ -44,7 +45,7 @@ def _issues_from(exc: ValidationError, doc: YamlDoc, prefix: Loc = ()) -> list[C
         loc = (*prefix, *err["loc"])
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling; see `mlops check --help` for the format)"
+            msg = unknown_key_message(loc, doc.data, params=doc.file == PARAMS_FILE)
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
         elif err["type"] == "missing":

@@ -7,6 +7,7 @@ cycles) live in `mlops.config.check`.
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -343,12 +344,27 @@ class Pipeline(Strict):
 # ---- `with:` of each built-in stage ---------------------------------------------------------
 
 
+SpanBound = datetime | date | int | float | str | None
+
+
 class SpanSpec(Strict):
-    """Rows whose `column` lies in [from, to] (inclusive): simulates new data arriving."""
+    """Rows whose `column` lies in [from, to] (inclusive): a time range of the source.
+
+    `from`/`to` are YAML dates (`2012-01-01`), datetimes (`2012-01-01 06:00:00`), numbers or
+    text. With a date, a datetime, or `format`, the column is parsed as time (with `format`, a
+    `pandas.to_datetime` format such as `%d/%m/%Y`; a cell that does not parse is an error)
+    and compared as time; a date `to` includes that whole day. Numbers compare as numbers.
+    """
 
     column: str
-    from_: Any = Field(None, alias="from")
-    to: Any = None
+    from_: SpanBound = Field(None, alias="from")
+    to: SpanBound = None
+    format: str | None = None
+
+    @property
+    def is_time(self) -> bool:
+        """Whether the bounds (or `format`) make this a time range."""
+        return self.format is not None or any(isinstance(v, date) for v in (self.from_, self.to))
 
 
 class IngestWith(Strict):

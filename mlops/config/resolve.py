@@ -182,7 +182,16 @@ def resolve_builtin(
     if isinstance(args, IngestWith):
         if not args.source.startswith(NON_FILE_SOURCES):
             deps.append(norm(args.source))
-        params.append(_pipeline_params(name))
+        dated = _dated_leaves(stage.with_)
+        if dated:
+            # DVC hashes every params value as JSON, and a YAML date is no JSON ("Object of
+            # type date is not JSON serializable"): it tracks the other keys, and the dates
+            # go into the command, so changing one reruns the stage (docs/architecture.md)
+            keys = [f"stages.{name}.with.{k}" for k in _leaves(stage.with_) if k not in dated]
+            params.append({PIPELINE_FILE: keys})
+            cmd += "".join(f" --with {k}={v}" for k, v in dated.items())
+        else:
+            params.append(_pipeline_params(name))
         outs.append(Output(norm(args.output)))
     elif isinstance(args, ValidateWith):
         deps += [norm(args.input), norm(args.schema_)]
@@ -229,6 +238,24 @@ def resolve_builtin(
         generated,
         plot_defs,
     )
+
+
+def _leaves(value: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"span": {"from": d}}` -> `{"span.from": d}` (lists are leaves)."""
+    out: dict[str, Any] = {}
+    for key, v in value.items():
+        if isinstance(v, dict) and v:
+            out.update(_leaves(v, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = v
+    return out
+
+
+def _dated_leaves(value: dict[str, Any]) -> dict[str, str]:
+    """The leaves of a `with:` that are YAML dates or datetimes, in ISO form."""
+    import datetime
+
+    return {k: v.isoformat() for k, v in _leaves(value).items() if isinstance(v, datetime.date)}
 
 
 def resolve_cmd(name: str, stage: Stage) -> ResolvedStage:

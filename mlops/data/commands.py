@@ -70,6 +70,30 @@ def stage_settings(root: Path, stage: str | None = None) -> tuple[str | None, Va
         ) from None
 
 
+def need_input(root: Path, rel: str) -> None:
+    """Stop with the command that writes `rel` when it does not exist yet (before ingest)."""
+    if (root / rel).exists():
+        return
+    producer = None
+    path = root / PIPELINE_FILE
+    if path.exists():
+        from mlops.config.yamlfile import read_yaml
+
+        data = read_yaml(path, with_lines=False).data
+        stages = data.get("stages") if isinstance(data, dict) else None
+        for name, st in (stages or {}).items() if isinstance(stages, dict) else []:
+            settings = st.get("with") if isinstance(st, dict) else None
+            if isinstance(settings, dict) and settings.get("output") == rel:
+                producer = name
+                break
+    raise UsageError(
+        f"input {rel} does not exist yet",
+        f"Run `mlops run {producer}` first: that stage writes it."
+        if producer
+        else "Run the stage that writes it first (`mlops run`), or give --input FILE.",
+    )
+
+
 def load_reference(path: Path) -> dict[str, Any]:
     """A reference profile: a bundle directory (its `reference.json`, hashes verified first)
     or a profile JSON file."""
@@ -107,6 +131,7 @@ def validate_project(
     root = Path(root).resolve()
     _, args = stage_settings(root, stage)
     rel = input or args.input
+    need_input(root, rel)
     schema_rel = schema or args.schema_
     schema_dict = None if no_schema else read_schema(root / schema_rel)
     prev: dict[str, Any] | None = None
@@ -159,6 +184,7 @@ def infer_project(
         )
     if tolerance < 0:
         raise UsageError("--tolerance must be 0 or more (a share of each column's range)")
+    need_input(root, rel)
     profiler = Profiler()
     expected: dict[str, str] = {}
     for chunk in iter_chunks(root / rel, progress=progress):

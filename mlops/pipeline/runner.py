@@ -94,7 +94,7 @@ def error_block(path: str | Path | None, limit: int = 200) -> list[str]:
 
 
 def _stage_error(failed: StageResult) -> MlopsError:
-    text = "\n".join(failed.tail[-12:])
+    text = "\n".join(ln for ln in failed.tail[-12:] if not ln.startswith(dvc.DVC_ERROR_PREFIX))
     hint = f"Full output: {failed.log}" if failed.log else None
     if failed.exit_status == 3:
         text = "\n".join(error_block(failed.log)) or text
@@ -112,12 +112,45 @@ def _stage_error(failed: StageResult) -> MlopsError:
             (hint + ". " if hint else "") + "dvc.lock and the outputs were left as they were.",
         )
     return StageFailedError(
-        f"stage {failed.name!r} failed"
-        + (f" (exit status {failed.exit_status})" if failed.exit_status is not None else "")
-        + (f":\n{text}" if text else ""),
+        failure_text(failed),
         (hint + ". " if hint else "")
         + "Outputs and dvc.lock were left as they were before this run; fix and rerun.",
     )
+
+
+def failure_text(failed: StageResult) -> str:
+    """Why a stage failed, in its own words: a built-in's `error:` block (exception type and
+    message), the last lines a command wrote (its stderr tail), or DVC's reason when DVC
+    stopped the stage before or after its command (a missing dependency or output, a params
+    value it cannot hash)."""
+    output = [ln for ln in failed.tail if not ln.startswith(dvc.DVC_ERROR_PREFIX)]
+    block = error_block(failed.log)
+    head = f"stage {failed.name!r} failed"
+    if failed.exit_status is None:
+        # the command never ran, or ran and DVC refused what it left behind
+        text = f"{head}: DVC stopped it: {failed.error or 'no reason given'}"
+        return text + (":\n" + "\n".join(output[-12:]) if output else "")
+    head += f" (exit status {failed.exit_status})"
+    if block:
+        return f"{head}:\n" + "\n".join(block)
+    if output:
+        return f"{head}; the last lines it wrote:\n" + "\n".join(output[-12:])
+    return f"{head} and wrote nothing to stdout or stderr" + (
+        f" (DVC: {failed.error})" if failed.error else ""
+    )
+
+
+def preflight_hook(project: Project) -> Callable[[str], None]:
+    """After each ingest stage: the columns, metrics and estimator pipeline.yaml names,
+    checked against what ingest wrote (`mlops.config.preflight`), before the next stage."""
+    from mlops.config.preflight import check_after_ingest
+
+    def after(name: str) -> None:
+        stage = project.stages.get(name)
+        if stage is not None and stage.kind == "ingest":
+            check_after_ingest(project, name)
+
+    return after
 
 
 def _propagate_would_run(project: Project, stages: list[StageResult]) -> None:
@@ -185,13 +218,29 @@ def run_pipeline(
     lock_before = lock_path.read_bytes() if lock_path.exists() else None
     try:
         events = dvc.reproduce(
-            root, targets, force=force, dry=dry, log_dir=log_dir, on_event=on_event
+            root,
+            targets,
+            force=force,
+            dry=dry,
+            log_dir=log_dir,
+            on_event=on_event,
+            after_stage=preflight_hook(project),
         )
         result.stages = [
             StageResult(e.stage, e.status, e.seconds, str(e.log) if e.log else None) for e in events
         ]
         if dry:
             _propagate_would_run(project, result.stages)
+    except dvc.RunHalted as exc:  # pre-flight checks after ingest: nothing trained
+        fresh.clear_stamp(root)
+        seen = {e.stage: e for e in exc.events}
+        for n in plan:
+            ev = seen.get(n)
+            log = str(ev.log) if ev is not None and ev.log else None
+            result.stages.append(
+                StageResult(n, ev.status, ev.seconds, log) if ev else StageResult(n, "not run")
+            )
+        result.error = exc.error
     except dvc.ReproFailed as exc:
         # transactional: dvc.lock describes the last complete run; the failed stage's
         # outputs go back to what that lock records

@@ -2,7 +2,8 @@
 
 Sources: a `.csv`/`.parquet` path (or a directory of them), `package:palmerpenguins`, or
 `sklearn:<name>` for scikit-learn's bundled datasets (iris, wine, breast_cancer, diabetes).
-`span: {column, from, to}` keeps rows in an inclusive range, to simulate new data arriving.
+`span: {column, from, to, format}` keeps rows in an inclusive range (as time when the bounds are
+dates or datetimes: `mlops.stages.span`).
 """
 
 from __future__ import annotations
@@ -55,13 +56,9 @@ def select_span(df: pd.DataFrame, args: IngestWith) -> pd.DataFrame:
             f"span column {span.column!r} is not in the source",
             f"Columns: {', '.join(map(str, df.columns))}.",
         )
-    col = df[span.column]
-    mask = col.notna()
-    if span.from_ is not None:
-        mask &= col >= span.from_
-    if span.to is not None:
-        mask &= col <= span.to
-    return df[mask]
+    from mlops.stages.span import span_mask
+
+    return df[span_mask(df[span.column], span)]
 
 
 def _select(df: pd.DataFrame, args: IngestWith) -> pd.DataFrame:
