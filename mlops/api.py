@@ -272,6 +272,7 @@ def serve(
         poll_seconds=poll_seconds,
     )
     config.bundle, config.target, default_log = resolve_serve_source(root, env, bundle)
+    config.trusted_types = serve_trusted_types(root)
     if log:
         config.log_dir = str(Path(log_dir).absolute() if log_dir else default_log)
         try:
@@ -282,6 +283,15 @@ def serve(
                 "Give a writable --log-dir DIR, or --no-log.",
             ) from None
     run_server(config, on_loaded)
+
+
+def serve_trusted_types(root: Path | str) -> list[str]:
+    """The project's `model.trusted_types` when `root` has a pipeline.yaml, else none."""
+    if not (Path(root) / "pipeline.yaml").is_file():
+        return []
+    from mlops.config.check import load_pipeline
+
+    return list(load_pipeline(root).model.trusted_types)
 
 
 def resolve_serve_source(
