@@ -103,6 +103,13 @@ SKLEARN_HELPERS: dict[str, tuple[str, ...]] = {
         "CyHuberLoss",
         "CyPinballLoss",
     ),
+    "sklearn.linear_model._sgd_fast": (
+        "EpsilonInsensitive",
+        "Hinge",
+        "ModifiedHuber",
+        "SquaredEpsilonInsensitive",
+        "SquaredHinge",
+    ),
     "sklearn.neighbors._kd_tree": ("KDTree", "KDTree32", "KDTree64"),
     "sklearn.neighbors._ball_tree": ("BallTree", "BallTree32", "BallTree64"),
     "sklearn.metrics._dist_metrics": tuple(
