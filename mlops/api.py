@@ -249,6 +249,7 @@ def serve(
     range_margin: float = 0.0,
     poll_seconds: float = 1.0,
     on_loaded: Callable[..., None] | None = None,
+    read_timeout: float = 30.0,
 ) -> None:
     """Serve a model over HTTP until stopped (`mlops serve`); blocks.
 
@@ -270,6 +271,7 @@ def serve(
         max_body_bytes=int(max_body_mb * 1024 * 1024),
         range_margin=range_margin,
         poll_seconds=poll_seconds,
+        read_timeout=read_timeout,
     )
     config.bundle, config.target, default_log = resolve_serve_source(root, env, bundle)
     config.trusted_types = serve_trusted_types(root)

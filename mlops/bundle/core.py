@@ -127,16 +127,10 @@ def verify_bundle(path: Path, *, extra_files: Collection[str] = ()) -> dict[str,
     return meta
 
 
-def load_model_file(path: Path, trusted_types: Collection[str] = ()) -> Any:
-    """Load a skops file whose every type is on the allow-list (`mlops.bundle.trust`).
-
-    `trusted_types` are the project's own exact type names (`model.trusted_types` in
-    pipeline.yaml). Anything else, or a file that does not load, raises `BundleError` (exit 6)
-    before any object of the file is built.
-    """
+def check_model_file(path: Path, trusted_types: Collection[str] = ()) -> list[str]:
+    """Every type name of the skops file at `path`, once all are allowed (`mlops.bundle.trust`);
+    `BundleError` (exit 6) naming each refused type otherwise. Builds no object of the file."""
     import zipfile
-
-    import skops.io as sio
 
     from mlops.bundle.trust import audit
 
@@ -155,6 +149,19 @@ def load_model_file(path: Path, trusted_types: Collection[str] = ()) -> Any:
             "under `model.trusted_types:` in pipeline.yaml; never list a function.",
             details=refused,
         )
+    return names
+
+
+def load_model_file(path: Path, trusted_types: Collection[str] = ()) -> Any:
+    """Load a skops file whose every type is on the allow-list (`mlops.bundle.trust`).
+
+    `trusted_types` are the project's own exact type names (`model.trusted_types` in
+    pipeline.yaml). Anything else, or a file that does not load, raises `BundleError` (exit 6)
+    before any object of the file is built.
+    """
+    import skops.io as sio
+
+    names = check_model_file(path, trusted_types)
     try:
         return sio.load(path, trusted=names)
     except Exception as exc:  # a malformed or hostile file: refused, never a crash

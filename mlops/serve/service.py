@@ -46,6 +46,7 @@ class ServeConfig:
     range_margin: float = 0.0
     poll_seconds: float = 1.0
     trusted_types: list[str] = field(default_factory=list)  # pipeline.yaml model.trusted_types
+    read_timeout: float = 30.0  # seconds for a request's headers, then for its body
     log_limits: LogLimits = field(default_factory=LogLimits)
 
     def to_json(self) -> str:
