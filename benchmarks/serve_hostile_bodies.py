@@ -55,10 +55,8 @@ def bodies() -> dict[str, tuple[str, bytes, str]]:
     csv = (",".join(cols) + "\n").encode() + line.encode() * ((LIMIT - 200) // len(line))
     row = json.dumps([ROW[c] for c in cols])
     n = (LIMIT - 200) // (len(row) + 1)
-    split = '{"dataframe_split":{"columns":%s,"data":[%s]}}' % (
-        json.dumps(cols),
-        ",".join([row] * n),
-    )
+    rows = ",".join([row] * n)
+    split = f'{{"dataframe_split":{{"columns":{json.dumps(cols)},"data":[{rows}]}}}}'
     rec = json.dumps(ROW)
     m = (LIMIT - 200) // (len(rec) + 1)
     records = "[" + ",".join([rec] * m) + "]"
@@ -92,7 +90,8 @@ def measure(port: int, pid: int) -> None:
         worst = max(lat) if lat else float("nan")
         med = statistics.median(lat) if lat else float("nan")
         print(
-            f"{name:22} {len(body) / 1e6:5.1f} MB -> {result['status']} in {result['seconds']:.2f} s;"
+            f"{name:22} {len(body) / 1e6:5.1f} MB -> {result['status']} in "
+            f"{result['seconds']:.2f} s;"
             f" {len(lat)} small requests meanwhile: worst {worst * 1000:.0f} ms, median "
             f"{med * 1000:.1f} ms; VmHWM {status_kb(pid, 'VmHWM') / 1024:.0f} MB"
         )
