@@ -274,6 +274,7 @@ def serve(
     range_margin: float = 0.0,
     poll_seconds: float = 1.0,
     on_loaded: Callable[..., None] | None = None,
+    read_timeout: float = 30.0,
 ) -> None:
     """Serve a model over HTTP until stopped (`mlops serve`); blocks.
 
@@ -295,8 +296,10 @@ def serve(
         max_body_bytes=int(max_body_mb * 1024 * 1024),
         range_margin=range_margin,
         poll_seconds=poll_seconds,
+        read_timeout=read_timeout,
     )
     config.bundle, config.target, default_log = resolve_serve_source(root, env, bundle)
+    config.trusted_types = serve_trusted_types(root)
     if log:
         config.log_dir = str(Path(log_dir).absolute() if log_dir else default_log)
         try:
@@ -307,6 +310,15 @@ def serve(
                 "Give a writable --log-dir DIR, or --no-log.",
             ) from None
     run_server(config, on_loaded)
+
+
+def serve_trusted_types(root: Path | str) -> list[str]:
+    """The project's `model.trusted_types` when `root` has a pipeline.yaml, else none."""
+    if not (Path(root) / "pipeline.yaml").is_file():
+        return []
+    from mlops.config.check import load_pipeline
+
+    return list(load_pipeline(root).model.trusted_types)
 
 
 def resolve_serve_source(

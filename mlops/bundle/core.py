@@ -17,8 +17,6 @@ from mlops.errors import ExitCode, MlopsError
 METADATA = "metadata.json"
 MODEL_FILE = "model.skops"
 FORMAT = 1
-# types a bundle's model may contain; anything else is refused rather than executed on load
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.", "skops.")
 
 
 class BundleError(MlopsError):
@@ -129,22 +127,57 @@ def verify_bundle(path: Path, *, extra_files: Collection[str] = ()) -> dict[str,
     return meta
 
 
-def load_model_file(path: Path) -> Any:
-    """Load a skops file, trusting only scikit-learn, NumPy and SciPy types."""
-    import skops.io as sio
+def check_model_file(path: Path, trusted_types: Collection[str] = ()) -> list[str]:
+    """Every type name of the skops file at `path`, once all are allowed (`mlops.bundle.trust`);
+    `BundleError` (exit 6) naming each refused type otherwise. Builds no object of the file."""
+    import zipfile
 
-    untrusted = sio.get_untrusted_types(file=path)
-    refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+    from mlops.bundle.trust import audit
+
+    try:
+        refused, names = audit(path, trusted_types)
+    except (OSError, ValueError, KeyError, RecursionError, zipfile.BadZipFile) as exc:
+        raise BundleError(
+            f"{path} is not a readable skops model file: {type(exc).__name__}: {exc}"[:500],
+            "Rebuild the bundle with `mlops run`, or fetch it again from the DVC remote.",
+        ) from None
     if refused:
         raise BundleError(
             f"{path} contains types mlops does not load: {', '.join(refused)}",
-            "Use estimators from scikit-learn (or load this model yourself if you trust it).",
+            "mlops loads scikit-learn estimators, NumPy/SciPy data and plain Python data only. "
+            "If a type is your project's own class and you trust it, list its exact name "
+            "under `model.trusted_types:` in pipeline.yaml; never list a function.",
+            details=refused,
         )
-    return sio.load(path, trusted=untrusted)
+    return names
 
 
-def load_bundle(path: Path, *, extra_files: Collection[str] = ()) -> Bundle:
-    """Verify, then load a bundle (model, schema, reference statistics, metadata)."""
+def load_model_file(path: Path, trusted_types: Collection[str] = ()) -> Any:
+    """Load a skops file whose every type is on the allow-list (`mlops.bundle.trust`).
+
+    `trusted_types` are the project's own exact type names (`model.trusted_types` in
+    pipeline.yaml). Anything else, or a file that does not load, raises `BundleError` (exit 6)
+    before any object of the file is built.
+    """
+    import skops.io as sio
+
+    names = check_model_file(path, trusted_types)
+    try:
+        return sio.load(path, trusted=names)
+    except Exception as exc:  # a malformed or hostile file: refused, never a crash
+        raise BundleError(
+            f"{path} cannot be loaded: {type(exc).__name__}: {exc}"[:500],
+            "Rebuild the bundle with `mlops run`, or fetch it again from the DVC remote.",
+        ) from None
+
+
+def load_bundle(
+    path: Path, *, extra_files: Collection[str] = (), trusted_types: Collection[str] = ()
+) -> Bundle:
+    """Verify, then load a bundle (model, schema, reference statistics, metadata).
+
+    `trusted_types`: the project's own exact type names the model may contain (see
+    `load_model_file`)."""
     path = Path(path)
     meta = verify_bundle(path, extra_files=extra_files)
 
@@ -152,5 +185,5 @@ def load_bundle(path: Path, *, extra_files: Collection[str] = ()) -> Bundle:
         f = path / name
         return json.loads(f.read_text()) if f.exists() else {}
 
-    model = load_model_file(path / MODEL_FILE)
+    model = load_model_file(path / MODEL_FILE, trusted_types)
     return Bundle(path, meta, model, _json("schema.json"), _json("reference.json"))

@@ -61,6 +61,14 @@ def serve(
         float,
         typer.Option("--poll", min=0.05, help="Seconds between checks for a new deployment."),
     ] = 1.0,
+    read_timeout: Annotated[
+        float,
+        typer.Option(
+            "--read-timeout",
+            min=0.1,
+            help="Seconds a client has to send a request's headers, then its body (408 after).",
+        ),
+    ] = 30.0,
 ) -> None:
     """Serve predictions over HTTP; switch versions when the environment is redeployed.
 
@@ -97,6 +105,7 @@ def serve(
         range_margin=range_margin,
         poll_seconds=poll,
         on_loaded=loaded,
+        read_timeout=read_timeout,
     )
 
 

@@ -16,6 +16,7 @@ from mlops.registry.tags import SemVer  # the registry's one version grammar
 
 BUILTIN_STAGES = ("ingest", "validate", "split", "train", "evaluate")
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$"  # a GTO artifact name, usable in tags and paths
+TYPE_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"  # module.Class
 
 
 class Strict(BaseModel):
@@ -30,6 +31,19 @@ class ModelSpec(Strict):
     task: Literal["auto", "classification", "regression"] = "auto"
     description: str = ""
     labels: list[str] = Field(default_factory=list)
+    # the project's own classes a model bundle may contain, by exact `module.Class` name (loading
+    # refuses every type that is neither on mlops' allow-list nor here; see docs/threat-model.md)
+    trusted_types: list[Annotated[str, Field(pattern=TYPE_NAME_PATTERN)]] = Field(
+        default_factory=list
+    )
+
+    @field_validator("trusted_types")
+    @classmethod
+    def _no_builtins(cls, v: list[str]) -> list[str]:
+        bad = [t for t in v if t.split(".", 1)[0] in ("builtins", "__builtin__")]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: a builtins name is never trusted")
+        return v
 
     @property
     def path(self) -> str:

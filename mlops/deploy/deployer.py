@@ -634,7 +634,11 @@ def _install_and_switch(
         shutil.rmtree(fetch_dir, ignore_errors=True)
         checkpoint("installed")
         with steps.step("smoke") as info:
-            result.smoke = smoke_test(path, extra_files=(DEPLOYMENT,))
+            result.smoke = smoke_test(
+                path,
+                extra_files=(DEPLOYMENT,),
+                trusted_types=project.pipeline.model.trusted_types,
+            )
             info["detail"] = f"{result.smoke['rows']} rows predicted ({result.smoke['mode']})"
         checkpoint("smoke-tested")
         with steps.step("switch") as info:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from mlops.bundle import load_bundle
+from mlops.bundle import BundleError, load_bundle
 from mlops.errors import DeployError
 
 SAMPLE_ROWS = 32
@@ -22,8 +23,13 @@ class SmokeTestFailed(DeployError):
     """The installed version did not load, did not accept its own schema, or did not predict."""
 
 
-def smoke_test(path: Path, *, extra_files: tuple[str, ...] = ()) -> dict[str, Any]:
+def smoke_test(
+    path: Path, *, extra_files: tuple[str, ...] = (), trusted_types: Collection[str] = ()
+) -> dict[str, Any]:
     """Load the bundle at `path`, validate sample rows against its schema, predict them.
+
+    `trusted_types`: the project's own type names the model may contain (`model.trusted_types`);
+    a model holding any other type outside mlops' allow-list is refused before it is built.
 
     Returns {rows, mode, seconds, classes}; raises `SmokeTestFailed` saying what went wrong.
     """
@@ -32,8 +38,8 @@ def smoke_test(path: Path, *, extra_files: tuple[str, ...] = ()) -> dict[str, An
 
     t0 = time.perf_counter()
     try:
-        bundle = load_bundle(path, extra_files=extra_files)
-    except DeployError:
+        bundle = load_bundle(path, extra_files=extra_files, trusted_types=trusted_types)
+    except (DeployError, BundleError):
         raise
     except Exception as exc:
         raise SmokeTestFailed(f"the model does not load: {type(exc).__name__}: {exc}") from None

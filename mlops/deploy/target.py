@@ -22,7 +22,7 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -145,10 +145,11 @@ class Target:
         path = self.current_dir() if version is None else self.version_dir(version)
         return read_deployment(path) if path is not None else None
 
-    def load(self, version: str | None = None) -> Bundle:
-        """Verify every hash, then load a version (default: the current one)."""
+    def load(self, version: str | None = None, trusted_types: Collection[str] = ()) -> Bundle:
+        """Verify every hash, then load a version (default: the current one); the model's types
+        must be on the allow-list or in `trusted_types` (`mlops.bundle.trust`)."""
         path = self.require_current() if version is None else self.version_dir(version)
-        return load_bundle(path, extra_files=(DEPLOYMENT,))
+        return load_bundle(path, extra_files=(DEPLOYMENT,), trusted_types=trusted_types)
 
     def history(self) -> list[dict[str, Any]]:
         """Every deployment event, oldest first (lines that are not JSON objects are skipped)."""

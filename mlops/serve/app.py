@@ -7,6 +7,7 @@ whose lifespan hook loads the model, starts the prediction log and the version w
 (No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations.)
 """
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -15,7 +16,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from mlops import __version__
-from mlops.serve.inputs import RequestError, dumps, parse_json
+from mlops.serve.inputs import RequestError, dumps
+from mlops.serve.limits import (
+    FEEDBACK_VALUES_PER_ROW,
+    OffLoop,
+    check_value_count,
+    error_body,
+    max_values,
+    parse_json_bounded,
+    read_body,
+    too_large,
+)
 from mlops.serve.service import CONFIG_ENV, ServeConfig, Service
 
 log = logging.getLogger("mlops.serve")
@@ -39,6 +50,7 @@ class ServingApp:
         self.rest = rest  # the FastAPI app
         self.metrics = service.metrics
         self.config = service.config
+        self.off_loop = OffLoop()  # large bodies are parsed in worker threads
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -57,12 +69,21 @@ class ServingApp:
                     status[0] = message["status"]
                 await send(message)
 
-            await self.rest(scope, receive, counting_send)
             name = scope["path"].strip("/") if scope["path"] in REST_PATHS else "other"
-            self.metrics.requests.inc(name, status[0])
-            self.metrics.latency.observe(time.perf_counter() - started, name)
+            try:
+                await self.rest(scope, receive, counting_send)
+            except Exception:  # answered 500 by FastAPI's handler, or by uvicorn
+                log.exception("%s %s failed", scope.get("method"), name)
+                status[0] = 500
+            self._count(name, status[0] or 500, started)
             return
         await self.rest(scope, receive, send)
+
+    def _count(self, endpoint: str, status: int, started: float) -> None:
+        self.metrics.requests.inc(endpoint, status)
+        self.metrics.latency.observe(time.perf_counter() - started, endpoint)
+        if status >= 500:
+            self.metrics.server_errors.inc(endpoint)
 
     async def _health(self, scope: dict, send: Any) -> None:
         started = time.perf_counter()
@@ -96,34 +117,23 @@ class ServingApp:
         try:
             if scope["method"] != "POST":
                 raise RequestError(405, "method_not_allowed", f"use POST {scope['path']}")
-            body = await _read_body(receive, self.config.max_body_bytes, length)
+            config = self.config
+            body = await read_body(receive, config.max_body_bytes, length, config.read_timeout)
             if body is None:
                 return  # the client went away
             if model is None:
                 raise RequestError(503, "not_ready", "no model is loaded yet")
             extra.append((b"x-model-version", model.version.encode()))
             kind = content_type.split(b";", 1)[0].strip().lower()
-            if kind == b"text/csv":
-                batch = model.spec.from_csv(body, self.config.max_rows)
-            elif kind in (b"", JSON) or kind.endswith(b"+json") or kind == b"text/json":
-                obj = parse_json(body)
-                if endpoint == "invocations":
-                    batch = model.spec.from_invocations(obj, self.config.max_rows)
-                else:
-                    batch = model.spec.from_records(obj, self.config.max_rows)
-            else:
-                raise RequestError(
-                    415,
-                    "unsupported_media_type",
-                    f"content type {kind.decode('latin-1')!r} is not supported",
-                    hint="Send application/json or text/csv.",
-                )
+            batch = await self.off_loop.run(len(body), _batch, model, kind, endpoint, body, config)
             result = self.service.predict(model, batch, endpoint, request_id, started)
             payload = dumps(result)
             status = 200
         except RequestError as exc:
             status = exc.status
-            payload = dumps({**exc.to_dict(), "request_id": request_id})
+            payload = error_body({**exc.to_dict(), "request_id": request_id})
+            if status == 408:  # the rest of the body may still be on its way: do not read it
+                extra.append((b"connection", b"close"))
             self.metrics.errors.inc(endpoint, exc.error)
             fields = exc.extra.get("fields")
             if fields:
@@ -132,7 +142,7 @@ class ServingApp:
             svc = self.service
             svc.log_refused(model, endpoint, request_id, status, exc.error, fields, started)
         except Exception:  # a bug, not the input's fault: log it, answer 500, stay up
-            log.exception("prediction failed (request %s)", request_id)
+            log.exception("prediction failed (request %s, %s)", request_id, endpoint)
             status = 500
             payload = dumps(
                 {"error": "internal", "message": "prediction failed", "request_id": request_id}
@@ -140,35 +150,25 @@ class ServingApp:
             self.metrics.errors.inc(endpoint, "internal")
             self.service.log_refused(model, endpoint, request_id, 500, "internal", None, started)
         await _respond(send, status, payload, extra)
-        self.metrics.requests.inc(endpoint, status)
-        self.metrics.latency.observe(time.perf_counter() - started, endpoint)
+        self._count(endpoint, status, started)
 
 
-async def _read_body(receive: Any, limit: int, length: int) -> bytes | None:
-    if length > limit:
-        raise _too_large(limit)
-    chunks = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            break
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _too_large(limit: int) -> RequestError:
-    return RequestError(
-        413,
-        "body_too_large",
-        f"the body is larger than {limit} bytes",
-        hint="Split the batch into smaller requests.",
+def _batch(model: Any, kind: bytes, endpoint: str, body: bytes, config: ServeConfig) -> Any:
+    """Count, parse and check a prediction body (in a worker thread when it is large)."""
+    limit = max_values(config.max_rows, len(model.spec.features))
+    if kind == b"text/csv":
+        check_value_count(body, limit)
+        return model.spec.from_csv(body, config.max_rows)
+    if kind in (b"", JSON) or kind.endswith(b"+json") or kind == b"text/json":
+        obj = parse_json_bounded(body, limit)
+        if endpoint == "invocations":
+            return model.spec.from_invocations(obj, config.max_rows)
+        return model.spec.from_records(obj, config.max_rows)
+    raise RequestError(
+        415,
+        "unsupported_media_type",
+        f"content type {kind.decode('latin-1')!r} is not supported",
+        hint="Send application/json or text/csv.",
     )
 
 
@@ -224,33 +224,57 @@ def create_app(service: Service) -> ServingApp:
             service.render_metrics(), media_type="text/plain; version=0.0.4; charset=utf-8"
         )
 
+    feedback_parsers = OffLoop()
+
     @api.post("/feedback", summary="Attach ground-truth labels to a request id", status_code=202)
     async def feedback(request: Request) -> Response:
-        limit = service.config.max_body_bytes
+        config = service.config
+        limit = config.max_body_bytes
         try:
             length = request.headers.get("content-length", "")
             if length.isdigit() and int(length) > limit:
-                raise _too_large(limit)
+                raise too_large(limit)
             chunks, size = [], 0
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise _too_large(limit)
-                chunks.append(chunk)
-            accepted = service.feedback(parse_json(b"".join(chunks)))
+            try:
+                async with asyncio.timeout(config.read_timeout):
+                    async for chunk in request.stream():
+                        size += len(chunk)
+                        if size > limit:
+                            raise too_large(limit)
+                        chunks.append(chunk)
+            except TimeoutError:
+                raise RequestError(
+                    408,
+                    "request_timeout",
+                    f"the body did not arrive within {config.read_timeout:g} s",
+                ) from None
+            body = b"".join(chunks)
+            values = config.max_rows * FEEDBACK_VALUES_PER_ROW
+            obj = await feedback_parsers.run(len(body), parse_json_bounded, body, values)
+            accepted = service.feedback(obj)
         except RequestError as exc:
             service.metrics.errors.inc("feedback", exc.error)
-            return _json(exc.status, exc.to_dict())
+            headers = {"connection": "close"} if exc.status == 408 else None
+            return Response(
+                error_body(exc.to_dict()),
+                status_code=exc.status,
+                media_type="application/json",
+                headers=headers,
+            )
         return _json(202, {"accepted": accepted})
 
     @api.exception_handler(Exception)
-    async def _internal(_request: Request, exc: Exception) -> JSONResponse:  # pragma: no cover
-        return JSONResponse({"error": "internal", "message": str(exc)[:200]}, status_code=500)
+    async def _internal(_request: Request, exc: Exception) -> JSONResponse:
+        # logged and counted by ServingApp; the exception's text may hold request data
+        return JSONResponse({"error": "internal", "message": "internal error"}, status_code=500)
 
     return ServingApp(service, api)
 
 
 def app_from_env() -> ServingApp:
     """Factory for uvicorn's worker processes: the config comes in `MLOPS_SERVE_CONFIG`."""
+    from mlops.serve.httpdeadline import protocol
+
     config = ServeConfig.from_json(os.environ[CONFIG_ENV])
+    protocol(config.read_timeout)  # this worker's header deadline
     return create_app(Service(config))

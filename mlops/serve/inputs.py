@@ -194,7 +194,8 @@ class InputSpec:
         return self.check(*self._records(obj, max_rows))
 
     def from_csv(self, body: bytes, max_rows: int) -> Batch:
-        """A CSV body with a header line (empty cells are missing values)."""
+        """A CSV body with a header line (empty cells are missing values); rows beyond
+        `max_rows` are refused as they are read, not after the whole body was parsed."""
         import csv
         import io
 
@@ -204,11 +205,15 @@ class InputSpec:
             raise RequestError(400, "bad_csv", "the CSV body is not UTF-8 text") from None
         if "\x00" in text:
             raise RequestError(400, "bad_csv", "the CSV body contains NUL bytes")
+        rows = []
         try:
-            rows = list(csv.reader(io.StringIO(text)))
+            for r in csv.reader(io.StringIO(text)):
+                if r:
+                    rows.append(r)
+                    if len(rows) > max_rows + 1:
+                        raise _too_many(f"more than {max_rows}", max_rows)
         except csv.Error as exc:
             raise RequestError(400, "bad_csv", f"the body is not valid CSV: {exc}") from None
-        rows = [r for r in rows if r]
         if not rows:
             raise _bad_format("the CSV body has no header line")
         header, data = rows[0], rows[1:]
@@ -421,7 +426,7 @@ def _bad_format(message: str) -> RequestError:
     )
 
 
-def _too_many(n: int, max_rows: int) -> RequestError:
+def _too_many(n: int | str, max_rows: int) -> RequestError:
     return RequestError(
         413,
         "too_many_rows",

@@ -114,6 +114,12 @@ class Metrics:
             "Time from the request's arrival to its response, by endpoint.",
             ("endpoint",),
         )
+        self.server_errors = Family(
+            "mlops_server_errors_total",
+            "counter",
+            "Responses with a 5xx status, by endpoint (each one is also logged, without its body).",
+            ("endpoint",),
+        )
         self.in_flight = Family(
             "mlops_requests_in_flight", "gauge", "Prediction requests being answered now."
         )
@@ -169,6 +175,7 @@ class Metrics:
         self.families = [
             self.requests,
             self.errors,
+            self.server_errors,
             self.latency,
             self.in_flight,
             self.rows,

@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from mlops.bundle import BundleError, verify_bundle
+from mlops.bundle import MODEL_FILE, BundleError, check_model_file, verify_bundle
 from mlops.errors import UsageError
 from mlops.serve.service import CONFIG_ENV, ServeConfig, Service
 
@@ -26,8 +26,13 @@ def require_extra() -> None:
 
 
 def uvicorn_options(config: ServeConfig) -> dict[str, Any]:
-    """uvicorn settings: the fastest HTTP parser and event loop installed, no access log."""
+    """uvicorn settings: the fastest HTTP parser and event loop installed, no access log, and
+    a deadline for a request's headers (`mlops.serve.httpdeadline`) when httptools is there."""
+    from mlops.serve.httpdeadline import protocol
+
+    http = protocol(config.read_timeout)
     return {
+        **({"http": http} if http else {}),
         "host": config.host,
         "port": config.port,
         "log_level": "warning",
@@ -75,12 +80,14 @@ def run_server(config: ServeConfig, on_ready: Callable[[dict], None] | None = No
 
 
 def preflight(config: ServeConfig) -> dict:
-    """Verify the bundle to serve (hashes and input schema) without loading the model."""
+    """Verify the bundle to serve (hashes, the model's types, input schema) without loading
+    the model."""
     from mlops.deploy.target import DEPLOYMENT, read_deployment
     from mlops.serve.service import source_path
 
     path = source_path(config)
     meta = verify_bundle(path, extra_files=(DEPLOYMENT,))
+    check_model_file(path / MODEL_FILE, config.trusted_types)  # each worker would refuse it
     if not (path / "schema.json").is_file():
         raise BundleError(
             f"bundle {path} has no input schema (schema.json)",

@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +45,8 @@ class ServeConfig:
     max_rows: int = 10_000
     range_margin: float = 0.0
     poll_seconds: float = 1.0
+    trusted_types: list[str] = field(default_factory=list)  # pipeline.yaml model.trusted_types
+    read_timeout: float = 30.0  # seconds for a request's headers, then for its body
     log_limits: LogLimits = field(default_factory=LogLimits)
 
     def to_json(self) -> str:
@@ -93,9 +96,15 @@ class LoadedModel:
         }
 
 
-def load_model(path: Path, range_margin: float = 0.0, key: tuple | None = None) -> LoadedModel:
-    """Verify every hash, load the pipeline, compile and self-check it."""
-    bundle = load_bundle(path, extra_files=(DEPLOYMENT,))
+def load_model(
+    path: Path,
+    range_margin: float = 0.0,
+    key: tuple | None = None,
+    trusted_types: Collection[str] = (),
+) -> LoadedModel:
+    """Verify every hash, check the model's types (allow-list + `trusted_types`), load the
+    pipeline, compile and self-check it."""
+    bundle = load_bundle(path, extra_files=(DEPLOYMENT,), trusted_types=trusted_types)
     spec = InputSpec.from_schema(bundle.schema, range_margin)
     if not spec.features:
         raise BundleError(
@@ -176,10 +185,12 @@ class Service:
                 self.target.require_current()  # raises NotDeployedError with a hint
                 raise BundleError(f"{self.target.current_link} points at nothing")
             path, key = found
-            model = load_model(path, self.config.range_margin, key)
+            model = load_model(path, self.config.range_margin, key, self.config.trusted_types)
         else:
             assert self.config.bundle is not None
-            model = load_model(Path(self.config.bundle), self.config.range_margin)
+            model = load_model(
+                Path(self.config.bundle), self.config.range_margin, None, self.config.trusted_types
+            )
         self._install(model)
         return model
 
@@ -208,7 +219,7 @@ class Service:
         if (self.model is not None and key == self.model.key) or key == self._failed_key:
             return None
         try:
-            model = load_model(path, self.config.range_margin, key)
+            model = load_model(path, self.config.range_margin, key, self.config.trusted_types)
         except Exception as exc:  # a bad bundle must never take the service down
             self._failed_key = key
             message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"

@@ -177,7 +177,7 @@ def run(project: Project, stage: ResolvedStage) -> list[str]:
     spec = project.pipeline.model
     fit_dir = project.path(spec.fit_path)
     fit = json.loads((fit_dir / "fit.json").read_text())
-    model = load_model_file(fit_dir / MODEL_FILE)
+    model = load_model_file(fit_dir / MODEL_FILE, spec.trusted_types)
     test = read_table(project.path(args.input))
     if spec.target not in test.columns:
         raise UsageError(f"target column {spec.target!r} is not in {args.input}")

@@ -1,0 +1,1 @@
+"""Attacks on what mlops loads and serves (issue 13)."""
