@@ -142,12 +142,12 @@ def bench_follow(bundle: Path, servers: int, poll: float, rounds: int, work: Pat
     procs = []
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     for i, port in enumerate(ports):
+        cmd = [sys.executable, "-m", "mlops", "serve", "--target", url, "--poll", str(poll)]
+        cmd += ["--cache-dir", str(work / f"cache{i}"), "--port", str(port), "--no-log"]
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "mlops", "serve", "--target", url, "--poll", str(poll),
-                 "--cache-dir", str(work / f"cache{i}"), "--port", str(port), "--no-log"],
-                cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+                cmd, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
         )
     try:
         for port in ports:
