@@ -24,7 +24,7 @@ from mlops.deploy.integrity import recorded_md5
 from mlops.deploy.remote import RemoteTarget, open_any
 from tests.helpers import commit_all, git
 from tests.registry_helpers import NAME
-from tests.serve_helpers import ROW, free_port, start_cli_server, stop
+from tests.serve_helpers import ROW, free_port, stop
 from tests.test_deploy import _released_template, python_env  # noqa: F401  (a fixture)
 from tests.test_remote_s3 import SECRET, s3_server  # noqa: F401  (a fixture)
 
@@ -68,6 +68,33 @@ def deploy_cli(root: Path, *args: str, fault: str | None = None) -> subprocess.C
         [sys.executable, "-m", "mlops", "deploy", "--env", "staging", "--json", *args],
         cwd=root, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
+
+
+def start_fleet(root: Path, ports: list[int], tmp_path: Path) -> list[subprocess.Popen]:
+    """`mlops serve --env staging` on each port, each with its own cache, started together."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    procs = []
+    for i, port in enumerate(ports):
+        cmd = [sys.executable, "-m", "mlops", "serve", "--env", "staging", "--poll", "0.2"]
+        cmd += ["--cache-dir", str(tmp_path / f"cache{i}"), "--port", str(port)]
+        procs.append(
+            subprocess.Popen(
+                cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+        )
+    deadline = time.monotonic() + 240  # a loaded shared machine starts Python slowly
+    for proc, port in zip(procs, ports, strict=True):
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                outs = [stop(p) for p in procs]
+                raise AssertionError(f"mlops serve did not become ready: {outs}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+    return procs
 
 
 def served(port: int) -> dict:
@@ -121,14 +148,7 @@ def test_two_servers_follow_one_s3_target_under_load(on_s3, tmp_path: Path):
     root, url = on_s3
     assert deploy_cli(root, "--version", "v0.0.1").returncode == 0
     ports = [free_port(), free_port()]
-    procs = [
-        start_cli_server(
-            ["--env", "staging", "--poll", "0.2", "--cache-dir", str(tmp_path / f"cache{i}")],
-            root,
-            port,
-        )
-        for i, port in enumerate(ports)
-    ]
+    procs = start_fleet(root, ports, tmp_path)
     stop_flag = threading.Event()
     seen: list[list[str]] = [[] for _ in range(4)]
     failures: list[str] = []
@@ -203,14 +223,7 @@ def test_sigkilled_deploys_to_s3_leave_the_fleet_serving_and_the_next_deploy_rep
     t = open_any(url)
     assert isinstance(t, RemoteTarget)
     ports = [free_port(), free_port()]
-    procs = [
-        start_cli_server(
-            ["--env", "staging", "--poll", "0.2", "--cache-dir", str(tmp_path / f"cache{i}")],
-            root,
-            port,
-        )
-        for i, port in enumerate(ports)
-    ]
+    procs = start_fleet(root, ports, tmp_path)
     try:
         for step in STEPS:
             if t.current_version() != "v0.0.1":
@@ -304,3 +317,45 @@ def test_a_pod_starts_before_the_first_deployment_and_survives_storage_outages(
         if moto.poll() is None:
             moto.terminate()
             moto.wait(10)
+
+
+def test_the_workers_of_one_server_share_one_cache(s3_env, tmp_path: Path):
+    """`--workers 2` following an S3 target: one verified copy per version in the cache (the
+    download is made under a file lock; the other worker finds it), both workers switch."""
+    from tests.serve_helpers import build_bundle
+
+    url = f"s3://{BUCKET}/{tmp_path.name}/workers"
+    t = open_any(url)
+    assert isinstance(t, RemoteTarget)
+    t.install(build_bundle(tmp_path / "b1", C=1.0), "v1.0.0")
+    t.switch("v1.0.0")
+    port = free_port()
+    cache = tmp_path / "cache"
+    cmd = [sys.executable, "-m", "mlops", "serve", "--target", url, "--workers", "2"]
+    cmd += ["--poll", "0.2", "--cache-dir", str(cache), "--port", str(port), "--no-log"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    server = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: httpx.get(f"{base}/ready").status_code == 200, 240)
+        t.install(build_bundle(tmp_path / "b2", C=0.05), "v1.1.0")
+        t.switch("v1.1.0")
+
+        def all_new() -> bool:  # 20 answers in a row, spread over both workers
+            with httpx.Client(base_url=base) as c:
+                return all(
+                    c.post("/predict", json=[ROW], headers={"Connection": "close"}).json()[
+                        "version"
+                    ]
+                    == "v1.1.0"
+                    for _ in range(20)
+                )
+
+        wait_for(all_new, 120)
+        copies = sorted(p.name.split("-")[0] for p in (cache / "versions").iterdir() if p.is_dir())
+        assert copies == ["v1.0.0", "v1.1.0"]  # one copy of each version, no temporary left
+    finally:
+        out = stop(server)
+    assert SECRET not in out
