@@ -8,8 +8,9 @@ Reproduce (moto's S3 server on 127.0.0.1 stands in for the object store; ~3 min)
 
 1. Deploy: one project (the example penguin classifier, trained and registered here) deploys
    the same registered version to a fresh local target and to a fresh S3 target, alternately,
-   `--rounds` times each; the median wall time of `api.deploy` (resolve, fetch from the DVC
-   cache, verify, install, smoke test, switch, record) is reported, and the ratio.
+   `--deploy-rounds` times each after one untimed warm-up deploy of each; the median wall time
+   of `api.deploy` (resolve, fetch from the DVC cache, verify, install, smoke test, switch,
+   record) is reported, and the ratio.
 2. Follow: `--servers` `mlops serve --target s3://...` processes (pod mode: no checkout) poll
    every `--poll` seconds. Each round installs a version beside the live one, then writes the
    `current` pointer and times until every server answers `/version` with it. The goal is at
@@ -100,6 +101,9 @@ def bench_deploy(project: Path, rounds: int) -> dict:
     from mlops import api
 
     times: dict[str, list[float]] = {"local": [], "s3": []}
+    for kind in ("local", "s3"):  # warm-up, not timed: the first deploy imports DVC, s3fs...
+        set_target(project, ".mlops/bench/warm" if kind == "local" else "s3://bench/warm")
+        api.deploy(project, "staging", push=False)
     for i in range(rounds):
         for kind in ("local", "s3"):
             target = f".mlops/bench/{i}" if kind == "local" else f"s3://bench/deploy-{i}"
