@@ -285,6 +285,8 @@ def serve(
                 "See `mlops serve -h`.",
             )
         config.target, default_log = resolve_serve_target(target, cache_dir)
+        if "://" in config.target:  # the workers of this server share one cache
+            config.cache_dir = str(default_log.parent.absolute())
     else:
         config.bundle, config.target, default_log = resolve_serve_source(root, env, bundle)
     if env is not None:  # a checkout: verify versions against what git recorded

@@ -310,6 +310,20 @@ def test_a_pod_starts_before_the_first_deployment_and_survives_storage_outages(
         assert "mlops_target_reachable 0" in httpx.get(f"{base}/metrics").text
         assert httpx.post(f"{base}/predict", json=[ROW]).status_code == 200
         assert server.poll() is None
+
+        # a pod (re)started while the store is down starts anyway and says why it is not ready
+        port2 = free_port()
+        late = subprocess.Popen(
+            [sys.executable, "-m", "mlops", "serve", "--target", url, "--poll", "0.2",
+             "--cache-dir", str(tmp_path / "cache2"), "--port", str(port2), "--no-log"],
+            cwd=pod, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        try:
+            wait_for(lambda: httpx.get(f"http://127.0.0.1:{port2}/health").status_code == 200)
+            r = httpx.get(f"http://127.0.0.1:{port2}/ready")
+            assert r.status_code == 503 and r.json()["storage"]["reachable"] is False
+        finally:
+            assert SECRET not in stop(late)
     finally:
         if server is not None:
             out = stop(server)

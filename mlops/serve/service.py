@@ -144,7 +144,12 @@ def source_path(config: ServeConfig) -> Path | None:
     if source is None:
         assert config.bundle is not None
         return Path(config.bundle)
-    found = source.peek()
+    try:
+        found = source.peek()
+    except StorageError:
+        if isinstance(source, LocalSource):
+            raise
+        return None  # storage down at start: the workers start and wait
     if found is None:
         if isinstance(source, LocalSource):
             source.target.require_current()  # raises NotDeployedError with a hint
@@ -198,7 +203,12 @@ class Service:
         if self.model is not None:
             return self.model
         if self.source is not None:
-            found = self._peek()
+            try:
+                found = self._peek()
+            except StorageError:
+                if isinstance(self.source, LocalSource):
+                    raise
+                return None  # storage down at start: serve nothing yet, /ready says why
             if found is None:
                 if isinstance(self.source, LocalSource):
                     self.source.target.require_current()  # raises NotDeployedError
