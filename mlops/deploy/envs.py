@@ -13,6 +13,7 @@ from typing import Any
 from mlops.config import Project, load_project
 from mlops.deploy.integrity import git_expected, verify_tree
 from mlops.deploy.remote import RemoteTarget, open_any
+from mlops.deploy.storage import StorageError
 from mlops.deploy.target import Target
 from mlops.errors import MlopsError
 from mlops.registry import lineage
@@ -106,7 +107,10 @@ def environments(root: Path | str = ".") -> list[EnvStatus]:
         try:
             st.live = target.current_version()
             events = target.history()
-        except MlopsError as exc:  # a pointer outside versions/, an unreachable store
+        except StorageError as exc:  # cannot tell what runs: not a verification failure
+            st.problems.append(exc.message)
+            st.state, events = "target unreachable", []
+        except MlopsError as exc:  # a pointer outside versions/
             st.problems.append(exc.message)
             st.verified, events = False, []
         st.last_event = events[-1] if events else None
@@ -118,6 +122,9 @@ def environments(root: Path | str = ".") -> list[EnvStatus]:
             try:
                 verify_live(project, target, st.live)
                 st.verified = True
+            except StorageError as exc:
+                st.problems.append(exc.message)
+                st.state = "target unreachable"
             except MlopsError as exc:
                 st.verified = False
                 st.problems.append(f"the live version fails verification: {exc.message}")
@@ -129,7 +136,9 @@ def environments(root: Path | str = ".") -> list[EnvStatus]:
             st.desired, st.desired_source = d.version, d.source
         except MlopsError as exc:
             st.problems.append(exc.message)
-        if st.verified is False:
+        if st.state == "target unreachable":
+            pass
+        elif st.verified is False:
             st.state = "fails verification"
         elif st.desired is None:
             st.state = "nothing to deploy" if not st.live else "live, nothing desired"
