@@ -275,8 +275,15 @@ def serve(
     poll_seconds: float = 1.0,
     on_loaded: Callable[..., None] | None = None,
     read_timeout: float = 30.0,
+    target: str | None = None,
+    cache_dir: Path | str | None = None,
 ) -> None:
     """Serve a model over HTTP until stopped (`mlops serve`); blocks.
+
+    `target` follows a deployment target given by URL or directory without a project (as in a
+    pod): `s3://bucket/staging` is polled and its versions cached in `cache_dir` (default
+    `$MLOPS_CACHE_DIR` or ~/.cache/mlops). With `env`, every version is also verified against
+    the hashes git recorded for it (dvc.lock at its registration tag).
 
     `env` follows the environment's deployment target (switching versions when its `current`
     changes); `bundle` serves one bundle directory (or a target directory, followed likewise).
@@ -298,7 +305,28 @@ def serve(
         poll_seconds=poll_seconds,
         read_timeout=read_timeout,
     )
-    config.bundle, config.target, default_log = resolve_serve_source(root, env, bundle)
+    if target is not None:
+        if env is not None or bundle is not None:
+            raise UsageError(
+                "give exactly one of --env ENV, --target URL or --bundle PATH",
+                "See `mlops serve -h`.",
+            )
+        config.target, default_log = resolve_serve_target(target, cache_dir)
+        if "://" in config.target:  # the workers of this server share one cache
+            config.cache_dir = str(default_log.parent.absolute())
+    else:
+        config.bundle, config.target, default_log = resolve_serve_source(root, env, bundle)
+    if env is not None:  # a checkout: verify versions against what git recorded
+        from mlops.config.check import load_pipeline
+
+        pipeline = load_pipeline(root)
+        config.git_root = str(Path(root).resolve())
+        config.model_name, config.model_path = pipeline.model.name, pipeline.model.path
+        if "://" in (config.target or ""):
+            from mlops.serve.follow import default_cache
+
+            cache = Path(cache_dir) if cache_dir else default_cache(config.target or "")
+            config.cache_dir, default_log = str(cache.absolute()), cache / "predictions"
     config.trusted_types = serve_trusted_types(root)
     if log:
         config.log_dir = str(Path(log_dir).absolute() if log_dir else default_log)
@@ -321,6 +349,25 @@ def serve_trusted_types(root: Path | str) -> list[str]:
     return list(load_pipeline(root).model.trusted_types)
 
 
+def resolve_serve_target(target: str, cache_dir: Path | str | None) -> tuple[str, Path]:
+    """(target, default prediction-log dir) for `mlops serve --target URL|DIR`."""
+    from mlops.deploy.remote import RemoteTarget, open_any
+    from mlops.errors import UsageError
+
+    found = open_any(target, where="--target")
+    if isinstance(found, RemoteTarget):
+        from mlops.serve.follow import default_cache
+
+        cache = Path(cache_dir) if cache_dir else default_cache(target)
+        return target, cache / "predictions"
+    if not found.root.is_dir():
+        raise UsageError(
+            f"--target {target}: no deployment target directory there",
+            "Give the directory `mlops deploy` installs into, or an s3:// URL.",
+        )
+    return str(found.root), found.predictions_dir
+
+
 def resolve_serve_source(
     root: Path | str, env: str | None, bundle: Path | str | None
 ) -> tuple[str | None, str | None, Path]:
@@ -339,7 +386,13 @@ def resolve_serve_source(
                 f"unknown environment {env!r}",
                 f"pipeline.yaml defines: {', '.join(envs) or 'none'} (under `environments:`).",
             )
-        target = open_target(Path(root).resolve() / (envs[env].target or f".mlops/envs/{env}"))
+        spec_target = envs[env].target or f".mlops/envs/{env}"
+        if "://" in spec_target:  # object storage: followed into a local cache
+            from mlops.deploy.remote import open_any
+
+            open_any(spec_target, where=f"environments.{env}.target")
+            return None, spec_target, Path(root).resolve() / ".mlops" / PREDICTIONS / env
+        target = open_target(Path(root).resolve() / spec_target)
         target.require_current()
         return None, str(target.root), target.predictions_dir
     path = Path(bundle).absolute()  # type: ignore[arg-type]

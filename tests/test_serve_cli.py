@@ -124,7 +124,8 @@ def test_load_while_deploying_zero_failures_and_versions_switch(project: Path, b
     target.install(bundles["v1"], "v1.0.0")
     target.switch("v1.0.0")
     port = free_port()
-    proc = start_cli_server(["--env", "staging", "--poll", "0.1"], project, port)
+    # --target: these bundles are not registered in git, so `--env` would refuse them
+    proc = start_cli_server(["--target", str(target.root), "--poll", "0.1"], project, port)
     url = f"http://127.0.0.1:{port}"
     stop_flag = threading.Event()
     seen: list[list[tuple[str, int]]] = [[] for _ in range(4)]

@@ -125,16 +125,22 @@ def envs(json: JsonOpt = False) -> None:
     from mlops import api
 
     _ui.set_json(json)
+    from mlops.errors import ExitCode
+
     states = api.envs(".")
+    failing = [s.env for s in states if s.state == "fails verification"]
     if json:
         _ui.print_json([s.to_dict() for s in states])
+        if failing:
+            raise typer.Exit(int(ExitCode.DEPLOY_FAILED))
         return
     if not states:
         _ui.err().print("pipeline.yaml declares no environments (`environments:`)")
         return
     t = _ui.table("environment", "mode", "live", "since (UTC)", "desired", "state")
     for s in states:
-        colour = {"up to date": "green", "out of date": "yellow"}.get(s.state, "dim")
+        colours = {"up to date": "green", "out of date": "yellow", "fails verification": "red"}
+        colour = colours.get(s.state, "dim")
         t.add_row(
             s.env,
             s.mode,
@@ -147,6 +153,8 @@ def envs(json: JsonOpt = False) -> None:
     for s in states:
         for problem in s.problems:
             _ui.err().print(f"[yellow]{s.env}:[/] {problem}")
+    if failing:  # a live version that does not match git: exit 6
+        raise typer.Exit(int(ExitCode.DEPLOY_FAILED))
 
 
 def register(app: typer.Typer) -> None:

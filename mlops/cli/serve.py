@@ -25,6 +25,24 @@ def serve(
             help="Serve this bundle directory (or deployment target directory).",
         ),
     ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target",
+            metavar="URL",
+            help="Follow this deployment target (s3://bucket/prefix, or a directory); no "
+            "pipeline.yaml needed (as in a pod).",
+        ),
+    ] = None,
+    cache_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--cache-dir",
+            metavar="DIR",
+            help="Local copies of an object-store target's versions (default: "
+            "$MLOPS_CACHE_DIR, else ~/.cache/mlops); workers of one server share it.",
+        ),
+    ] = None,
     host: Annotated[
         str, typer.Option("--host", metavar="ADDR", help="Address to listen on.")
     ] = "127.0.0.1",
@@ -80,6 +98,7 @@ def serve(
     current version, then switched to without dropping a request.
 
     Example: mlops serve --env production --port 8080
+    Example (a pod): mlops serve --target s3://models/production --host 0.0.0.0
     """
     from mlops import api
 
@@ -95,6 +114,8 @@ def serve(
         ".",
         env=env,
         bundle=bundle,
+        target=target,
+        cache_dir=cache_dir,
         host=host,
         port=port,
         workers=workers,

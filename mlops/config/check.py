@@ -52,7 +52,8 @@ def _issues_from(exc: ValidationError, doc: YamlDoc, prefix: Loc = ()) -> list[C
             msg = "required key is missing"
         if err["type"] not in ("missing", "extra_forbidden") and "input" in err:
             shown = repr(err["input"])
-            if len(shown) <= 60 and not isinstance(err["input"], dict | list):
+            credentials = "://" in shown and "@" in shown  # never echo user:password@
+            if len(shown) <= 60 and not isinstance(err["input"], dict | list) and not credentials:
                 msg += f" (got {shown})"
         issues.append(ConfigIssue(doc.file, format_loc(loc), msg, doc.line_of(loc)))
     return issues

@@ -201,6 +201,24 @@ class Environment(Strict):
     promotion: Literal["merge_request", "tag"] | None = None
     url: str | None = None
 
+    @field_validator("target")
+    @classmethod
+    def _target_url(cls, v: str | None) -> str | None:
+        """A local directory, or an object-store URL whose filesystem package is installed."""
+        if v is None:
+            return v
+        from mlops.deploy.storage import missing_package, parse_target
+        from mlops.errors import MlopsError
+
+        try:
+            url = parse_target(v, where="target")
+            problem = missing_package(url, where="target")
+        except MlopsError as exc:
+            raise ValueError(f"{exc.message}. {exc.hint or ''}".strip()) from None
+        if problem is not None:
+            raise ValueError(f"{problem.message}. {problem.hint}")
+        return v
+
     @model_validator(mode="after")
     def _track_or_pin(self) -> Environment:
         if (self.track is None) == (self.pin is None):

@@ -24,7 +24,6 @@ leftovers. Deploying the version already live does nothing.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import shutil
@@ -37,24 +36,15 @@ from typing import Any
 from mlops.adapters import dvc, git
 from mlops.bundle import verify_bundle
 from mlops.config import Project, load_project
-from mlops.config.yamlfile import atomic_write_text
 from mlops.deploy.faults import checkpoint
+from mlops.deploy.remote import RemoteTarget, open_any
 from mlops.deploy.smoke import smoke_test
-from mlops.deploy.target import DEPLOYMENT, Target, now_iso
+from mlops.deploy.target import DEPLOYMENT, JOURNAL, LEFTOVERS, Target, now_iso
 from mlops.errors import DeployError, GateFailedError, GitStateError, MlopsError, UsageError
 from mlops.registry.desired import desired_version, environment, previous_version, read_pin
 from mlops.registry.state import Registry, Version, read_registry
 from mlops.registry.tags import Action, format_message, parse_tag
 from mlops.registry.write import sync_tags, write_stage_tag
-
-JOURNAL = ".deploy-journal.json"
-FETCH_PREFIX = ".fetch-"
-LEFTOVERS = (  # (directory relative to the target, name prefix) of temporary files
-    ("versions", ".tmp-"),
-    ("versions", ".old-"),
-    (".", FETCH_PREFIX),
-    (".", ".current.tmp-"),
-)
 
 
 @dataclass
@@ -96,10 +86,17 @@ class DeployResult:
         return dict(self.__dict__)
 
 
-def target_of(project: Project, env: str) -> Target:
-    """The deployment target of `env` (`target:` in pipeline.yaml; default `.mlops/envs/ENV`)."""
+AnyTarget = Target | RemoteTarget
+__all__ = ["JOURNAL", "LEFTOVERS", "deploy", "target_of"]
+
+
+def target_of(project: Project, env: str) -> AnyTarget:
+    """The deployment target of `env` (`target:` in pipeline.yaml; default `.mlops/envs/ENV`):
+    a local directory or an object-store URL (`s3://bucket/prefix`)."""
     spec = environment(project, env)
-    return Target((project.root / (spec.target or f".mlops/envs/{env}")).absolute())
+    return open_any(
+        spec.target or f".mlops/envs/{env}", project.root, where=f"environments.{env}.target"
+    )
 
 
 # ---- resolve --------------------------------------------------------------------------------
@@ -215,52 +212,25 @@ def _refuse_unblessed(name: str, r: Resolved, where: str) -> None:
 # ---- the journal and leftovers --------------------------------------------------------------
 
 
-def _read_journal(target: Target) -> dict[str, Any] | None:
-    try:
-        data = json.loads((target.root / JOURNAL).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return {}  # a torn journal: a deploy was interrupted, details unknown
-    return data if isinstance(data, dict) else {}
+def _read_journal(target: AnyTarget) -> dict[str, Any] | None:
+    return target.read_journal()
 
 
-def _write_journal(target: Target, data: dict[str, Any]) -> None:
-    atomic_write_text(target.root / JOURNAL, json.dumps(data, indent=2) + "\n")
+def _write_journal(target: AnyTarget, data: dict[str, Any]) -> None:
+    target.write_journal(data)
 
 
-def _drop_journal(target: Target) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(target.root / JOURNAL)
+def _drop_journal(target: AnyTarget) -> None:
+    target.drop_journal()
 
 
-def complete(target: Target, version: str) -> bool:
+def complete(target: AnyTarget, version: str) -> bool:
     """Whether `versions/<version>` is installed and every file matches its hash."""
-    path = target.version_dir(version)
-    if not (path / DEPLOYMENT).is_file():
-        return False
-    try:
-        verify_bundle(path, extra_files=(DEPLOYMENT,))
-    except MlopsError:
-        return False
-    return True
+    return target.complete(version)
 
 
-def _remove_leftovers(target: Target) -> list[str]:
-    removed = []
-    for folder, prefix in LEFTOVERS:
-        base = target.root / folder
-        if not base.is_dir():
-            continue
-        for p in sorted(base.iterdir()):
-            if not p.name.startswith(prefix):
-                continue
-            if p.is_symlink() or p.is_file():
-                p.unlink(missing_ok=True)
-            else:
-                shutil.rmtree(p, ignore_errors=True)
-            removed.append(str(p.relative_to(target.root)))
-    return removed
+def _remove_leftovers(target: AnyTarget) -> list[str]:
+    return target.remove_leftovers()
 
 
 # ---- recording --------------------------------------------------------------------------------
@@ -324,12 +294,12 @@ class _Recorder:
         return w.tag, False
 
 
-def _history(target: Target, event: dict[str, Any]) -> dict[str, Any]:
+def _history(target: AnyTarget, event: dict[str, Any]) -> dict[str, Any]:
     job = os.environ.get("CI_JOB_URL")
     return target.append_history({**event, **({"ci_job": job} if job else {})})
 
 
-def _repair(target: Target, rec: _Recorder, registry: Registry) -> list[str]:
+def _repair(target: AnyTarget, rec: _Recorder, registry: Registry) -> list[str]:
     """Finish or close what a killed deploy left behind; remove temporary files."""
     repaired: list[str] = []
     journal = _read_journal(target)
@@ -388,7 +358,7 @@ def _repair(target: Target, rec: _Recorder, registry: Registry) -> list[str]:
             if version and version != live and journal.get("new_install"):
                 # installed by the killed deploy and never live: remove it, as a failed deploy
                 # would have
-                shutil.rmtree(target.version_dir(version), ignore_errors=True)
+                target.remove_version(version)
                 repaired.append(f"removed versions/{version}, which never went live")
         _drop_journal(target)
     repaired += [f"removed leftover {p}" for p in _remove_leftovers(target)]
@@ -554,7 +524,7 @@ def deploy(
                 "started": now_iso(),
                 "pid": os.getpid(),
                 # installed by this deploy (so a kill before the switch leaves it to remove)
-                "new_install": not target.version_dir(r.version).is_dir(),
+                "new_install": not target.has_version(r.version),
             },
         )
         _install_and_switch(project, target, r, steps, result, force)
@@ -594,7 +564,7 @@ def deploy(
 
 def _install_and_switch(
     project: Project,
-    target: Target,
+    target: AnyTarget,
     r: Resolved,
     steps: _Steps,
     result: DeployResult,
@@ -602,7 +572,7 @@ def _install_and_switch(
 ) -> None:
     name = project.pipeline.model.name
     live = result.previous
-    fetch_dir = target.root / f"{FETCH_PREFIX}{r.version}-{secrets.token_hex(4)}"
+    fetch_dir = target.scratch_dir(f"{r.version}-")
     installed = False
     try:
         with steps.step("fetch") as info:
@@ -617,7 +587,7 @@ def _install_and_switch(
             _refuse_unblessed(name, r, "its metadata.json")
         checkpoint("verified")
         with steps.step("install") as info:
-            existed = target.version_dir(r.version).is_dir()
+            existed = target.has_version(r.version)
             path = target.install(
                 fetch_dir,
                 r.version,
@@ -630,7 +600,7 @@ def _install_and_switch(
                 },
             )
             installed = not existed
-            info["detail"] = str(path.relative_to(target.root))
+            info["detail"] = f"versions/{r.version}"
         shutil.rmtree(fetch_dir, ignore_errors=True)
         checkpoint("installed")
         with steps.step("smoke") as info:
@@ -653,7 +623,7 @@ def _install_and_switch(
         shutil.rmtree(fetch_dir, ignore_errors=True)
         step = steps.current
         if installed and target.current_version() != r.version:
-            shutil.rmtree(target.version_dir(r.version), ignore_errors=True)
+            target.remove_version(r.version)
         if step == "switch":
             _switch_back(target, live)
         _drop_journal(target)
@@ -674,14 +644,13 @@ def _install_and_switch(
         raise err from None
 
 
-def _switch_back(target: Target, previous: str | None) -> None:
+def _switch_back(target: AnyTarget, previous: str | None) -> None:
     """Put `previous` back in `current` (or remove `current` when nothing was live)."""
     with contextlib.suppress(Exception):
         if previous is not None:
             target.switch(previous)
         else:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(target.current_link)
+            target.clear_current()
 
 
 def _failure(

@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from mlops.config import Project, load_project
+from mlops.deploy.integrity import git_expected, verify_tree
+from mlops.deploy.remote import RemoteTarget, open_any
+from mlops.deploy.storage import StorageError
 from mlops.deploy.target import Target
 from mlops.errors import MlopsError
 from mlops.registry import lineage
@@ -36,6 +39,8 @@ class EnvStatus:
     stage: str | None = None  # the version the registry's stage tag names
     stage_tag: str | None = None
     state: str = ""  # "up to date" | "out of date" | "not deployed" | "nothing to deploy"
+    # | "fails verification"
+    verified: bool | None = None  # the live version's files match what git recorded for it
     last_event: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -46,6 +51,39 @@ class EnvStatus:
 def target_path(project: Project, env: str) -> Path:
     spec = project.pipeline.environments[env]
     return (project.root / (spec.target or f".mlops/envs/{env}")).absolute()
+
+
+def open_env_target(project: Project, env: str) -> Target | RemoteTarget:
+    """The target of `env`: a local directory or an object-store URL."""
+    spec = project.pipeline.environments[env]
+    return open_any(
+        spec.target or f".mlops/envs/{env}", project.root, where=f"environments.{env}.target"
+    )
+
+
+def verify_live(project: Project, target: Target | RemoteTarget, version: str) -> str:
+    """Verify the live `version` against git (dvc.lock at its registration tag); the source.
+
+    Raises `IntegrityError` (exit 6) when its files differ.
+    """
+    md5, source = git_expected(
+        project.root, project.pipeline.model.name, version, project.pipeline.model.path
+    )
+    if isinstance(target, RemoteTarget):
+        pointer = target.pointer()
+        if pointer is None or pointer["version"] != version:
+            return source  # it changed meanwhile: the next look verifies the new one
+        if pointer["dvc_md5"] != md5:
+            from mlops.deploy.integrity import IntegrityError
+
+            raise IntegrityError(
+                f"{target.root}/current says {version} is {pointer['dvc_md5'][:12]}…, {source} "
+                f"says {md5[:12]}…"
+            )
+        target.download(version, target.scratch_dir("envs-"), pointer)
+    else:
+        verify_tree(target.version_dir(version), md5, source)
+    return source
 
 
 def _since(events: list[dict[str, Any]], version: str | None) -> dict[str, Any] | None:
@@ -64,16 +102,32 @@ def environments(root: Path | str = ".") -> list[EnvStatus]:
     art = registry.get(name)
     out = []
     for env, spec in project.pipeline.environments.items():
-        target = Target(target_path(project, env))
+        target = open_env_target(project, env)
         st = EnvStatus(env, name, "pin" if spec.pin else "track", str(target.root))
-        st.live = target.current_version()
-        events = target.history()
+        try:
+            st.live = target.current_version()
+            events = target.history()
+        except StorageError as exc:  # cannot tell what runs: not a verification failure
+            st.problems.append(exc.message)
+            st.state, events = "target unreachable", []
+        except MlopsError as exc:  # a pointer outside versions/
+            st.problems.append(exc.message)
+            st.verified, events = False, []
         st.last_event = events[-1] if events else None
         if st.live:
             deployment = target.deployment() or {}
             st.live_commit = deployment.get("commit")
             put = _since(events, st.live)
             st.since = (put or {}).get("ts") or deployment.get("deployed_at")
+            try:
+                verify_live(project, target, st.live)
+                st.verified = True
+            except StorageError as exc:
+                st.problems.append(exc.message)
+                st.state = "target unreachable"
+            except MlopsError as exc:
+                st.verified = False
+                st.problems.append(f"the live version fails verification: {exc.message}")
         holder = art.in_stage(env) if art else None
         if holder is not None:
             st.stage, st.stage_tag = holder.version, holder.tag
@@ -82,7 +136,11 @@ def environments(root: Path | str = ".") -> list[EnvStatus]:
             st.desired, st.desired_source = d.version, d.source
         except MlopsError as exc:
             st.problems.append(exc.message)
-        if st.desired is None:
+        if st.state == "target unreachable":
+            pass
+        elif st.verified is False:
+            st.state = "fails verification"
+        elif st.desired is None:
             st.state = "nothing to deploy" if not st.live else "live, nothing desired"
         elif st.live is None:
             st.state = "not deployed"
@@ -107,9 +165,13 @@ def deployment_records(root: Path, name: str, version: str) -> list[dict[str, An
         return []
     out = []
     for env in project.pipeline.environments:
-        target = Target(target_path(project, env))
-        live = target.current_version()
-        for event in target.history():
+        try:
+            target = open_env_target(project, env)
+            live = target.current_version()
+            events = target.history()
+        except MlopsError:
+            continue
+        for event in events:
             if event.get("event") in DEPLOY_EVENTS and event.get("version") == version:
                 out.append(
                     {

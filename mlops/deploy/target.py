@@ -30,6 +30,7 @@ from typing import Any
 
 from mlops.bundle import METADATA, Bundle, load_bundle, verify_bundle
 from mlops.deploy.faults import checkpoint
+from mlops.deploy.integrity import IntegrityError
 from mlops.errors import DeployError, GitStateError, MlopsError, UsageError
 
 DEPLOYMENT = "deployment.json"
@@ -37,6 +38,14 @@ VERSIONS = "versions"
 CURRENT = "current"
 HISTORY = "history.jsonl"
 PREDICTIONS = "predictions"
+JOURNAL = ".deploy-journal.json"
+FETCH_PREFIX = ".fetch-"
+LEFTOVERS = (  # (directory relative to the target, name prefix) of temporary files
+    ("versions", ".tmp-"),
+    ("versions", ".old-"),
+    (".", FETCH_PREFIX),
+    (".", ".current.tmp-"),
+)
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 
 
@@ -103,11 +112,24 @@ class Target:
             return None
 
     def current_dir(self) -> Path | None:
-        """The directory of the current version, or None when nothing is deployed."""
+        """The directory of the current version, or None when nothing is deployed.
+
+        Raises `IntegrityError` when `current` names anything but `versions/<version>` (a
+        path outside the target, an absolute path, a symlinked version directory).
+        """
         link = self.current_link_text()
         if link is None:
             return None
-        path = self.root / link
+        head, _, version = link.partition("/")
+        if head != VERSIONS or not VERSION_PATTERN.match(version) or ".." in version:
+            raise IntegrityError(
+                f"{self.current_link} points at {link[:120]!r}, outside {VERSIONS}/: refused",
+                "Deploy again (`mlops deploy --env ENV`) to rewrite it, and find out who can "
+                "write the target.",
+            )
+        path = self.versions_dir / version
+        if path.is_symlink():
+            raise IntegrityError(f"{path} is a symlink, not an installed version: refused")
         return path if path.is_dir() else None
 
     def current_version(self) -> str | None:
@@ -165,7 +187,76 @@ class Target:
                     events.append(event)
         return events
 
+    def has_version(self, version: str) -> bool:
+        """Whether `versions/<version>` exists (complete or not)."""
+        return self.version_dir(version).is_dir()
+
+    def complete(self, version: str) -> bool:
+        """Whether `versions/<version>` is installed and every file matches its hash."""
+        path = self.version_dir(version)
+        if not (path / DEPLOYMENT).is_file():
+            return False
+        try:
+            verify_bundle(path, extra_files=(DEPLOYMENT,))
+        except MlopsError:
+            return False
+        return True
+
+    def scratch_dir(self, prefix: str) -> Path:
+        """A new, absent path inside the target (same filesystem: renames stay atomic)."""
+        return self.root / f"{FETCH_PREFIX}{prefix}{secrets.token_hex(4)}"
+
     # ---- changing -----------------------------------------------------------------------
+
+    def read_journal(self) -> dict[str, Any] | None:
+        """The journal of an interrupted deploy ({} when torn), or None."""
+        try:
+            data = json.loads((self.root / JOURNAL).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return {}  # a torn journal: a deploy was interrupted, details unknown
+        return data if isinstance(data, dict) else {}
+
+    def write_journal(self, data: dict[str, Any]) -> None:
+        """Write the journal of the deploy in progress (atomically)."""
+        tmp = self.root / f"{JOURNAL}.tmp-{secrets.token_hex(4)}"
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, self.root / JOURNAL)
+
+    def drop_journal(self) -> None:
+        """Remove the journal."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.root / JOURNAL)
+
+    def remove_version(self, version: str) -> None:
+        """Delete `versions/<version>`."""
+        shutil.rmtree(self.version_dir(version), ignore_errors=True)
+
+    def clear_current(self) -> None:
+        """Remove `current` (nothing live)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.current_link)
+
+    def remove_leftovers(self) -> list[str]:
+        """Remove the temporary files a killed deploy left; their paths relative to the root."""
+        removed = []
+        for folder, prefix in LEFTOVERS:
+            base = self.root / folder
+            if not base.is_dir():
+                continue
+            for p in sorted(base.iterdir()):
+                if not p.name.startswith(prefix):
+                    continue
+                if p.is_symlink() or p.is_file():
+                    p.unlink(missing_ok=True)
+                else:
+                    shutil.rmtree(p, ignore_errors=True)
+                removed.append(str(p.relative_to(self.root)))
+        with contextlib.suppress(OSError):
+            for p in self.root.glob(f"{JOURNAL}.tmp-*"):
+                p.unlink(missing_ok=True)
+        return removed
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

@@ -210,9 +210,11 @@ def create_app(service: Service) -> ServingApp:
     @api.get("/ready", summary="The model is loaded and verified")
     def ready() -> Response:
         m = service.model
+        storage = service.storage_status()  # following a target: was it reachable?
+        extra = {"storage": storage} if storage is not None else {}
         if m is None:
-            return _json(503, {"ready": False, "reason": "no model loaded"})
-        return _json(200, {"ready": True, "version": m.version, "name": m.name})
+            return _json(503, {"ready": False, "reason": "no model loaded", **extra})
+        return _json(200, {"ready": True, "version": m.version, "name": m.name, **extra})
 
     @api.get("/version", summary="Name, version, commit and load time of the model served")
     def version() -> Response:

@@ -187,6 +187,14 @@ class Metrics:
             self.reloads,
             self.log_entries,
         ]
+        # following an object-store target: 0 while it cannot be reached (the last version
+        # loaded keeps serving); absent when serving one bundle
+        self.target_reachable = Family(
+            "mlops_target_reachable",
+            "gauge",
+            "1 when the deployment target answered the last poll, 0 while it is unreachable.",
+        )
+        self.families.append(self.target_reachable)
 
     def count_predictions(self, version: str, predictions: list, numeric: bool) -> None:
         """Count predicted rows, and their classes or values."""

@@ -70,9 +70,9 @@ def run_server(config: ServeConfig, on_ready: Callable[[dict], None] | None = No
     if on_ready is not None:
         on_ready(
             {
-                "name": model.name,
-                "version": model.version,
-                "mode": model.predictor.mode,
+                "name": model.name if model else "nothing yet",
+                "version": model.version if model else "(waiting for a deployment)",
+                "mode": model.predictor.mode if model else "-",
                 "workers": 1,
             }
         )
@@ -86,6 +86,8 @@ def preflight(config: ServeConfig) -> dict:
     from mlops.serve.service import source_path
 
     path = source_path(config)
+    if path is None:  # an object-store target with nothing deployed yet: start anyway
+        return {"name": "nothing yet", "version": "(waiting for a deployment)"}
     meta = verify_bundle(path, extra_files=(DEPLOYMENT,))
     check_model_file(path / MODEL_FILE, config.trusted_types)  # each worker would refuse it
     if not (path / "schema.json").is_file():

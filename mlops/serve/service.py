@@ -10,7 +10,6 @@ import contextlib
 import gc
 import itertools
 import json
-import os
 import re
 import secrets
 import time
@@ -21,7 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from mlops.bundle import BundleError, load_bundle
+from mlops.deploy.storage import StorageError
 from mlops.deploy.target import DEPLOYMENT, Target, read_deployment
+from mlops.errors import MlopsError
+from mlops.serve.follow import LocalSource, RemoteSource, default_cache, git_expectation
 from mlops.serve.inputs import Batch, InputSpec, RequestError
 from mlops.serve.log import LogLimits, PredictionLog
 from mlops.serve.metrics import LATENCY_BUCKETS, Metrics
@@ -48,6 +50,10 @@ class ServeConfig:
     trusted_types: list[str] = field(default_factory=list)  # pipeline.yaml model.trusted_types
     read_timeout: float = 30.0  # seconds for a request's headers, then for its body
     log_limits: LogLimits = field(default_factory=LogLimits)
+    cache_dir: str | None = None  # local copies of an object-store target's versions
+    git_root: str | None = None  # a checkout: versions are verified against its git records
+    model_name: str | None = None
+    model_path: str | None = None
 
     def to_json(self) -> str:
         """The config as JSON (handed to worker processes)."""
@@ -126,12 +132,38 @@ def load_model(
     )
 
 
-def source_path(config: ServeConfig) -> Path:
-    """The bundle directory to serve now: the bundle, or the target's current version."""
-    if config.target:
-        return Target(Path(config.target).absolute()).require_current()
-    assert config.bundle is not None
-    return Path(config.bundle)
+def make_source(config: ServeConfig) -> LocalSource | RemoteSource | None:
+    """Where versions come from when following a target (None when serving one bundle)."""
+    if not config.target:
+        return None
+    from mlops.deploy.remote import open_any
+
+    expected = git_expectation(config.git_root, config.model_name, config.model_path)
+    target = open_any(config.target)
+    if isinstance(target, Target):
+        return LocalSource(target, expected)
+    cache = Path(config.cache_dir) if config.cache_dir else default_cache(config.target)
+    return RemoteSource(target, cache, expected)
+
+
+def source_path(config: ServeConfig) -> Path | None:
+    """The verified bundle directory to serve now: the bundle, or the target's current version
+    (None when a followed object-store target has nothing deployed yet)."""
+    source = make_source(config)
+    if source is None:
+        assert config.bundle is not None
+        return Path(config.bundle)
+    try:
+        found = source.peek()
+    except StorageError:
+        if isinstance(source, LocalSource):
+            raise
+        return None  # storage down at start: the workers start and wait
+    if found is None:
+        if isinstance(source, LocalSource):
+            source.target.require_current()  # raises NotDeployedError with a hint
+        return None
+    return source.materialize(found[1])
 
 
 def _value_buckets(path: Path) -> tuple[float, ...]:
@@ -151,7 +183,8 @@ class Service:
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
-        self.target = Target(Path(config.target).absolute()) if config.target else None
+        self.source = make_source(config)
+        self.target = self.source.target if self.source is not None else None
         self.model: LoadedModel | None = None
         self.pending_error: dict[str, Any] | None = None
         self._failed_key: tuple | None = None
@@ -164,28 +197,38 @@ class Service:
 
     # ---- loading and switching ----------------------------------------------------------
 
-    def _current(self) -> tuple[Path, tuple] | None:
-        assert self.target is not None
-        link = self.target.current_link_text()
-        if link is None:
-            return None
-        path = self.target.root / link
+    def _peek(self) -> tuple[tuple, Any] | None:
+        assert self.source is not None
         try:
-            return path, (link, os.stat(path).st_ino)
-        except OSError:
-            return None
+            found = self.source.peek()
+        finally:
+            self.metrics.target_reachable.set(1 if self.source.status.get("reachable") else 0)
+        return found
 
-    def load_initial(self) -> LoadedModel:
-        """Load what to serve now (raises `MlopsError` when there is nothing valid)."""
+    def load_initial(self) -> LoadedModel | None:
+        """Load what to serve now (raises `MlopsError` when it is not valid). None when a
+        followed object-store target has nothing deployed yet: the service starts and `/ready`
+        answers 503 until a version appears."""
         if self.model is not None:
             return self.model
-        if self.target is not None:
-            found = self._current()
+        if self.source is not None:
+            try:
+                found = self._peek()
+            except StorageError:
+                if isinstance(self.source, LocalSource):
+                    raise
+                return None  # storage down at start: serve nothing yet, /ready says why
             if found is None:
-                self.target.require_current()  # raises NotDeployedError with a hint
-                raise BundleError(f"{self.target.current_link} points at nothing")
-            path, key = found
-            model = load_model(path, self.config.range_margin, key, self.config.trusted_types)
+                if isinstance(self.source, LocalSource):
+                    self.source.target.require_current()  # raises NotDeployedError
+                return None
+            key, handle = found
+            model = load_model(
+                self.source.materialize(handle),
+                self.config.range_margin,
+                key,
+                self.config.trusted_types,
+            )
         else:
             assert self.config.bundle is not None
             model = load_model(
@@ -210,19 +253,33 @@ class Service:
         Returns "switched", "failed" or None (nothing to do). A version that fails verification
         or loading is not switched to, and not retried until `current` changes again.
         """
-        if self.target is None:
-            return None
-        found = self._current()
-        if found is None:
-            return None
-        path, key = found
-        if (self.model is not None and key == self.model.key) or key == self._failed_key:
+        if self.source is None:
             return None
         try:
-            model = load_model(path, self.config.range_margin, key, self.config.trusted_types)
+            found = self._peek()
+        except StorageError:
+            return "failed"  # unreachable: retried on the next poll, reported in /ready
+        except MlopsError as exc:  # a pointer that names no version: refused, keep serving
+            self.pending_error = {"path": "current", "error": exc.message, "at": time.time()}
+            return "failed"
+        if found is None:
+            return None
+        key, handle = found
+        if (self.model is not None and key == self.model.key) or key == self._failed_key:
+            return None
+        path = str(handle) if isinstance(handle, Path) else f"{self.target.root}/versions/{key[0]}"
+        try:
+            model = load_model(
+                self.source.materialize(handle),
+                self.config.range_margin,
+                key,
+                self.config.trusted_types,
+            )
         except Exception as exc:  # a bad bundle must never take the service down
-            self._failed_key = key
             message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, StorageError):
+                return "failed"  # unreachable: retried on the next poll, reported in /ready
+            self._failed_key = key
             self.pending_error = {"path": str(path), "error": message, "at": time.time()}
             self.metrics.reloads.inc("failed")
             return "failed"
@@ -385,7 +442,12 @@ class Service:
         info = self.model.describe() if self.model else {}
         info["pending_error"] = self.pending_error
         info["target"] = str(self.target.root) if self.target else None
+        info["storage"] = self.storage_status()
         return info
+
+    def storage_status(self) -> dict[str, Any] | None:
+        """Whether the followed target was reachable at the last poll (None: no target)."""
+        return dict(self.source.status) if self.source is not None else None
 
     def render_metrics(self) -> bytes:
         """The body of `GET /metrics` (Prometheus text format)."""

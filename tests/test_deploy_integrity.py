@@ -1,0 +1,125 @@
+"""An installed version is verified against the hashes git recorded (dvc.lock at the version's
+registration tag), never only against the files beside it; `current` outside `versions/` is
+refused; target URLs are checked by `mlops check`. Real git, DVC, scikit-learn."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mlops import api
+from mlops.deploy.integrity import dvc_dir_md5, recorded_md5, tree_hashes
+from mlops.deploy.target import Target
+from mlops.errors import ExitCode
+from tests.helpers import git
+from tests.registry_helpers import NAME
+from tests.test_deploy import _released_template  # noqa: F401  (a fixture)
+
+pytestmark = pytest.mark.slow
+BUNDLE = f"models/{NAME}"
+
+
+@pytest.fixture
+def deployed(tmp_path: Path, _released_template: Path) -> Path:  # noqa: F811
+    """v0.0.1 and then v0.0.2 deployed to the local staging target."""
+    root = tmp_path / "released"
+    shutil.copytree(_released_template, root, symlinks=True)
+    assert api.deploy(root, "staging", version="v0.0.1").action == "deployed"
+    assert api.deploy(root, "staging", version="v0.0.2").action == "deployed"
+    return root
+
+
+def staging(root: Path) -> Target:
+    return Target(root / ".mlops" / "envs" / "staging")
+
+
+def envs_json(cli, root: Path) -> tuple[int, dict]:
+    r = cli(["envs", "--json"], cwd=root)
+    return r.exit_code, {e["env"]: e for e in json.loads(r.output)}
+
+
+def test_dvc_directory_hash_is_computed_as_dvc_records_it(deployed: Path):
+    t = staging(deployed)
+    for version in ("v0.0.1", "v0.0.2"):
+        commit = git(deployed, "rev-parse", f"{NAME}@{version}^{{commit}}")
+        files = tree_hashes(t.version_dir(version))
+        assert dvc_dir_md5({k: v["md5"] for k, v in files.items()}) == recorded_md5(
+            deployed, commit, BUNDLE
+        )
+
+
+def test_a_replaced_model_with_matching_metadata_is_refused(deployed: Path, cli):
+    t = staging(deployed)
+    code, envs = envs_json(cli, deployed)
+    assert code == 0 and envs["staging"]["verified"] is True
+    # the attack: v0.0.1's model and its own (consistent) metadata.json put under v0.0.2
+    for f in t.version_dir("v0.0.1").iterdir():
+        if f.name != "deployment.json":
+            shutil.copyfile(f, t.version_dir("v0.0.2") / f.name)
+    assert t.load().metadata["files"]  # the bundle's own sha256s agree: that check passes
+    r = cli(["serve", "--env", "staging", "--port", "1"], cwd=deployed)
+    assert r.exit_code == ExitCode.DEPLOY_FAILED, r.output
+    assert "dvc.lock at" in r.output and "refusing to serve" in r.output
+    code, envs = envs_json(cli, deployed)
+    assert code == ExitCode.DEPLOY_FAILED
+    assert envs["staging"]["state"] == "fails verification"
+    assert envs["staging"]["verified"] is False
+    table = cli(["envs"], cwd=deployed)
+    assert table.exit_code == ExitCode.DEPLOY_FAILED and "fails verification" in table.output
+    # the next deploy of a different version repairs what is live
+    assert api.deploy(deployed, "staging", version="v0.0.1").action == "deployed"
+    assert envs_json(cli, deployed)[0] == 0
+
+
+@pytest.mark.parametrize("where", ["../outside", "ABSOLUTE", "versions/../../outside"])
+def test_current_outside_versions_is_refused(deployed: Path, cli, where: str):
+    t = staging(deployed)
+    outside = deployed / ".mlops" / "envs" / "outside"
+    shutil.copytree(t.version_dir("v0.0.2"), outside)  # a complete-looking copy
+    link = str(outside) if where == "ABSOLUTE" else where
+    tmp = t.root / "current.new"
+    os.symlink(link, tmp)
+    os.replace(tmp, t.current_link)
+    r = cli(["serve", "--env", "staging", "--port", "1"], cwd=deployed)
+    assert r.exit_code == ExitCode.DEPLOY_FAILED, r.output
+    assert "outside versions/" in r.output
+    code, envs = envs_json(cli, deployed)
+    assert code == ExitCode.DEPLOY_FAILED and envs["staging"]["state"] == "fails verification"
+
+
+def test_a_symlinked_version_directory_is_refused(deployed: Path, cli):
+    t = staging(deployed)
+    elsewhere = deployed / "elsewhere"
+    shutil.move(t.version_dir("v0.0.2"), elsewhere)
+    os.symlink(elsewhere, t.version_dir("v0.0.2"))
+    r = cli(["serve", "--env", "staging", "--port", "1"], cwd=deployed)
+    assert r.exit_code == ExitCode.DEPLOY_FAILED and "symlink" in r.output, r.output
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("ftp://bucket/staging", ["unknown storage scheme ftp://", "s3://"]),
+        ("gs://bucket/staging", ["needs gcsfs", ".[gs]"]),
+        ("azure://container/staging", ["needs adlfs", ".[azure]"]),
+        ("s3://user:pw@bucket/staging", ["must not carry credentials"]),
+        ("s3://bucket/../staging", ["is not s3://BUCKET/PREFIX"]),
+    ],
+)
+def test_check_refuses_unknown_schemes_and_missing_filesystems(
+    project: Path, cli, url: str, words: list[str]
+):
+    pipe = project / "pipeline.yaml"
+    pipe.write_text(pipe.read_text().replace("target: .mlops/envs/staging", f"target: '{url}'"))
+    r = cli(["check"], cwd=project)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    text = " ".join(r.output.split())
+    assert "environments.staging.target" in text, text
+    for w in words:
+        assert w in text, (w, text)
+    assert "user:pw" not in text  # a credential in a URL is never echoed
+    assert not (project / "ftp:").exists() and not (project / "s3:").exists()
