@@ -21,6 +21,7 @@ from typing import Any
 
 from mlops.bundle import BundleError, load_bundle
 from mlops.deploy.target import DEPLOYMENT, Target, read_deployment
+from mlops.serve import multiproc
 from mlops.serve.inputs import Batch, InputSpec, RequestError
 from mlops.serve.log import LogLimits, PredictionLog
 from mlops.serve.metrics import LATENCY_BUCKETS, Metrics
@@ -147,6 +148,9 @@ class Service:
         self.pending_error: dict[str, Any] | None = None
         self._failed_key: tuple | None = None
         self.metrics = Metrics()
+        self.shared_metrics = config.workers > 1 and multiproc.enabled()
+        if self.shared_metrics:  # a scrape of any worker reports the host's totals
+            multiproc.share(self.metrics)
         self.log = PredictionLog(config.log_dir, config.log_limits) if config.log_dir else None
         self._ids = itertools.count(1)
         self._id_prefix = secrets.token_hex(4)
@@ -186,7 +190,7 @@ class Service:
     def _install(self, model: LoadedModel) -> None:
         if model.numeric:
             self.metrics.values.buckets = _value_buckets(model.path)
-        self.metrics.model_info.series.clear()
+        self.metrics.model_info.clear()
         self.metrics.model_info.set(
             1, model.name, model.version, model.commit or "", model.predictor.mode
         )
@@ -252,6 +256,8 @@ class Service:
             self._watcher = None
         if self.log is not None:
             self.log.close()
+        if self.shared_metrics:
+            multiproc.worker_exited(os.getpid())
         self.started = False
 
     # ---- requests -----------------------------------------------------------------------
@@ -383,7 +389,7 @@ class Service:
             fam.set(self.log.written, "written")
             fam.set(self.log.dropped, "dropped")
             fam.set(self.log.errors, "error")
-        return self.metrics.render()
+        return multiproc.render() if self.shared_metrics else self.metrics.render()
 
 
 def _bad_labels(labels: list, model: LoadedModel | None) -> str | None:
