@@ -249,8 +249,15 @@ def serve(
     range_margin: float = 0.0,
     poll_seconds: float = 1.0,
     on_loaded: Callable[..., None] | None = None,
+    log_url: str | None = None,
+    host_id: str | None = None,
+    ship_seconds: float = 60.0,
 ) -> None:
     """Serve a model over HTTP until stopped (`mlops serve`); blocks.
+
+    With `log_url` (a directory or an fsspec URL such as s3://bucket/staging), the prediction
+    log is spooled locally (`log_dir`, default .mlops/log-spool/<host>) and shipped there as
+    columnar segments under `logs/<host_id>/` and `feedback/<host_id>/`.
 
     `env` follows the environment's deployment target (switching versions when its `current`
     changes); `bundle` serves one bundle directory (or a target directory, followed likewise).
@@ -272,6 +279,14 @@ def serve(
         poll_seconds=poll_seconds,
     )
     config.bundle, config.target, default_log = resolve_serve_source(root, env, bundle)
+    if log and log_url:
+        from mlops.monitor.segments import check_url
+        from mlops.serve.segments import host_id as resolve_host
+
+        config.host_id = resolve_host(host_id)
+        config.log_url = check_url(log_url)
+        config.ship_seconds = ship_seconds
+        default_log = Path(root).absolute() / ".mlops" / "log-spool" / config.host_id
     if log:
         config.log_dir = str(Path(log_dir).absolute() if log_dir else default_log)
         try:
@@ -434,12 +449,22 @@ def monitor(
     push: bool | None = None,
     remote: str = "origin",
     now: float | None = None,
+    log_url: str | None = None,
 ) -> MonitorReport:
     """Check an environment's live traffic and act on a breach (`mlops monitor`).
 
+    `log_url` reads the log segments servers shipped there (`mlops serve --log-url`).
     Returns the report (`report.breached`, `report.action`); a breach is not raised."""
     from mlops.monitor.commands import monitor_project
 
     return monitor_project(
-        root, env, since=since, log_dir=log_dir, dry_run=dry_run, push=push, remote=remote, now=now
+        root,
+        env,
+        since=since,
+        log_dir=log_dir,
+        dry_run=dry_run,
+        push=push,
+        remote=remote,
+        now=now,
+        log_url=log_url,
     )

@@ -61,6 +61,33 @@ def serve(
         float,
         typer.Option("--poll", min=0.05, help="Seconds between checks for a new deployment."),
     ] = 1.0,
+    log_url: Annotated[
+        str | None,
+        typer.Option(
+            "--log-url",
+            metavar="URL",
+            help="Ship the prediction log to this storage (a directory, s3://bucket/prefix, ...) "
+            "as columnar segments under logs/<host>/ and feedback/<host>/, where "
+            "`mlops monitor --log-url` reads every host's; --log-dir is then the local spool.",
+        ),
+    ] = None,
+    ship_seconds: Annotated[
+        float,
+        typer.Option(
+            "--ship-seconds",
+            min=1.0,
+            help="With --log-url: close and ship the spooled log at least this often.",
+        ),
+    ] = 60.0,
+    host_id: Annotated[
+        str | None,
+        typer.Option(
+            "--host-id",
+            metavar="ID",
+            help="This server's name in the shipped log (default: $MLOPS_HOST_ID, else the "
+            "host name).",
+        ),
+    ] = None,
 ) -> None:
     """Serve predictions over HTTP; switch versions when the environment is redeployed.
 
@@ -97,6 +124,9 @@ def serve(
         range_margin=range_margin,
         poll_seconds=poll,
         on_loaded=loaded,
+        log_url=log_url,
+        host_id=host_id,
+        ship_seconds=ship_seconds,
     )
 
 

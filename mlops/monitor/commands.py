@@ -149,6 +149,24 @@ def _record(
         )
 
 
+def read_log(target: Any, log_dir: Path | str | None, log_url: str | None) -> Any:
+    """The log to check: shipped segments at `log_url` (and the JSON log at `log_dir` when
+    given too); else the JSON log (`log_dir` or `<target>/predictions`) plus any segments
+    servers shipped to the target itself (`<target>/logs/`, `<target>/feedback/`)."""
+    from mlops.monitor import segments
+
+    if log_url is not None:
+        shipped = segments.read_segments(segments.check_url(log_url))
+        if log_dir is None:
+            return shipped
+        return segments.combine(read_columns(Path(log_dir)), shipped)
+    columns = read_columns(Path(log_dir) if log_dir else target.predictions_dir)
+    root = str(target.root)
+    if log_dir is None and segments.has_segments(root):
+        columns = segments.combine(columns, segments.read_segments(root))
+    return columns
+
+
 def monitor_project(
     root: Path | str = ".",
     env: str | None = None,
@@ -159,6 +177,7 @@ def monitor_project(
     push: bool | None = None,
     remote: str = "origin",
     now: float | None = None,
+    log_url: str | None = None,
 ) -> MonitorReport:
     """Monitor environment `env` (see the module docstring). Never raises on a breach: the
     report says so (`report.breached`) and the caller decides (the CLI exits 7)."""
@@ -188,7 +207,7 @@ def monitor_project(
             "Give the directory `mlops serve --log-dir` writes to (default: the environment's "
             "<target>/predictions, which needs no option).",
         )
-    columns = read_columns(Path(log_dir) if log_dir else target.predictions_dir)
+    columns = read_log(target, log_dir, log_url)
     report = analyse(columns, live, spec, window, env=env, previous=previous)
     if previous:
         report.notes.append(f"{previous} ran in {env} before {live.version} ({found_in})")

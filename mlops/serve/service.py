@@ -46,6 +46,9 @@ class ServeConfig:
     range_margin: float = 0.0
     poll_seconds: float = 1.0
     log_limits: LogLimits = field(default_factory=LogLimits)
+    log_url: str | None = None  # ship the log (spooled in log_dir) there as segments
+    host_id: str | None = None  # the segments' host directory
+    ship_seconds: float = 60.0  # a spool file is closed and shipped at this age
 
     def to_json(self) -> str:
         """The config as JSON (handed to worker processes)."""
@@ -151,7 +154,17 @@ class Service:
         self.shared_metrics = config.workers > 1 and multiproc.enabled()
         if self.shared_metrics:  # a scrape of any worker reports the host's totals
             multiproc.share(self.metrics)
-        self.log = PredictionLog(config.log_dir, config.log_limits) if config.log_dir else None
+        self.shipper = None
+        self.log = None
+        if config.log_dir and config.log_url:
+            from mlops.serve.segments import Shipper, host_id
+
+            self.shipper = Shipper(config.log_dir, config.log_url, host_id(config.host_id))
+            limits = LogLimits(**{**asdict(config.log_limits)})
+            limits.max_file_seconds = limits.max_file_seconds or config.ship_seconds
+            self.log = PredictionLog(config.log_dir, limits, on_closed=self.shipper.closed)
+        elif config.log_dir:
+            self.log = PredictionLog(config.log_dir, config.log_limits)
         self._ids = itertools.count(1)
         self._id_prefix = secrets.token_hex(4)
         self._watcher: asyncio.Task | None = None
@@ -241,6 +254,8 @@ class Service:
         # it (the model, scikit-learn, FastAPI) on every full collection while serving
         gc.collect()
         gc.freeze()
+        if self.shipper is not None:
+            self.shipper.start()
         if self.log is not None:
             self.log.start()
         if self.target is not None:
@@ -256,6 +271,8 @@ class Service:
             self._watcher = None
         if self.log is not None:
             self.log.close()
+        if self.shipper is not None:  # after the log closed its last file: nothing is left
+            self.shipper.close()
         if self.shared_metrics:
             multiproc.worker_exited(os.getpid())
         self.started = False
@@ -380,6 +397,15 @@ class Service:
         info = self.model.describe() if self.model else {}
         info["pending_error"] = self.pending_error
         info["target"] = str(self.target.root) if self.target else None
+        if self.shipper is not None:
+            sh = self.shipper
+            info["log_shipping"] = {
+                "url": sh.url,
+                "host": sh.host,
+                "segments_shipped": sh.shipped,
+                "errors": sh.errors,
+                "last_error": sh.last_error or None,
+            }
         return info
 
     def render_metrics(self) -> bytes:
