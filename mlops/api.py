@@ -40,6 +40,7 @@ from mlops.registry.register import RegisterResult
 from mlops.reports.merge_request import MergeRequestReport
 
 if TYPE_CHECKING:
+    from mlops.deploy.k8s import Rendered
     from mlops.monitor.checks import MonitorReport
 
 
@@ -252,6 +253,7 @@ def serve(
     log_url: str | None = None,
     host_id: str | None = None,
     ship_seconds: float = 60.0,
+    target: str | None = None,
 ) -> None:
     """Serve a model over HTTP until stopped (`mlops serve`); blocks.
 
@@ -269,6 +271,16 @@ def serve(
     from mlops.serve.service import ServeConfig
 
     require_extra()
+    if target is not None:  # a deployment target without a project (a pod's command line)
+        from mlops.deploy.target import is_target
+
+        if "://" in target or not is_target(target) or bundle is not None or env is not None:
+            raise UsageError(
+                f"--target {target}: not a deployment target directory",
+                "Give the directory `mlops deploy` installs into (it holds `current` and "
+                "`versions/`), alone: not with --env or --bundle.",
+            )
+        bundle = target
     config = ServeConfig(
         host=host,
         port=port,
@@ -404,8 +416,11 @@ def deploy(
     on_step: Callable[[dict], None] | None = None,
 ) -> DeployResult:
     """Deploy a registered version to an environment (`mlops deploy`): fetch, verify, install,
-    smoke-test, switch, record. A failure raises `DeployError` (exit 6) naming the step."""
-    return deploy_version(
+    smoke-test, switch, record. A failure raises `DeployError` (exit 6) naming the step.
+
+    When the environment has `kubernetes:`, its manifests are rendered for the deployed
+    version and committed (pushed with `push`) for Argo CD or Flux (`manifests`)."""
+    result = deploy_version(
         root,
         env,
         version=version,
@@ -416,6 +431,30 @@ def deploy(
         remote=remote,
         on_step=on_step,
     )
+    from mlops.deploy.manifests import has_kubernetes, render_manifests
+
+    if result.action != "failed" and has_kubernetes(root, env):
+        rendered = render_manifests(
+            root, env, version=result.version, commit=True, push=bool(push), remote=remote
+        )
+        what = ", ".join(rendered.changed) or "unchanged"
+        result.notes.append(f"Kubernetes manifests in {rendered.directory}: {what}")
+    return result
+
+
+def manifests(
+    root: Path | str,
+    env: str,
+    *,
+    version: str | None = None,
+    commit: bool = False,
+    push: bool = False,
+    remote: str = "origin",
+) -> Rendered:
+    """Render an environment's Kubernetes manifests into deploy/k8s/ENV/ (`mlops manifests`)."""
+    from mlops.deploy.manifests import render_manifests
+
+    return render_manifests(root, env, version=version, commit=commit, push=push, remote=remote)
 
 
 def envs(root: Path | str = ".") -> list[EnvStatus]:

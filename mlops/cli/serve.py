@@ -25,6 +25,14 @@ def serve(
             help="Serve this bundle directory (or deployment target directory).",
         ),
     ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target",
+            metavar="URL",
+            help="Follow this deployment target; no pipeline.yaml needed (as in a pod).",
+        ),
+    ] = None,
     host: Annotated[
         str, typer.Option("--host", metavar="ADDR", help="Address to listen on.")
     ] = "127.0.0.1",
@@ -114,6 +122,7 @@ def serve(
         ".",
         env=env,
         bundle=bundle,
+        target=target,
         host=host,
         port=port,
         workers=workers,
