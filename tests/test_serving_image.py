@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -66,6 +67,10 @@ def test_install_and_start_commands_in_a_fresh_venv(tmp_path: Path):
     install = next(a for k, a, c in steps if k == "RUN" and c == "install")
     start = next(a for k, a, c in steps if k == "CMD" and c == "start")
     health = next(a for k, a, _ in steps if k == "HEALTHCHECK").split(" CMD ", 1)[1]
+    src = tmp_path / "src"  # a copy of this checkout's package: the build writes beside it
+    shutil.copytree(REPO_ROOT / "mlops", src / "mlops", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO_ROOT / name, src / name)
     venv = tmp_path / "opt-mlops"
     home = tmp_path / "home"
     home.mkdir()
@@ -74,7 +79,7 @@ def test_install_and_start_commands_in_a_fresh_venv(tmp_path: Path):
         "HOME": str(home),
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         "PIP_NO_CACHE_DIR": "1",
-        "MLOPS_PIP_SPEC": f"mlops[serve] @ {REPO_ROOT.as_uri()}",  # this checkout, as CI would
+        "MLOPS_PIP_SPEC": f"mlops[serve] @ {src.as_uri()}",  # this checkout, as CI would
         "MLOPS_EXTRA_PIP": args["MLOPS_EXTRA_PIP"],
     }
     for key in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_CERT", "PIP_DEFAULT_TIMEOUT"):
