@@ -68,7 +68,8 @@ def test_install_and_start_commands_in_a_fresh_venv(tmp_path: Path):
     start = next(a for k, a, c in steps if k == "CMD" and c == "start")
     health = next(a for k, a, _ in steps if k == "HEALTHCHECK").split(" CMD ", 1)[1]
     src = tmp_path / "src"  # a copy of this checkout's package: the build writes beside it
-    shutil.copytree(REPO_ROOT / "mlops", src / "mlops", ignore=shutil.ignore_patterns("__pycache__"))
+    skip = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(REPO_ROOT / "mlops", src / "mlops", ignore=skip)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO_ROOT / name, src / name)
     venv = tmp_path / "opt-mlops"
