@@ -176,3 +176,13 @@ def test_bad_kubernetes_values_are_refused(project: Path, cli, bad: dict):
     r = cli(["check"], cwd=project)
     assert r.exit_code == ExitCode.USAGE, r.output
     assert "environments.staging.kubernetes." in r.output
+
+
+def test_serve_target_takes_a_deployment_target_alone(project: Path, tmp_path: Path, cli):
+    for args in (
+        ["--target", "s3://models/staging"],  # object storage: the fleet's, not this option's yet
+        ["--target", str(tmp_path)],  # a directory that is no deployment target
+        ["--target", str(tmp_path), "--env", "staging"],
+    ):
+        r = cli(["serve", *args], cwd=project)
+        assert r.exit_code == ExitCode.USAGE and "not a deployment target directory" in r.output
