@@ -186,3 +186,18 @@ def test_serve_target_takes_a_deployment_target_alone(project: Path, tmp_path: P
     ):
         r = cli(["serve", *args], cwd=project)
         assert r.exit_code == ExitCode.USAGE and "not a deployment target directory" in r.output
+
+
+def test_the_shipped_examples_fit_the_rendered_layout():
+    from mlops.deploy.k8s import MANIFEST_DIR
+    from tests.conftest import REPO_ROOT
+
+    examples = REPO_ROOT / "docs" / "examples"
+    app_doc = yaml.safe_load((examples / "argocd-application.yaml").read_text())
+    assert app_doc["kind"] == "Application" and app_doc["apiVersion"] == "argoproj.io/v1alpha1"
+    assert app_doc["spec"]["source"]["path"] == f"{MANIFEST_DIR}/production"
+    assert "CreateNamespace=true" in app_doc["spec"]["syncPolicy"]["syncOptions"]
+    secret = yaml.safe_load((examples / "storage-secret.yaml").read_text())
+    kubernetes_validate.validate(secret, K8S_VERSION, strict=True)
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):  # placeholders, no values
+        assert secret["stringData"][key] == "<set out of git>"
