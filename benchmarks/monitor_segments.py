@@ -159,6 +159,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--child", nargs=2, metavar=("WORK", "MODE"))
+    parser.add_argument("--modes", default="json-cold,json-warm,segments-dir,segments-s3")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(*args.child)))
@@ -181,7 +182,7 @@ def main() -> None:
                 flush=True,
             )
             results = {"data": data, "shipped": shipped, "modes": {}}
-            for mode in ("json-cold", "json-warm", "segments-dir", "segments-s3"):
+            for mode in args.modes.split(","):
                 runs = [run_child(endpoint, work, mode) for _ in range(args.repeat)]
                 best = min(runs, key=lambda r: r["seconds"])
                 best["median_seconds"] = sorted(r["seconds"] for r in runs)[len(runs) // 2]

@@ -201,3 +201,22 @@ def test_the_shipped_examples_fit_the_rendered_layout():
     kubernetes_validate.validate(secret, K8S_VERSION, strict=True)
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):  # placeholders, no values
         assert secret["stringData"][key] == "<set out of git>"
+
+
+@pytest.mark.parametrize("options", [True, False])
+def test_push_sends_the_manifests_commit_with_ci_skip(
+    project: Path, tmp_path: Path, cli, options: bool
+):
+    from tests.registry_helpers import origin_for
+
+    _kubernetes(project, SPEC)
+    commit_all(project, "kubernetes for staging")
+    origin = origin_for(project, tmp_path, push_options=options)
+    r = cli(
+        ["manifests", "--env", "staging", "--version", "v2.0.0", "--commit", "--push"],
+        cwd=project,
+    )
+    assert r.exit_code == 0, r.output
+    log = (origin / "push-log.txt").read_text()
+    assert ("option: ci.skip" in log) is options  # no pipeline for a manifests-only commit
+    assert git(origin, "log", "-1", "--format=%s", "main").startswith("deploy/k8s/staging:")

@@ -72,7 +72,11 @@ def render_manifests(
                     "the manifests were committed on a detached HEAD: no branch to push to",
                     "Check out the branch Argo CD or Flux follows, or set CI_COMMIT_BRANCH.",
                 )
-            pushed = git.push(project.root, remote, [f"HEAD:refs/heads/{branch}"])
+            refspec = [f"HEAD:refs/heads/{branch}"]
+            # ci.skip: the commit only changes manifests, no pipeline needs to run for it
+            pushed = git.push(project.root, remote, refspec, options=["ci.skip"])
+            if pushed.code != 0 and "push options" in pushed.err:
+                pushed = git.push(project.root, remote, refspec)  # a remote without options
             if pushed.code != 0:
                 raise GitStateError(
                     f"the manifests commit could not be pushed to {remote}: "
