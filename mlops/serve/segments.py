@@ -170,8 +170,10 @@ class Shipper:
             except Exception as exc:  # storage down, credentials, a full disk: keep the file
                 self.errors += 1
                 self.last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
-                if retry:
-                    threading.Timer(5.0, self._queue.put, (path,)).start()
+                if retry:  # again in 5 s (and at close, and at the next start)
+                    timer = threading.Timer(5.0, self._queue.put, (path,))
+                    timer.daemon = True
+                    timer.start()
                 return False
             with contextlib.suppress(OSError):
                 path.unlink()
