@@ -79,3 +79,25 @@ def test_prepare_dir_wipes_a_previous_run(tmp_path: Path, monkeypatch):
     assert made and Path(path).is_dir()
     multiproc.remove_dir(path)
     assert not Path(path).exists()
+
+
+def test_two_workers_ship_every_row_on_sigterm(tmp_path: Path, bundle: Path):
+    """Both workers spool to one directory under one host id; SIGTERM ships all of it once."""
+    from mlops.monitor.segments import read_segments
+    from mlops.serve.log import log_files
+
+    port = free_port()
+    store = tmp_path / "store"
+    args = ["--bundle", str(bundle), "--workers", "2", "--log-url", str(store), "--host-id", "h1"]
+    proc = start_cli_server(args, tmp_path, port)
+    n = 30
+    try:
+        for _ in range(n):
+            r = httpx.post(f"http://127.0.0.1:{port}/predict", json=[ROW], timeout=10)
+            assert r.status_code == 200
+    finally:
+        stop(proc)
+    assert log_files(tmp_path / ".mlops/log-spool/h1") == []
+    shipped = read_segments(str(store))
+    assert shipped.predictions.num_rows == n
+    assert len(set(shipped.predictions["request_id"].to_pylist())) == n  # none twice
