@@ -64,6 +64,7 @@ class _Forward:
         self.family = family
         self.metric: Any = None
         self.last: dict[tuple, float] = {}  # counter values set absolutely: forward the change
+        self.children: dict[tuple, Any] = {}  # label values -> the metric's child (cached)
 
     def _get(self) -> Any:
         if self.metric is None:
@@ -82,8 +83,11 @@ class _Forward:
         return self.metric
 
     def _series(self, values: tuple) -> Any:
-        m = self._get()
-        return m.labels(*map(str, values)) if values else m
+        child = self.children.get(values)
+        if child is None:
+            m = self._get()
+            child = self.children[values] = m.labels(*map(str, values)) if values else m
+        return child
 
     def inc(self, values: tuple, by: float) -> None:
         s = self._series(values)
