@@ -220,3 +220,33 @@ def test_push_sends_the_manifests_commit_with_ci_skip(
     log = (origin / "push-log.txt").read_text()
     assert ("option: ci.skip" in log) is options  # no pipeline for a manifests-only commit
     assert git(origin, "log", "-1", "--format=%s", "main").startswith("deploy/k8s/staging:")
+
+
+def test_push_from_behind_puts_only_the_manifests_on_the_remote_tip(
+    project: Path, tmp_path: Path, cli
+):
+    """As in CI: the deploy job's checkout is older than the branch (an earlier job pushed)."""
+    from tests.registry_helpers import origin_for
+
+    _kubernetes(project, SPEC)
+    commit_all(project, "kubernetes for staging")
+    origin = origin_for(project, tmp_path)
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(origin), str(other))
+    (other / "results.txt").write_text("an earlier job's commit")
+    commit_all(other, "results")
+    git(other, "push", "-q", "origin", "main")
+    (project / "local.txt").write_text("a local commit that must not be pushed")
+    commit_all(project, "local only")
+    r = cli(
+        ["manifests", "--env", "staging", "--version", "v3.0.0", "--commit", "--push"],
+        cwd=project,
+    )
+    assert r.exit_code == 0, r.output
+    log = git(origin, "log", "--format=%s", "main").splitlines()
+    assert log[:2] == ["deploy/k8s/staging: penguins-classifier v3.0.0", "results"]
+    assert "local only" not in log
+    files = git(origin, "ls-tree", "-r", "--name-only", "main").split()
+    assert "deploy/k8s/staging/deployment.yaml" in files and "local.txt" not in files
+    r = cli(["manifests", "--env", "staging", "--version", "v3.0.0", "--push"], cwd=project)
+    assert r.exit_code == 0 and git(origin, "log", "-1", "--format=%s", "main") == log[0]

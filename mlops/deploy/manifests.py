@@ -63,24 +63,64 @@ def render_manifests(
     if commit and result.changed and git.toplevel(project.root) is not None:
         rel = f"{MANIFEST_DIR}/{env}"
         git.run(project.root, "add", "-A", "--", rel)
-        message = f"deploy/k8s/{env}: {name} {version}\n\nRendered by `mlops manifests`."
+        message = message_for(env, name, version)
         git.run(project.root, "commit", "-q", "-F", "-", "--", rel, input=message)
-        if push:
-            branch = git.branch(project.root) or os.environ.get("CI_COMMIT_BRANCH")
-            if not branch:
-                raise GitStateError(
-                    "the manifests were committed on a detached HEAD: no branch to push to",
-                    "Check out the branch Argo CD or Flux follows, or set CI_COMMIT_BRANCH.",
-                )
-            refspec = [f"HEAD:refs/heads/{branch}"]
-            # ci.skip: the commit only changes manifests, no pipeline needs to run for it
-            pushed = git.push(project.root, remote, refspec, options=["ci.skip"])
-            if pushed.code != 0 and "push options" in pushed.err:
-                pushed = git.push(project.root, remote, refspec)  # a remote without options
-            if pushed.code != 0:
-                raise GitStateError(
-                    f"the manifests commit could not be pushed to {remote}: "
-                    f"{git.redact(pushed.err.strip())[:300]}",
-                    f"Pull, render again (`mlops manifests --env {env} --commit`), and push.",
-                )
+    if push and git.toplevel(project.root) is not None:
+        _push(project.root, env, result, message_for(env, name, version), remote)
     return result
+
+
+def message_for(env: str, name: str, version: str) -> str:
+    """The commit message of a manifests commit."""
+    return f"deploy/k8s/{env}: {name} {version}\n\nRendered by `mlops manifests`."
+
+
+def _push(root: Path, env: str, result: Rendered, message: str, remote: str) -> None:
+    """Put the rendered directory on the remote branch: HEAD when it is the remote tip plus
+    manifests commits, else a commit of just these files on top of that tip (a CI job checks
+    out the pipeline's commit, which an earlier job's push may have left behind; other local
+    commits are never pushed). Pushed with `ci.skip`."""
+    branch = git.branch(root) or os.environ.get("CI_COMMIT_BRANCH")
+    if not branch:
+        raise GitStateError(
+            "the manifests were committed on a detached HEAD: no branch to push to",
+            "Check out the branch Argo CD or Flux follows, or set CI_COMMIT_BRANCH.",
+        )
+    rel = f"{MANIFEST_DIR}/{env}"
+    for _attempt in range(3):  # another job may push between our fetch and our push
+        fetched = git.run(root, "fetch", "-q", remote, f"refs/heads/{branch}", check=False)
+        tip = git.rev_parse(root, "FETCH_HEAD") if fetched.code == 0 else None
+        head = git.head(root) or ""
+        if _only_manifests_ahead(root, tip, head, rel):
+            new = head  # HEAD is the remote tip plus manifests commits: keep history linear
+        else:  # never push other local commits: the manifests alone, on the remote's tip
+            base = tip or head
+            files: dict[str, str | None] = {f"{rel}/{n}": t for n, t in result.files.items()}
+            listed = git.run(root, "ls-tree", "--name-only", f"{base}:{rel}", check=False)
+            for n in listed.out.split() if listed.code == 0 else []:
+                files.setdefault(f"{rel}/{n}", None)  # a file this render no longer has
+            new = git.commit_paths(root, base, files, message)
+            if new == tip:
+                return  # the branch already has these manifests
+        refspec = [f"{new}:refs/heads/{branch}"]
+        # ci.skip: the commit only changes manifests, no pipeline needs to run for it
+        pushed = git.push(root, remote, refspec, options=["ci.skip"])
+        if pushed.code != 0 and "push options" in pushed.err:
+            pushed = git.push(root, remote, refspec)  # a remote without push options
+        if pushed.code == 0:
+            return
+    raise GitStateError(
+        f"the manifests commit could not be pushed to {remote}: "
+        f"{git.redact(pushed.err.strip())[:300]}",
+        f"Pull, render again (`mlops manifests --env {env} --commit --push`).",
+    )
+
+
+def _only_manifests_ahead(root: Path, tip: str | None, head: str, rel: str) -> bool:
+    """Whether HEAD is `tip` plus commits that change nothing but `rel`."""
+    if tip is None or not head:
+        return False
+    if git.run(root, "merge-base", "--is-ancestor", tip, head, check=False).code != 0:
+        return False
+    changed = git.run(root, "diff", "--name-only", tip, head, check=False).out.split()
+    return all(p.startswith(rel + "/") for p in changed)
