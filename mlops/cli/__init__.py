@@ -115,6 +115,9 @@ def _register() -> None:
     from mlops.cli import deploy, report  # deployments, merge-request reports
 
     deploy.register(app)
+    from mlops.cli import manifests  # Kubernetes manifests for GitOps
+
+    manifests.register(app)
     report.register(app)
     from mlops.cli import monitor  # drift, decay and health of live traffic
 

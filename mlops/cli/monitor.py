@@ -96,6 +96,15 @@ def monitor(
             "Its parsed columns are kept in DIR/.index/ so the next run reads only new lines.",
         ),
     ] = None,
+    log_url: Annotated[
+        str | None,
+        typer.Option(
+            "--log-url",
+            metavar="URL",
+            help="Read the log segments every host shipped there (`mlops serve --log-url`): a "
+            "directory or s3://bucket/prefix. Default: segments under the target, if any.",
+        ),
+    ] = None,
     push: Annotated[
         bool | None,
         typer.Option(
@@ -130,6 +139,7 @@ def monitor(
         env,
         since=since,
         log_dir=log_dir,
+        log_url=log_url,
         dry_run=dry_run,
         push=push,
         remote=remote,

@@ -87,6 +87,33 @@ def serve(
             help="Seconds a client has to send a request's headers, then its body (408 after).",
         ),
     ] = 30.0,
+    log_url: Annotated[
+        str | None,
+        typer.Option(
+            "--log-url",
+            metavar="URL",
+            help="Ship the prediction log to this storage (a directory, s3://bucket/prefix, ...) "
+            "as columnar segments under logs/<host>/ and feedback/<host>/, where "
+            "`mlops monitor --log-url` reads every host's; --log-dir is then the local spool.",
+        ),
+    ] = None,
+    ship_seconds: Annotated[
+        float,
+        typer.Option(
+            "--ship-seconds",
+            min=1.0,
+            help="With --log-url: close and ship the spooled log at least this often.",
+        ),
+    ] = 60.0,
+    host_id: Annotated[
+        str | None,
+        typer.Option(
+            "--host-id",
+            metavar="ID",
+            help="This server's name in the shipped log (default: $MLOPS_HOST_ID, else the "
+            "host name).",
+        ),
+    ] = None,
 ) -> None:
     """Serve predictions over HTTP; switch versions when the environment is redeployed.
 
@@ -127,6 +154,9 @@ def serve(
         poll_seconds=poll,
         on_loaded=loaded,
         read_timeout=read_timeout,
+        log_url=log_url,
+        host_id=host_id,
+        ship_seconds=ship_seconds,
     )
 
 

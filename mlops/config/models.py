@@ -192,6 +192,46 @@ class Stage(Strict):
         return v
 
 
+K8S_NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"  # a DNS label: namespaces, Secrets
+K8S_QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"  # 500m, 1, 512Mi, 2Gi
+
+
+class KubernetesResources(Strict):
+    """A container's `resources:`: requests and limits of cpu and memory."""
+
+    requests: dict[Literal["cpu", "memory"], Annotated[str, Field(pattern=K8S_QUANTITY)]] = {}
+    limits: dict[Literal["cpu", "memory"], Annotated[str, Field(pattern=K8S_QUANTITY)]] = {}
+
+
+class KubernetesAutoscale(Strict):
+    """A HorizontalPodAutoscaler on cpu utilisation."""
+
+    min: int = Field(2, ge=1, le=1000)
+    max: int = Field(10, ge=1, le=1000)
+    cpu: int = Field(70, ge=1, le=100, description="target average cpu utilisation, percent")
+
+    @model_validator(mode="after")
+    def _order(self) -> KubernetesAutoscale:
+        if self.max < self.min:
+            raise ValueError("`max` must be at least `min`")
+        return self
+
+
+class KubernetesSpec(Strict):
+    """`kubernetes:` of an environment: what `mlops manifests` renders under deploy/k8s/ENV/."""
+
+    namespace: str = Field(pattern=K8S_NAME)
+    image: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$")
+    replicas: int = Field(2, ge=0, le=1000)
+    resources: KubernetesResources | None = None
+    autoscale: KubernetesAutoscale | None = None
+    workers: int = Field(1, ge=1, le=64)
+    port: int = Field(8080, ge=1024, le=65535)
+    secret: str | None = Field(None, pattern=K8S_NAME, description="Secret with credentials")
+    target: str | None = Field(None, description="the storage URL pods serve from")
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+
+
 class Environment(Strict):
     """A deployment environment: tracks the latest good version, or is pinned by a file."""
 
@@ -200,6 +240,7 @@ class Environment(Strict):
     target: str | None = None
     promotion: Literal["merge_request", "tag"] | None = None
     url: str | None = None
+    kubernetes: KubernetesSpec | None = None
 
     @field_validator("target")
     @classmethod

@@ -21,6 +21,24 @@ from mlops.config import models as m
 DOC = "docs/config.md"
 
 DESCRIPTIONS: dict[str, str] = {
+    # added with the deployments and security work
+    "ModelSpec.trusted_types": "Exact type names (`module.Class`) of your own classes a bundle may "
+    "contain, on top of the built-in allow-list of scikit-learn, NumPy and SciPy types; "
+    "everything else is refused when a bundle is loaded (exit 6).",
+    "Environment.kubernetes": "Render Kubernetes manifests for this environment "
+    "(`mlops manifests`, and on each `mlops deploy`) under deploy/k8s/ENV/.",
+    "KubernetesSpec.namespace": "Namespace the objects are created in.",
+    "KubernetesSpec.image": "The serving image (built from Dockerfile.serve by the CI job).",
+    "KubernetesSpec.replicas": "Pods of the Deployment (ignored while `autoscale` is set).",
+    "KubernetesSpec.resources": "Container requests and limits (cpu, memory).",
+    "KubernetesSpec.autoscale": "A HorizontalPodAutoscaler on CPU utilisation.",
+    "KubernetesSpec.workers": "`mlops serve --workers` inside each pod.",
+    "KubernetesSpec.port": "The container and Service port.",
+    "KubernetesSpec.service_type": "The Service's type.",
+    "KubernetesResources.requests": "Requested `cpu` and `memory` (Kubernetes quantities).",
+    "KubernetesResources.limits": "Limits for `cpu` and `memory` (Kubernetes quantities).",
+    "KubernetesAutoscale.min": "Fewest pods.",
+    "KubernetesAutoscale.max": "Most pods.",
     # pipeline.yaml
     "Pipeline.version": "Format version of this file; always 1.",
     "Pipeline.model": "The model this project trains.",
@@ -203,6 +221,9 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("incremental", m.IncrementalSpec, "`stages.NAME.with.incremental:`"),
     ("with: evaluate", m.EvaluateWith, "`stages.NAME.with:` of `uses: evaluate`"),
     ("environment", m.Environment, "`environments.NAME:`"),
+    ("kubernetes", m.KubernetesSpec, "`environments.NAME.kubernetes:`"),
+    ("kubernetes resources", m.KubernetesResources, "`environments.NAME.kubernetes.resources:`"),
+    ("kubernetes autoscale", m.KubernetesAutoscale, "`environments.NAME.kubernetes.autoscale:`"),
     ("monitoring", m.MonitoringSpec, "`monitoring:`"),
     ("drift", m.DriftSpec, "`monitoring.drift:`"),
     ("performance", m.PerformanceSpec, "`monitoring.performance:`"),

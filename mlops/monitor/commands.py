@@ -149,6 +149,29 @@ def _record(
         )
 
 
+def read_log(target: Any, log_dir: Path | str | None, log_url: str | None) -> Any:
+    """The log to check: shipped segments at `log_url` (and the JSON log at `log_dir` when
+    given too); else the JSON log (`log_dir` or `<target>/predictions`) plus any segments
+    servers shipped to the target itself (`<target>/logs/`, `<target>/feedback/`)."""
+    from mlops.monitor import segments
+
+    if log_url is not None:
+        shipped = segments.read_segments(segments.check_url(log_url))
+        if log_dir is None:
+            return shipped
+        return segments.combine(read_columns(Path(log_dir)), shipped)
+    if getattr(target, "is_remote", False):  # servers ship there: no JSON log on this host
+        shipped = segments.read_segments(str(target.root))
+        return (
+            shipped if log_dir is None else segments.combine(read_columns(Path(log_dir)), shipped)
+        )
+    columns = read_columns(Path(log_dir) if log_dir else target.predictions_dir)
+    root = str(target.root)
+    if log_dir is None and segments.has_segments(root):
+        columns = segments.combine(columns, segments.read_segments(root))
+    return columns
+
+
 def monitor_project(
     root: Path | str = ".",
     env: str | None = None,
@@ -159,6 +182,7 @@ def monitor_project(
     push: bool | None = None,
     remote: str = "origin",
     now: float | None = None,
+    log_url: str | None = None,
 ) -> MonitorReport:
     """Monitor environment `env` (see the module docstring). Never raises on a breach: the
     report says so (`report.breached`) and the caller decides (the CLI exits 7)."""
@@ -178,8 +202,23 @@ def monitor_project(
         )
     spec = project.pipeline.monitoring
     window = resolve_window(since, spec.window, now if now is not None else started)
-    target = open_target(project.root / (envs[env].target or f".mlops/envs/{env}"))
-    live_dir = target.require_current()
+    spec_target = envs[env].target or f".mlops/envs/{env}"
+    if "://" in spec_target:  # object storage: the live version is downloaded and verified
+        from mlops.deploy.remote import open_any
+        from mlops.deploy.target import NotDeployedError
+
+        target = open_any(spec_target, where=f"environments.{env}.target")
+        pointer = target.pointer()
+        if pointer is None:
+            raise NotDeployedError(
+                f"nothing is deployed to {env} ({target.root})",
+                f"Deploy first: mlops deploy --env {env}",
+            )
+        live_dir = target.scratch_dir("monitor-") / pointer["version"]
+        target.download(pointer["version"], live_dir, pointer)
+    else:
+        target = open_target(project.root / spec_target)
+        live_dir = target.require_current()
     live = LiveModel.read(live_dir, live_dir.name, extra_files=(DEPLOYMENT,))
     previous, found_in = previous_version(project, env, live.version, target)
     if log_dir is not None and not Path(log_dir).is_dir():
@@ -188,7 +227,7 @@ def monitor_project(
             "Give the directory `mlops serve --log-dir` writes to (default: the environment's "
             "<target>/predictions, which needs no option).",
         )
-    columns = read_columns(Path(log_dir) if log_dir else target.predictions_dir)
+    columns = read_log(target, log_dir, log_url)
     report = analyse(columns, live, spec, window, env=env, previous=previous)
     if previous:
         report.notes.append(f"{previous} ran in {env} before {live.version} ({found_in})")

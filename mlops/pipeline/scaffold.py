@@ -17,6 +17,7 @@ TEMPLATES = {
     "pipeline.yaml": "pipeline.yaml",
     "params.yaml": "params.yaml",
     ".gitlab-ci.yml": "gitlab-ci.yml",
+    "Dockerfile.serve": "Dockerfile.serve",  # the serving image for Kubernetes (mlops only)
 }
 SAMPLE = "data/source/penguins.csv"
 SCHEMA = "data/schema.yaml"

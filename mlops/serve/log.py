@@ -28,7 +28,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,14 +52,22 @@ class LogLimits:
     max_pending_rows: int = 200_000
     flush_seconds: float = 0.25
     flush_entries: int = 256
+    max_file_seconds: float | None = None  # also close a file this old (when it is shipped)
 
 
 class PredictionLog:
     """A bounded, rotating JSON Lines log written by a background thread."""
 
-    def __init__(self, directory: Path | str, limits: LogLimits | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path | str,
+        limits: LogLimits | None = None,
+        on_closed: Callable[[Path], None] | None = None,
+    ) -> None:
         self.dir = Path(directory)
         self.limits = limits or LogLimits()
+        self.on_closed = on_closed  # gets each file once it is complete (the segment shipper)
+        self._opened = 0.0
         self.writer_id = f"{os.getpid()}{secrets.token_hex(2)}"
         self._queue: deque[tuple[int, dict[str, Any]]] = deque()
         self._added_rows = 0  # changed by the producer only
@@ -113,6 +121,9 @@ class PredictionLog:
             self._wake.wait(self.limits.flush_seconds)
             self._wake.clear()
             self.flush()
+            age = self.limits.max_file_seconds
+            if age is not None and self._fd is not None and time.time() - self._opened >= age:
+                self._close_file()
 
     def flush(self) -> None:
         """Write every queued entry now (called by the thread; safe to call at shutdown)."""
@@ -165,12 +176,16 @@ class PredictionLog:
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._fd, self._path, self._size = fd, path, 0
+        self._opened = time.time()
 
     def _close_file(self) -> None:
+        closed = self._path
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._fd)  # also releases the flock
         self._fd, self._path, self._size = None, None, 0
+        if closed is not None and self.on_closed is not None:
+            self.on_closed(closed)
 
     def prune(self) -> list[Path]:
         """Delete the oldest closed files while the directory exceeds `max_total_bytes`."""

@@ -2,14 +2,17 @@
 
 No client library on the hot path: a counter is a dict increment, a histogram observation one
 `bisect`. Label values come from fixed sets (endpoints, statuses, schema fields, model classes)
-or the model version, so the number of series stays bounded. With several workers, each worker
-has its own figures (a scrape reaches one of them).
+or the model version, so the number of series stays bounded. With several workers, every change
+is also written to files shared by the workers (`mlops.serve.multiproc`) and a scrape of any
+worker reports the host's totals.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -58,14 +61,26 @@ class Family:
     labels: tuple[str, ...] = ()
     buckets: tuple[float, ...] = LATENCY_BUCKETS
     series: dict = field(default_factory=dict)
+    backend: Any = None  # with several workers: mlops.serve.multiproc shares every change
 
     def inc(self, *values: object, by: float = 1) -> None:
         """Add `by` to the series with these label values."""
         self.series[values] = self.series.get(values, 0) + by
+        if self.backend is not None:
+            self.backend.inc(values, by)
 
     def set(self, value: float, *values: object) -> None:
         """Set the series with these label values (gauges)."""
         self.series[values] = value
+        if self.backend is not None:
+            self.backend.set(values, value)
+
+    def clear(self) -> None:
+        """Forget every series (a gauge shared with other workers is set to 0 instead)."""
+        if self.backend is not None:
+            for values in self.series:
+                self.backend.set(values, 0)
+        self.series.clear()
 
     def observe(self, v: float, *values: object) -> None:
         """Observe `v` in the histogram series with these label values."""
@@ -73,6 +88,8 @@ class Family:
         if h is None:
             h = self.series[values] = Histogram(self.buckets)
         h.observe(v)
+        if self.backend is not None:
+            self.backend.observe(values, v)
 
     def render(self, out: list[str]) -> None:
         """Append this family in the Prometheus text format to `out`."""
@@ -204,8 +221,8 @@ class Metrics:
                 if isinstance(p, int | float):  # (a multi-output regressor gives lists)
                     self.values.observe(float(p), version)
         else:
-            for p in predictions:
-                self.classes.inc(version, p)
+            for p, k in Counter(predictions).items():
+                self.classes.inc(version, p, by=k)
 
     def render(self) -> bytes:
         """Every metric in the Prometheus text format."""

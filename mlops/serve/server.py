@@ -8,6 +8,7 @@ from typing import Any
 
 from mlops.bundle import MODEL_FILE, BundleError, check_model_file, verify_bundle
 from mlops.errors import UsageError
+from mlops.serve import multiproc
 from mlops.serve.service import CONFIG_ENV, ServeConfig, Service
 
 
@@ -22,6 +23,17 @@ def require_extra() -> None:
             "installed)",
             "Install the `serve` extra the way mlops was installed (in a checkout: "
             "pip install -e '.[serve]'), or: pip install fastapi uvicorn orjson httptools",
+        ) from None
+
+
+def _require_prometheus() -> None:
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        raise UsageError(
+            "`mlops serve --workers N` needs prometheus-client (to sum the workers' metrics)",
+            "Install the `serve` extra the way mlops was installed (in a checkout: "
+            "pip install -e '.[serve]'), or: pip install prometheus-client",
         ) from None
 
 
@@ -55,16 +67,23 @@ def run_server(config: ServeConfig, on_ready: Callable[[dict], None] | None = No
 
     service = Service(config)
     if config.workers > 1:
+        _require_prometheus()
         info = preflight(config)
         if on_ready is not None:
             on_ready({**info, "mode": "per worker", "workers": config.workers})
         os.environ[CONFIG_ENV] = config.to_json()
-        uvicorn.run(
-            "mlops.serve.app:app_from_env",
-            factory=True,
-            workers=config.workers,
-            **uvicorn_options(config),
-        )
+        shared, made = multiproc.prepare_dir()  # metrics summed over the workers
+        os.environ[multiproc.ENV] = shared
+        try:
+            uvicorn.run(
+                "mlops.serve.app:app_from_env",
+                factory=True,
+                workers=config.workers,
+                **uvicorn_options(config),
+            )
+        finally:
+            if made:
+                multiproc.remove_dir(shared)
         return
     model = service.load_initial()  # verify and load now: errors surface as MlopsError
     if on_ready is not None:

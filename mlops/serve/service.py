@@ -10,6 +10,7 @@ import contextlib
 import gc
 import itertools
 import json
+import os
 import re
 import secrets
 import time
@@ -23,6 +24,7 @@ from mlops.bundle import BundleError, load_bundle
 from mlops.deploy.storage import StorageError
 from mlops.deploy.target import DEPLOYMENT, Target, read_deployment
 from mlops.errors import MlopsError
+from mlops.serve import multiproc
 from mlops.serve.follow import LocalSource, RemoteSource, default_cache, git_expectation
 from mlops.serve.inputs import Batch, InputSpec, RequestError
 from mlops.serve.log import LogLimits, PredictionLog
@@ -54,6 +56,9 @@ class ServeConfig:
     git_root: str | None = None  # a checkout: versions are verified against its git records
     model_name: str | None = None
     model_path: str | None = None
+    log_url: str | None = None  # ship the log (spooled in log_dir) there as segments
+    host_id: str | None = None  # the segments' host directory
+    ship_seconds: float = 60.0  # a spool file is closed and shipped at this age
 
     def to_json(self) -> str:
         """The config as JSON (handed to worker processes)."""
@@ -189,7 +194,20 @@ class Service:
         self.pending_error: dict[str, Any] | None = None
         self._failed_key: tuple | None = None
         self.metrics = Metrics()
-        self.log = PredictionLog(config.log_dir, config.log_limits) if config.log_dir else None
+        self.shared_metrics = config.workers > 1 and multiproc.enabled()
+        if self.shared_metrics:  # a scrape of any worker reports the host's totals
+            multiproc.share(self.metrics)
+        self.shipper = None
+        self.log = None
+        if config.log_dir and config.log_url:
+            from mlops.serve.segments import Shipper, host_id
+
+            self.shipper = Shipper(config.log_dir, config.log_url, host_id(config.host_id))
+            limits = LogLimits(**{**asdict(config.log_limits)})
+            limits.max_file_seconds = limits.max_file_seconds or config.ship_seconds
+            self.log = PredictionLog(config.log_dir, limits, on_closed=self.shipper.closed)
+        elif config.log_dir:
+            self.log = PredictionLog(config.log_dir, config.log_limits)
         self._ids = itertools.count(1)
         self._id_prefix = secrets.token_hex(4)
         self._watcher: asyncio.Task | None = None
@@ -240,7 +258,7 @@ class Service:
     def _install(self, model: LoadedModel) -> None:
         if model.numeric:
             self.metrics.values.buckets = _value_buckets(model.path)
-        self.metrics.model_info.series.clear()
+        self.metrics.model_info.clear()
         self.metrics.model_info.set(
             1, model.name, model.version, model.commit or "", model.predictor.mode
         )
@@ -305,6 +323,8 @@ class Service:
         # it (the model, scikit-learn, FastAPI) on every full collection while serving
         gc.collect()
         gc.freeze()
+        if self.shipper is not None:
+            self.shipper.start()
         if self.log is not None:
             self.log.start()
         if self.target is not None:
@@ -320,6 +340,10 @@ class Service:
             self._watcher = None
         if self.log is not None:
             self.log.close()
+        if self.shipper is not None:  # after the log closed its last file: nothing is left
+            self.shipper.close()
+        if self.shared_metrics:
+            multiproc.worker_exited(os.getpid())
         self.started = False
 
     # ---- requests -----------------------------------------------------------------------
@@ -443,6 +467,15 @@ class Service:
         info["pending_error"] = self.pending_error
         info["target"] = str(self.target.root) if self.target else None
         info["storage"] = self.storage_status()
+        if self.shipper is not None:
+            sh = self.shipper
+            info["log_shipping"] = {
+                "url": sh.url,
+                "host": sh.host,
+                "segments_shipped": sh.shipped,
+                "errors": sh.errors,
+                "last_error": sh.last_error or None,
+            }
         return info
 
     def storage_status(self) -> dict[str, Any] | None:
@@ -456,7 +489,7 @@ class Service:
             fam.set(self.log.written, "written")
             fam.set(self.log.dropped, "dropped")
             fam.set(self.log.errors, "error")
-        return self.metrics.render()
+        return multiproc.render() if self.shared_metrics else self.metrics.render()
 
 
 def _bad_labels(labels: list, model: LoadedModel | None) -> str | None:
