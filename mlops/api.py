@@ -470,6 +470,24 @@ def deploy(
     return result
 
 
+def watch(
+    root: Path | str = ".",
+    *,
+    dry_run: bool = False,
+    push: bool | None = None,
+    remote: str = "origin",
+):
+    """Retrain when the ingest source has new data (`mlops watch`, `mlops run --if-new-data`).
+
+    Returns a `WatchResult`; a failed retrain is in `result.action` (status `failed`)."""
+    from mlops.monitor.trigger import watch as watch_sources
+
+    result = watch_sources(root, dry_run=dry_run, push=push, remote=remote)
+    if result.action is not None and not dry_run:
+        _push_records(root, push, remote)
+    return result
+
+
 def _push_records(root: Path | str, push: bool | None, remote: str) -> None:
     """Push the run records where the command pushed (best effort: a record is never worth
     failing a command that did its work)."""
