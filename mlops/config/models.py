@@ -21,6 +21,18 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class CardSpec(Strict):
+    """`model.card:` what the model card (`reports/model-card.md`) says in people's words;
+    data, metrics, slices, gates and lineage come from the run."""
+
+    intended_use: str = ""
+    out_of_scope: str = ""
+    limitations: list[str] = Field(default_factory=list)
+    owners: list[str] = Field(default_factory=list)
+    ethical_considerations: str = ""
+    references: list[str] = Field(default_factory=list)
+
+
 class ModelSpec(Strict):
     """The model this project trains: its registry name and its label column."""
 
@@ -29,6 +41,7 @@ class ModelSpec(Strict):
     task: Literal["auto", "classification", "regression"] = "auto"
     description: str = ""
     labels: list[str] = Field(default_factory=list)
+    card: CardSpec = Field(default_factory=CardSpec)
 
     @property
     def path(self) -> str:
