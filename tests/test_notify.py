@@ -37,10 +37,15 @@ class Endpoint:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
-                endpoint.received.append({"path": self.path, "body": body})
+                endpoint.received.append({"method": self.command, "path": self.path, "body": body})
+                answer = json.dumps({"iid": 5, "id": 77}).encode()  # GitLab's answer to a new issue
                 self.send_response(endpoint.status)
-                self.send_header("Content-Length", "0")
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
+                self.wfile.write(answer)
+
+            do_PUT = do_POST
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -200,3 +205,32 @@ def test_a_failed_deploy_notifies(
     assert "fetch" in endpoint.received[0]["body"]["message"]
     [failed] = [x for x in RunStore(trained).list(limit=None) if x.kind == "deploy"]
     assert failed.outcome == "failed" and failed.exit_code == 6
+
+
+def test_a_gitlab_issue_per_episode_closed_when_it_resolves(
+    staged: Path, bundle: Path, endpoint: Endpoint, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CI_API_V4_URL", f"http://127.0.0.1:{endpoint.port}/api/v4")
+    monkeypatch.setenv("CI_PROJECT_ID", "42")
+    monkeypatch.setenv("MLOPS_GITLAB_TOKEN", "glpat-issue-token")
+    _notify(staged, {"gitlab_issue": {"labels": ["ml", "alert"]}})
+    drifted = staged / "drifted"
+    rows, labels = group("Dream")
+    serve_rows(bundle, drifted, rows, labels, version="v0.0.1")
+    healthy = staged / "healthy"
+    rows, labels = group(None, n=200, seed=7)
+    serve_rows(bundle, healthy, rows, labels, version="v0.0.1", batch=5)
+    for _ in range(2):
+        r = cli(["monitor", "--env", "staging", "--log-dir", str(drifted)], cwd=staged)
+        assert r.exit_code == 7 and "glpat-issue-token" not in r.output
+    [opened] = endpoint.received
+    assert (opened["method"], opened["path"]) == ("POST", "/api/v4/projects/42/issues")
+    assert opened["body"]["labels"] == "ml,alert" and "breach" in opened["body"]["title"]
+    r = cli(["monitor", "--env", "staging", "--log-dir", str(healthy)], cwd=staged)
+    assert r.exit_code == 0
+    calls = [(x["method"], x["path"]) for x in endpoint.received[1:]]
+    assert calls == [
+        ("POST", "/api/v4/projects/42/issues/5/notes"),
+        ("PUT", "/api/v4/projects/42/issues/5"),
+    ]
+    assert endpoint.received[2]["body"] == {"state_event": "close"}
