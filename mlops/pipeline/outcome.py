@@ -271,7 +271,15 @@ def finalize(
         record.outcome = "ok"
     if not dry:  # a dry run changed nothing: it is shown, not recorded
         RunStore(home).save(record)
-        if record.verdict and record.outcome in ("ok", "gate_failed"):
+        evaluated = any(
+            s.name in layout.evaluate and s.status in ("ran", "cached") for s in result.stages
+        )
+        card_missing = not (root / "reports/model-card.md").exists()  # mlops.reports.card
+        if (
+            record.verdict
+            and record.outcome in ("ok", "gate_failed")
+            and (evaluated or card_missing)
+        ):
             _write_card(root, record)
     prune_logs(home)
     return result
