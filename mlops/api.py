@@ -22,6 +22,7 @@ from mlops.deploy.deployer import DeployResult
 from mlops.deploy.deployer import deploy as deploy_version
 from mlops.deploy.envs import EnvStatus, environments  # registers deployments for lineage
 from mlops.engine.cluster import EngineInfo
+from mlops.errors import DeployError
 from mlops.pipeline.commit import CommitResult, commit_results
 from mlops.pipeline.compare import RunDiff, diff_runs
 from mlops.pipeline.compile import compile_dvc_yaml
@@ -139,6 +140,45 @@ def runs_diff(root: Path | str, a: str, b: str, *, all_params: bool = False) -> 
     return diff_runs(store.get(a), store.get(b), all_params=all_params)
 
 
+def runs_push(root: Path | str = ".", remote: str = "origin") -> int:
+    """Push every run record to `remote` (`mlops runs push`); how many the repository holds.
+
+    Raises `GitStateError` when git refuses (the message says why, credentials redacted)."""
+    from mlops.adapters.git import redact
+    from mlops.errors import GitStateError
+    from mlops.pipeline import gitrecords
+
+    root = Path(root).resolve()
+    RunStore(root).sync()  # records saved before they were stored in git are in the index only
+    refs = gitrecords.local_refs(root)
+    if not refs:
+        return 0
+    res = gitrecords.push(root, remote)
+    if res.code != 0:
+        raise GitStateError(
+            f"could not push the run records to {remote}: {redact((res.err or res.out).strip())}",
+            "Check that the remote exists and that you may push to it.",
+        )
+    return len(refs)
+
+
+def runs_pull(root: Path | str = ".", remote: str = "origin") -> int:
+    """Fetch the run records of `remote` (`mlops runs pull`); how many were new here."""
+    from mlops.adapters.git import redact
+    from mlops.errors import GitStateError
+    from mlops.pipeline import gitrecords
+
+    root = Path(root).resolve()
+    res = gitrecords.fetch(root, remote)
+    if res.code != 0:
+        raise GitStateError(
+            f"could not fetch the run records from {remote}: "
+            f"{redact((res.err or res.out).strip())}",
+            "Check that the remote exists and that you may read it.",
+        )
+    return RunStore(root).sync()
+
+
 def exp_run(
     root: Path | str,
     settings: list[str],
@@ -177,8 +217,9 @@ def register(
     message: str | None = None,
     skip_registered: bool = False,
 ) -> RegisterResult:
-    """Register the bundle committed at `ref` as a new version (`mlops register`)."""
-    return registry_register.register(
+    """Register the bundle committed at `ref` as a new version (`mlops register`); with `push`,
+    the run records go to `remote` too."""
+    result = registry_register.register(
         root,
         name,
         version=version,
@@ -190,6 +231,9 @@ def register(
         message=message,
         skip_registered=skip_registered,
     )
+    if push:
+        _push_records(root, push, remote)
+    return result
 
 
 def registry_show(root: Path | str = ".") -> Registry:
@@ -501,18 +545,38 @@ def deploy(
     smoke-test, switch, record. A failure raises `DeployError` (exit 6) naming the step.
 
     When the environment has `kubernetes:`, its manifests are rendered for the deployed
-    version and committed (pushed with `push`) for Argo CD or Flux (`manifests`)."""
-    result = deploy_version(
-        root,
-        env,
-        version=version,
-        from_tag=from_tag,
-        rollback=rollback,
-        force=force,
-        push=push,
-        remote=remote,
-        on_step=on_step,
+    version and committed (pushed with `push`) for Argo CD or Flux (`manifests`).
+    The deployment is also a run record (kind `deploy` or `rollback`, pushed with `push`), and
+    `monitoring.notify` hears of failures and rollbacks."""
+    import time
+
+    from mlops.deploy.records import record_deploy
+    from mlops.errors import MlopsError
+
+    started = time.time()
+    try:
+        result = deploy_version(
+            root,
+            env,
+            version=version,
+            from_tag=from_tag,
+            rollback=rollback,
+            force=force,
+            push=push,
+            remote=remote,
+            on_step=on_step,
+        )
+    except MlopsError as exc:
+        if isinstance(exc, DeployError):
+            record = record_deploy(Path(root).resolve(), env, started=started, error=exc)
+            _notify_deploy(root, record)
+            _push_records(root, push, remote)
+        raise
+    record = record_deploy(
+        Path(root).resolve(), env, started=started, result=result, rollback=rollback
     )
+    if record is not None and record.kind == "rollback" and result.action == "deployed":
+        _notify_deploy(root, record)
     from mlops.deploy.manifests import has_kubernetes, render_manifests
 
     if result.action != "failed" and has_kubernetes(root, env):
@@ -521,6 +585,7 @@ def deploy(
         )
         what = ", ".join(rendered.changed) or "unchanged"
         result.notes.append(f"Kubernetes manifests in {rendered.directory}: {what}")
+    _push_records(root, push, remote)
     return result
 
 
@@ -537,6 +602,45 @@ def manifests(
     from mlops.deploy.manifests import render_manifests
 
     return render_manifests(root, env, version=version, commit=commit, push=push, remote=remote)
+
+
+def watch(
+    root: Path | str = ".",
+    *,
+    dry_run: bool = False,
+    push: bool | None = None,
+    remote: str = "origin",
+):
+    """Retrain when the ingest source has new data (`mlops watch`, `mlops run --if-new-data`).
+
+    Returns a `WatchResult`; a failed retrain is in `result.action` (status `failed`)."""
+    from mlops.monitor.trigger import watch as watch_sources
+
+    result = watch_sources(root, dry_run=dry_run, push=push, remote=remote)
+    if result.action is not None and not dry_run:
+        _push_records(root, push, remote)
+    return result
+
+
+def _push_records(root: Path | str, push: bool | None, remote: str) -> None:
+    """Push the run records where the command pushed (best effort: a record is never worth
+    failing a command that did its work)."""
+    from mlops.adapters import git
+    from mlops.pipeline import gitrecords
+
+    root = Path(root).resolve()
+    if push is False or remote not in git.remotes(root) or not gitrecords.local_refs(root):
+        return
+    gitrecords.push(root, remote, attempts=2)
+
+
+def _notify_deploy(root: Path | str, record: RunRecord | None) -> None:
+    """Tell `monitoring.notify` about a failed deployment or a rollback (best effort)."""
+    if record is None:
+        return
+    from mlops.monitor.notify import notify_event
+
+    notify_event(Path(root).resolve(), record)
 
 
 def envs(root: Path | str = ".") -> list[EnvStatus]:
@@ -578,7 +682,7 @@ def monitor(
     Returns the report (`report.breached`, `report.action`); a breach is not raised."""
     from mlops.monitor.commands import monitor_project
 
-    return monitor_project(
+    report = monitor_project(
         root,
         env,
         since=since,
@@ -589,3 +693,6 @@ def monitor(
         now=now,
         log_url=log_url,
     )
+    if not dry_run:
+        _push_records(root, push, remote)
+    return report

@@ -367,3 +367,77 @@ def commit_paths(root: Path | str, base: str, files: dict[str, str | None], mess
         if tree == plumb("rev-parse", f"{base}^{{tree}}"):
             return base  # nothing to change
         return plumb("commit-tree", tree, "-p", base, "-F", "-", input=message)
+
+
+# ---- objects and refs for the run records (mlops.pipeline.gitrecords) -----------------------
+
+
+def write_blob(root: Path | str, data: bytes) -> str:
+    """Store `data` as a blob in the object database; return its id."""
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(root), "hash-object", "-w", "--stdin"],
+            capture_output=True,
+            input=data,
+            env=git_env(),
+        )
+    except FileNotFoundError:
+        raise GitStateError("git is not installed", "Install git and try again.") from None
+    if proc.returncode != 0:
+        raise GitStateError(f"git hash-object failed: {proc.stderr.decode(errors='replace')}")
+    return proc.stdout.decode().strip()
+
+
+def refs_under(root: Path | str, prefix: str) -> dict[str, str]:
+    """`{refname: object id}` of every ref under `prefix` (one `for-each-ref` call)."""
+    res = run(root, "for-each-ref", "--format=%(objectname) %(refname)", prefix, check=False)
+    out = {}
+    for line in res.out.splitlines():
+        oid, _, name = line.partition(" ")
+        if name:
+            out[name] = oid
+    return out
+
+
+def read_blobs(root: Path | str, oids: list[str], max_bytes: int) -> dict[str, bytes]:
+    """The content of each blob in `oids` (one `cat-file --batch` call); blobs larger than
+    `max_bytes`, missing objects and objects of other types are left out."""
+    if not oids:
+        return {}
+    proc = subprocess.run(
+        ["git", "-C", str(root), "cat-file", "--batch"],
+        capture_output=True,
+        input=("\n".join(oids) + "\n").encode(),
+        env=git_env(),
+    )
+    out: dict[str, bytes] = {}
+    data = proc.stdout
+    pos = 0
+    for oid in oids:
+        end = data.find(b"\n", pos)
+        if end < 0:
+            break
+        header = data[pos:end].decode(errors="replace").split()
+        pos = end + 1
+        if len(header) != 3:  # "<oid> missing"
+            continue
+        size = int(header[2])
+        body = data[pos : pos + size]
+        pos += size + 1
+        if header[1] == "blob" and size <= max_bytes:
+            out[oid] = body
+    return out
+
+
+def config_get_all(root: Path | str, key: str) -> list[str]:
+    res = run(root, "config", "--get-all", key, check=False)
+    return res.out.splitlines()
+
+
+def config_add(root: Path | str, key: str, value: str) -> None:
+    run(root, "config", "--add", key, value)
+
+
+def remotes(root: Path | str) -> list[str]:
+    res = run(root, "remote", check=False)
+    return [r for r in res.out.splitlines() if r]

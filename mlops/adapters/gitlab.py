@@ -201,3 +201,46 @@ def _note_id(answer: Any, method: str) -> Any:
         "have been written",
         "Check CI_API_V4_URL points at GitLab's API (…/api/v4), then run again.",
     )
+
+
+# ---- issues (monitoring.notify.gitlab_issue) -------------------------------------------------
+
+
+@dataclass
+class ProjectRef:
+    """A project's API address and token (CI_API_V4_URL, CI_PROJECT_ID, MLOPS_GITLAB_TOKEN)."""
+
+    api_url: str
+    project_id: str
+    token: str
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> ProjectRef:
+        env = dict(os.environ if env is None else env)
+        names = {"CI_API_V4_URL": "api_url", "CI_PROJECT_ID": "project_id", TOKEN_ENV: "token"}
+        missing = [n for n in names if not env.get(n)]
+        if missing:
+            raise UsageError(
+                f"cannot open a GitLab issue: {', '.join(missing)} not set",
+                f"Run in GitLab CI with a project access token (`api` scope) in {TOKEN_ENV}.",
+            )
+        return cls(**{attr: env[n] for n, attr in names.items()})
+
+
+def _issues_path(ref: ProjectRef) -> str:
+    return f"/projects/{urllib.parse.quote(str(ref.project_id), safe='')}/issues"
+
+
+def create_issue(ref: ProjectRef, title: str, description: str, labels: list[str]) -> int | None:
+    """Open an issue; its iid."""
+    body = {"title": title, "description": description, "labels": ",".join(labels)}
+    created = _request(ref, "POST", _issues_path(ref), body)  # type: ignore[arg-type]
+    iid = (created or {}).get("iid")
+    return int(iid) if isinstance(iid, int) else None
+
+
+def close_issue(ref: ProjectRef, iid: int, comment: str) -> None:
+    """Comment on issue `iid`, then close it."""
+    path = f"{_issues_path(ref)}/{int(iid)}"
+    _request(ref, "POST", f"{path}/notes", {"body": comment})  # type: ignore[arg-type]
+    _request(ref, "PUT", path, {"state_event": "close"})  # type: ignore[arg-type]

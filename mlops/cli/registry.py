@@ -365,6 +365,12 @@ def lineage(
         console.print(d)
     for note in lin.notes:
         _ui.err().print(f"[yellow]note:[/] {note}", markup=True)
+    if lin.card:
+        console.print(
+            f"model card: {lin.card} at {lin.commit[:12]} "
+            f"(`git show {lin.commit[:12]}:{lin.card}`)",
+            markup=False,
+        )
     console.print(f"reproduce: {lin.reproduce}", markup=False)
 
 

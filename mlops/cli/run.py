@@ -125,6 +125,14 @@ def run(
             "--commit", help="After a successful run, push data to the DVC remote and commit."
         ),
     ] = False,
+    if_new_data: Annotated[
+        bool,
+        typer.Option(
+            "--if-new-data",
+            help="Only when the ingest source has new data; then also commit, register and "
+            "deploy staging (`mlops watch`).",
+        ),
+    ] = False,
 ) -> None:
     """Run the pipeline through DVC, skipping unchanged stages.
 
@@ -139,6 +147,11 @@ def run(
 
     Example: mlops run train --force
     """
+    if if_new_data:
+        from mlops.cli.watch import run_watch
+
+        run_watch(json=json)
+        return
     _ui.set_json(json)
     engine = None
     progress = None if json else Progress(_ui.progress_console())

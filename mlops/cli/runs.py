@@ -62,7 +62,10 @@ def list_(
         return
     if not records:
         _ui.err().print(
-            f"no runs match `{where}`" if where else "no runs recorded yet: `mlops run` records one"
+            f"no runs match `{where}`"
+            if where
+            else "no runs recorded yet: `mlops run` records one (`git fetch` or `mlops runs pull` "
+            "brings CI's and teammates' records)"
         )
         return
     t = _ui.table("run", "outcome", "commit", "what", "metrics")
@@ -200,3 +203,46 @@ def show(
     for path, digest in {**r.deps, **r.outs}.items():
         h.add_row(path, digest)
     console.print(h)
+
+
+@app.command("push")
+def push(
+    remote: Annotated[str, typer.Option("--remote", help="The git remote.")] = "origin",
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Push the run records to a git remote (refs/mlops/records/*, one ref per record).
+
+    Records are immutable and each has its own ref, so pushes from several places at once never
+    conflict. CI jobs push theirs; teammates get them with `git fetch`.
+
+    Example: mlops runs push --remote origin
+    """
+    from mlops import api
+
+    _ui.set_json(json)
+    count = api.runs_push(".", remote)
+    if json:
+        _ui.print_json({"remote": remote, "records": count})
+        return
+    _ui.out().print(f"{count} run record(s) on {remote}" if count else "no run records to push")
+
+
+@app.command("pull")
+def pull(
+    remote: Annotated[str, typer.Option("--remote", help="The git remote.")] = "origin",
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Fetch the run records of CI and teammates from a git remote.
+
+    Also configures the remote so that a plain `git fetch` brings them from then on.
+
+    Example: mlops runs pull
+    """
+    from mlops import api
+
+    _ui.set_json(json)
+    count = api.runs_pull(".", remote)
+    if json:
+        _ui.print_json({"remote": remote, "new": count})
+        return
+    _ui.out().print(f"{count} new run record(s) from {remote}")

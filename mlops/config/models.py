@@ -23,6 +23,18 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class CardSpec(Strict):
+    """`model.card:` what the model card (`reports/model-card.md`) says in people's words;
+    data, metrics, slices, gates and lineage come from the run."""
+
+    intended_use: str = ""
+    out_of_scope: str = ""
+    limitations: list[str] = Field(default_factory=list)
+    owners: list[str] = Field(default_factory=list)
+    ethical_considerations: str = ""
+    references: list[str] = Field(default_factory=list)
+
+
 class ModelSpec(Strict):
     """The model this project trains: its registry name and its label column."""
 
@@ -44,6 +56,8 @@ class ModelSpec(Strict):
         if bad:
             raise ValueError(f"{', '.join(bad)}: a builtins name is never trusted")
         return v
+
+    card: CardSpec = Field(default_factory=CardSpec)
 
     @property
     def path(self) -> str:
@@ -338,6 +352,51 @@ class RetrainSpec(Strict):
     deploy: str | None = "staging"
 
 
+class GitLabIssueSpec(Strict):
+    """`monitoring.notify.gitlab_issue:` open a GitLab issue per breach episode, close it when
+    the breach resolves (CI_API_V4_URL, CI_PROJECT_ID and MLOPS_GITLAB_TOKEN from the job)."""
+
+    enabled: bool = True
+    labels: list[str] = Field(default_factory=lambda: ["mlops", "monitoring"])
+
+
+NotifyEvent = Literal["breach", "resolved", "deploy_failed", "rollback"]
+
+
+class NotifySpec(Strict):
+    """`monitoring.notify:` where alerts go: apprise URLs (Slack, Teams, email, Matrix,
+    webhooks, ...) whose secrets come from the environment (`${SLACK_URL}` inside a URL, or
+    `env:SLACK_URL` for the whole URL), and/or a GitLab issue. One message per breach episode,
+    one when it resolves; deploy failures and rollbacks too (`on:` chooses)."""
+
+    urls: list[str] = Field(default_factory=list)
+    gitlab_issue: GitLabIssueSpec | bool = False
+    on: list[NotifyEvent] = Field(
+        default_factory=lambda: ["breach", "resolved", "deploy_failed", "rollback"]
+    )
+
+    @field_validator("urls")
+    @classmethod
+    def _urls(cls, v: list[str]) -> list[str]:
+        import re
+
+        for url in v:
+            if url.startswith("env:"):
+                if not re.fullmatch(r"env:[A-Za-z_][A-Za-z0-9_]*", url):
+                    raise ValueError("`env:NAME` names an environment variable (letters, _)")
+            elif "://" not in url and not re.search(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", url):
+                raise ValueError(
+                    "a notification URL looks like scheme://... (apprise's forms), "
+                    "${NAME} inside it, or env:NAME for a URL kept in a variable"
+                )
+            elif re.search(r"://[^/@${}]*:[^/@${}]+@", url):
+                raise ValueError(
+                    "a password written in pipeline.yaml: put it in an environment variable "
+                    "and write ${NAME} (or env:NAME) instead"
+                )
+        return v
+
+
 class MonitoringSpec(Strict):
     drift: DriftSpec = Field(default_factory=DriftSpec)
     performance: PerformanceSpec = Field(default_factory=PerformanceSpec)
@@ -348,6 +407,7 @@ class MonitoringSpec(Strict):
     quality: QualitySpec = Field(default_factory=QualitySpec)
     health: HealthSpec = Field(default_factory=HealthSpec)
     retrain: RetrainSpec = Field(default_factory=RetrainSpec)
+    notify: NotifySpec = Field(default_factory=NotifySpec)
 
     @field_validator("window")
     @classmethod

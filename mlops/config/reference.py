@@ -21,6 +21,22 @@ from mlops.config import models as m
 DOC = "docs/config.md"
 
 DESCRIPTIONS: dict[str, str] = {
+    # the model card and notifications
+    "ModelSpec.card": "Fields of the model card (reports/model-card.md), written by each run.",
+    "CardSpec.intended_use": "What the model is for and who uses it.",
+    "CardSpec.out_of_scope": "Uses the model is not meant for.",
+    "CardSpec.limitations": "Known limitations, one per item.",
+    "CardSpec.owners": "Who answers for the model (names or team addresses).",
+    "CardSpec.ethical_considerations": "Risks and the people they may affect.",
+    "CardSpec.references": "Links: papers, data sheets, tickets.",
+    "MonitoringSpec.notify": "Where breaches, recoveries, failed deploys and rollbacks are sent.",
+    "NotifySpec.urls": "apprise URLs (Slack, Teams, email, webhooks); `env:NAME` or `${NAME}` "
+    "take a URL or its secret from the environment.",
+    "NotifySpec.gitlab_issue": "Open a GitLab issue per breach episode and close it when it "
+    "resolves (CI only; `true` or options).",
+    "NotifySpec.on": "Which events notify.",
+    "GitLabIssueSpec.enabled": "Open issues (false: keep the options, send nothing to GitLab).",
+    "GitLabIssueSpec.labels": "Labels of the issues opened.",
     # added with the deployments and security work
     "ModelSpec.trusted_types": "Exact type names (`module.Class`) of your own classes a bundle may "
     "contain, on top of the built-in allow-list of scikit-learn, NumPy and SciPy types; "
@@ -225,6 +241,9 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("kubernetes resources", m.KubernetesResources, "`environments.NAME.kubernetes.resources:`"),
     ("kubernetes autoscale", m.KubernetesAutoscale, "`environments.NAME.kubernetes.autoscale:`"),
     ("monitoring", m.MonitoringSpec, "`monitoring:`"),
+    ("notify", m.NotifySpec, "`monitoring.notify:`"),
+    ("gitlab issue", m.GitLabIssueSpec, "`monitoring.notify.gitlab_issue:`"),
+    ("model card", m.CardSpec, "`model.card:`"),
     ("drift", m.DriftSpec, "`monitoring.drift:`"),
     ("performance", m.PerformanceSpec, "`monitoring.performance:`"),
     ("quality", m.QualitySpec, "`monitoring.quality:`"),

@@ -113,7 +113,7 @@ def environments(root: Path | str = ".") -> list[EnvStatus]:
         except MlopsError as exc:  # a pointer outside versions/
             st.problems.append(exc.message)
             st.verified, events = False, []
-        st.last_event = events[-1] if events else None
+        st.last_event = events[-1] if events else _recorded_event(project.root, env)
         if st.live:
             deployment = target.deployment() or {}
             st.live_commit = deployment.get("commit")
@@ -185,7 +185,49 @@ def deployment_records(root: Path, name: str, version: str) -> list[dict[str, An
                         "target": str(target.root),
                     }
                 )
+    out += _recorded(project.root, name, version, {e["env"] for e in out})
     return sorted(out, key=lambda e: e.get("at") or "")
+
+
+def _recorded_event(root: Path, env: str) -> dict[str, Any] | None:
+    """The last deployment of `env` the run records know (made elsewhere, e.g. by CI)."""
+    from mlops.deploy.records import iso_utc, recorded_deployments
+
+    found = recorded_deployments(root, env)
+    if not found:
+        return None
+    last = found[-1]
+    return {
+        "event": last.kind,
+        "version": last.extra.get("version"),
+        "previous": last.extra.get("previous"),
+        "tag": last.extra.get("stage_tag"),
+        "ts": iso_utc(last.started),
+        "source": f"run record {last.id}",
+    }
+
+
+def _recorded(root: Path, name: str, version: str, known_envs: set[str]) -> list[dict[str, Any]]:
+    """Deployments of `version` in the run records, for environments whose target here has
+    none (the target lives on CI's runner or a teammate's machine)."""
+    from mlops.deploy.records import iso_utc, recorded_deployments
+
+    return [
+        {
+            "env": r.extra.get("env"),
+            "version": version,
+            "at": iso_utc(r.started),
+            "event": r.kind,
+            "tag": r.extra.get("stage_tag"),
+            "previous": r.extra.get("previous"),
+            "live": None,
+            "target": f"run record {r.id}",
+        }
+        for r in recorded_deployments(root)
+        if r.extra.get("name") == name
+        and r.extra.get("version") == version
+        and r.extra.get("env") not in known_envs
+    ]
 
 
 if deployment_records not in lineage.DEPLOYMENT_READERS:

@@ -76,6 +76,7 @@ def _record(
     started: float,
     dry: bool,
     at: tuple[str | None, bool | None, str | None],
+    notice: dict[str, Any] | None = None,
 ) -> None:
     """Save the monitor run (and a rollback's own record); `at` is the git state the monitor
     started from (a retrain commits, so the state after it is not where the checks ran)."""
@@ -117,7 +118,8 @@ def _record(
             "window": report.window.to_dict(),
             "action": report.action,
             "log": report.log,
-        },
+        }
+        | ({"notify": {k: v for k, v in notice.items() if k != "notes"}} if notice else {}),
     )
     store = RunStore(root)
     store.save(record)
@@ -248,6 +250,12 @@ def monitor_project(
         report.action = plan.to_dict("dry run: nothing was done")
     else:
         report.action = actions.execute(plan, project, push=push, remote=remote, monitor_run=run_id)
-    _record(report, project, run_id, started, dry_run, at)
+    notice = None
+    if not dry_run:  # monitoring.notify: once per breach episode, once when it resolves
+        from mlops.monitor.notify import monitor_notice
+
+        notice = monitor_notice(project, report, run_id)
+        report.notes.extend(notice.get("notes", []))
+    _record(report, project, run_id, started, dry_run, at, notice)
     report.seconds = time.time() - started
     return report

@@ -22,6 +22,7 @@ from mlops.pipeline.runner import ensure_project
 
 LOG = Path(".mlops/logs/commit.log")
 ALWAYS = ("dvc.yaml", "dvc.lock", PIPELINE_FILE, PARAMS_FILE, ".dvc/config", ".dvcignore")
+ALWAYS += ("reports/model-card.md", "reports/model-card.html")  # mlops.reports.card
 
 
 @dataclass

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -214,6 +215,16 @@ def gate_line(g: GateResult) -> str:
     return text + (f" ({', '.join(detail)})" if detail else "")
 
 
+def _write_card(root: Path, record: RunRecord) -> None:
+    """The model card of this run (`mlops.reports.card`); a card that cannot be written does
+    not fail the run."""
+    from mlops.config import load_project
+    from mlops.reports.card import write_card
+
+    with contextlib.suppress(OSError, MlopsError):
+        write_card(load_project(root), record)
+
+
 def prune_logs(root: Path) -> None:
     base = root / LOG_ROOT
     if not base.is_dir():
@@ -263,5 +274,15 @@ def finalize(
         record.outcome = "ok"
     if not dry:  # a dry run changed nothing: it is shown, not recorded
         RunStore(home).save(record)
+        evaluated = any(
+            s.name in layout.evaluate and s.status in ("ran", "cached") for s in result.stages
+        )
+        card_missing = not (root / "reports/model-card.md").exists()  # mlops.reports.card
+        if (
+            record.verdict
+            and record.outcome in ("ok", "gate_failed")
+            and (evaluated or card_missing)
+        ):
+            _write_card(root, record)
     prune_logs(home)
     return result

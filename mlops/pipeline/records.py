@@ -1,7 +1,9 @@
-"""Run records: what ran, on which code, data and params, with which result (SQLite, local).
+"""Run records: what ran, on which code, data and params, with which result.
 
-One row per run in `.mlops/runs.db`. JSON columns hold params, hashes, metrics and stage results so
-that SQLite's JSON functions can filter on them.
+Each record is stored in git (`mlops.pipeline.gitrecords`: one ref per record, pushed and fetched
+with the code) and indexed in `.mlops/runs.db`, one row per run; JSON columns hold params, hashes,
+metrics and stage results so that SQLite's JSON functions can filter on them. Every read first
+indexes the records git has that the index lacks (CI's and teammates' after a `git fetch`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ CREATE TABLE IF NOT EXISTS runs (
     extra TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_started ON runs(started);
+CREATE TABLE IF NOT EXISTS git_records (id TEXT PRIMARY KEY, oid TEXT NOT NULL);
 """
 
 JSON_FIELDS = ("targets", "stages", "params", "deps", "outs", "metrics", "verdict", "extra")
@@ -87,7 +90,41 @@ class RunStore:
     """The run records of one project."""
 
     def __init__(self, root: Path) -> None:
-        self.path = Path(root) / DB
+        self.root = Path(root)
+        self.path = self.root / DB
+        self._in_git: bool | None = None
+
+    def _git(self) -> bool:
+        """Whether records also go to (and come from) git here."""
+        from mlops.pipeline import gitrecords
+
+        if self._in_git is None:
+            self._in_git = gitrecords.enabled() and gitrecords.is_repository(self.root)
+            if self._in_git:  # from now on a plain `git fetch` brings teammates' records
+                gitrecords.ensure_refspec(self.root)
+        return self._in_git
+
+    def _sync(self, con: sqlite3.Connection) -> int:
+        """Index the records git has and the index lacks (new or changed refs only)."""
+        from mlops.pipeline import gitrecords
+
+        if not self._git():
+            return 0
+        known = dict(con.execute("SELECT id, oid FROM git_records"))
+        added = 0
+        for rid, oid, rec in gitrecords.read_new(self.root, known):
+            if rec is not None:
+                con.execute(*self._insert(RunRecord(**rec)))
+                added += 1
+            con.execute("INSERT OR REPLACE INTO git_records (id, oid) VALUES (?, ?)", (rid, oid))
+        return added
+
+    def sync(self) -> int:
+        """Bring the index up to date with git's records; how many were added."""
+        if not self._git():
+            return 0
+        with self._connect() as con:
+            return self._sync(con)
 
     @contextmanager
     def _connect(self, create: bool = True) -> Iterator[sqlite3.Connection]:
@@ -105,15 +142,27 @@ class RunStore:
         finally:
             con.close()
 
-    def save(self, rec: RunRecord) -> None:
+    @staticmethod
+    def _insert(rec: RunRecord) -> tuple[str, dict[str, Any]]:
         row = rec.to_dict()
         for key in JSON_FIELDS:
             row[key] = json.dumps(row[key], sort_keys=True, default=str)
         row["git_dirty"] = None if rec.git_dirty is None else int(rec.git_dirty)
         cols = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
+        return f"INSERT OR REPLACE INTO runs ({cols}) VALUES ({marks})", row  # noqa: S608
+
+    def save(self, rec: RunRecord) -> None:
+        """Index the record and store it in git (when the project is in a repository)."""
+        from mlops.pipeline import gitrecords
+
+        oid = gitrecords.publish(self.root, rec.to_dict()) if self._git() else None
         with self._connect() as con:
-            con.execute(f"INSERT OR REPLACE INTO runs ({cols}) VALUES ({marks})", row)  # noqa: S608
+            con.execute(*self._insert(rec))
+            if oid:
+                con.execute(
+                    "INSERT OR REPLACE INTO git_records (id, oid) VALUES (?, ?)", (rec.id, oid)
+                )
 
     @staticmethod
     def _from_row(row: sqlite3.Row) -> RunRecord:
@@ -127,7 +176,7 @@ class RunStore:
 
     def list(self, limit: int | None = 20, kind: str | None = None) -> list[RunRecord]:
         """Most recent first."""
-        if not self.path.exists():
+        if not self.path.exists() and not (self._git() and self.sync()):
             return []
         sql = "SELECT * FROM runs"
         args: list[Any] = []
@@ -138,12 +187,16 @@ class RunStore:
         if limit:
             sql += f" LIMIT {int(limit)}"
         with self._connect() as con:
+            self._sync(con)
             con.row_factory = sqlite3.Row
             return [self._from_row(r) for r in con.execute(sql, args)]
 
     def get(self, run_id: str) -> RunRecord:
         """A run by id or unique id prefix; `latest` is the most recent."""
+        if not self.path.exists() and self._git():
+            self.sync()
         with self._connect(create=False) as con:
+            self._sync(con)
             con.row_factory = sqlite3.Row
             if run_id == "latest":
                 rows = list(con.execute("SELECT * FROM runs ORDER BY started DESC LIMIT 1"))

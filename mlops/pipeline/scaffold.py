@@ -11,6 +11,7 @@ from mlops.adapters import dvc, git
 from mlops.config import load_project
 from mlops.config.yamlfile import atomic_write_bytes, atomic_write_text
 from mlops.errors import UsageError
+from mlops.pipeline import gitrecords
 from mlops.pipeline.compile import write_dvc_yaml
 
 TEMPLATES = {
@@ -126,6 +127,7 @@ def init_project(dest: Path | str, force: bool = False) -> InitResult:
     if top is None or top.resolve() != root:
         git.init(root)
         result.git_initialised = True
+    gitrecords.ensure_refspec(root)  # `git fetch` brings the run records of CI and teammates
     log = root / ".mlops" / "logs" / "init.log"
     spec = pip_spec()
     for rel, name in TEMPLATES.items():

@@ -59,6 +59,7 @@ class Lineage:
     stages: list[dict[str, Any]] = field(default_factory=list)  # assignment events
     deployments: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    card: str | None = None  # `reports/model-card.md` when the version's commit holds one
 
     @property
     def reproduce(self) -> str:
@@ -160,4 +161,6 @@ def lineage(root: Path | str, spec: str) -> Lineage:
         if e.stage is not None and e.version == version
     ]
     out.deployments = deployment_records(root, name, version)
+    if git.show_file(root, out.commit, "reports/model-card.md") is not None:
+        out.card = "reports/model-card.md"  # mlops.reports.card
     return out

@@ -358,6 +358,21 @@ def _folded_evaluation(root: Path, path: str | None) -> list[str]:
             "</details>"]  # fmt: skip
 
 
+def _card_link(root: Path) -> list[str]:
+    """A link to the model card (the CI job's artifact when in CI), when the run wrote one."""
+    import os
+
+    from mlops.reports.card import CARD_HTML, CARD_MD
+
+    if not (root / CARD_MD).is_file():
+        return []
+    job = os.environ.get("CI_JOB_URL", "")
+    if job.startswith(("http://", "https://")):
+        url = f"{job.rstrip('/')}/artifacts/file/{CARD_HTML}"
+        return [f"Model card: [{CARD_MD}]({url}) (intended use, limitations, data, lineage)", ""]
+    return [f"Model card: `{CARD_MD}` (intended use, limitations, data, lineage)", ""]
+
+
 def render(rep: MergeRequestReport, root: Path) -> str:
     """The report as Markdown (deterministic: no timestamps)."""
     where = f" on `{rep.branch}`" if rep.branch else ""
@@ -388,6 +403,7 @@ def render(rep: MergeRequestReport, root: Path) -> str:
     ):
         if section:
             out += [*section, ""]
+    out += _card_link(root)
     for note in rep.notes:
         out.append(f"> {note}")
     out += _folded_evaluation(root, rep.plots.get("evaluation_md"))
