@@ -126,23 +126,30 @@ def psi_rows(counts: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 def counts_null_p(
     method: str,
-    observed: float,
     ref_counts: list[float],
-    n_cur: float,
+    cur_counts: list[float],
     column: str,
     resamples: int = RESAMPLES,
+    sampling: list[float] | None = None,
 ) -> float:
     """Monte-Carlo p-value of a Jensen-Shannon distance or PSI between counts (categories or
-    bins): how often a sample of the reference's own distribution lands as far away."""
+    bins): how often a sample of the reference's own distribution lands as far away.
+
+    `sampling` (default: the reference counts) is the distribution the null samples come from;
+    binned numbers give their below-range and above-range bins the chance a new value falls
+    outside the range of the reference's values, which the reference itself never shows."""
     import numpy as np
 
     ref = np.asarray(ref_counts, dtype="float64")
-    n = effective_size(ref.sum(), n_cur)
+    cur = np.asarray(cur_counts, dtype="float64")
+    n = effective_size(ref.sum(), cur.sum())
     if not n or ref.sum() <= 0:
         return 1.0
-    rng = _rng(column, n)
     fn = js_rows if method == "jensenshannon" else psi_rows
-    null = [fn(block, ref) for block in _draws(ref / ref.sum(), n, resamples, rng)]
+    observed = float(fn(cur[None, :], ref)[0])
+    draw_from = np.asarray(sampling if sampling is not None else ref_counts, dtype="float64")
+    rng = _rng(column, n)
+    null = [fn(block, ref) for block in _draws(draw_from / draw_from.sum(), n, resamples, rng)]
     return _p_from_null(observed, null)
 
 

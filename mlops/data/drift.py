@@ -457,7 +457,7 @@ def _numeric_column(
             score = ztest_p(keys, r, c)
         else:
             score = psi(r, c) if chosen == "psi" else jensenshannon(r, c)
-            p_value = calibration.counts_null_p(chosen, score, r, cur.n, name, resamples)
+            p_value = calibration.counts_null_p(chosen, r, c, name, resamples)
     else:  # jensenshannon / psi on the reference's quantile bins (+ below and above)
         r = [0, *ref_hist["counts"], 0]
         c = [
@@ -466,7 +466,8 @@ def _numeric_column(
             cur_hist["above"],
         ]
         score = psi(r, c) if chosen == "psi" else jensenshannon(r, c)
-        p_value = calibration.counts_null_p(chosen, score, r, cur.n, name, resamples)
+        sampling = [1, *ref_hist["counts"], 1]  # a new value is outside the range: ~1/(m+1)
+        p_value = calibration.counts_null_p(chosen, r, c, name, resamples, sampling)
     if chosen in P_VALUE_METHODS:
         p_value = score
     return _verdict(name, "numeric", chosen, score, limit, n_ref, cur.n, stats, p_value, alpha)
@@ -526,7 +527,7 @@ def _categorical_column(
         score = p_value = ztest_p(keys, r, c)
     else:
         score = psi(r, c) if chosen == "psi" else jensenshannon(r, c)
-        p_value = calibration.counts_null_p(chosen, score, r, n_cur, name, resamples)
+        p_value = calibration.counts_null_p(chosen, r, c, name, resamples)
     return _verdict(name, "categorical", chosen, score, limit, n_ref, n_cur, stats, p_value, alpha)
 
 
