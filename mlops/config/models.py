@@ -392,6 +392,8 @@ class IncrementalSpec(Strict):
 class TrainWith(Strict):
     input: str = "data/split/train.parquet"
     exclude: list[str] = Field(default_factory=list)  # columns not used as features
+    # identifier and time columns (mlops.data.roles) are left out unless named here
+    keep: list[str] = Field(default_factory=list)
     incremental: IncrementalSpec | None = None  # `{}` or `{epochs: 3}`: partial_fit over chunks
 
     @field_validator("incremental", mode="before")

@@ -7,7 +7,8 @@ alarm is held at `alpha` (5% by default) by Holm's step-down correction.
 - Counts (categories, few-valued numbers, predicted classes) are compared as a 2 x k contingency
   table of both samples (`scipy.stats.chi2_contingency`): the reference is a sample too, so its
   own sampling error counts, and a category the reference never had is one more column of the
-  table, not a p-value of 0. Categories expected fewer than 5 times are pooled first; a 2 x 2
+  table, not a p-value of 0. Categories expected fewer than 5 times are pooled first (those the
+  reference had apart from those it never had, so all-new values still count); a 2 x 2
   table with small counts is tested exactly (`scipy.stats.fisher_exact`).
 - Distances (Wasserstein / std, Jensen-Shannon, PSI) have no significance level of their own.
   Their null distribution is simulated: multinomial draws of `n_eff = n m / (n + m)` values
@@ -39,7 +40,8 @@ def contingency_p(ref_counts: list[float], cur_counts: list[float]) -> float:
     """p-value that two samples of counts over the same categories come from one distribution.
 
     Categories seen in neither sample are dropped; categories whose expected count (under the
-    pooled distribution) is below 5 in either row are pooled into one; a resulting 2 x 2 table
+    pooled distribution) is below 5 in either row are pooled into two (seen in the reference,
+    and new); a resulting 2 x 2 table
     with a cell expected below 5 uses Fisher's exact test, otherwise Pearson's chi-squared
     (without Yates' correction for tables larger than 2 x 2, as SciPy)."""
     import numpy as np
@@ -52,9 +54,10 @@ def contingency_p(ref_counts: list[float], cur_counts: list[float]) -> float:
         return 1.0
     col = table.sum(axis=0)
     small = col * min(n_ref, n_cur) / (n_ref + n_cur) < MIN_EXPECTED
-    if small.any():
-        pooled = table[:, small].sum(axis=1, keepdims=True)
-        table = np.hstack([table[:, ~small], pooled]) if (~small).any() else pooled
+    if small.any():  # rare categories pooled: those the reference had, and those it never had
+        seen = table[0] > 0
+        pools = [table[:, small & seen].sum(axis=1), table[:, small & ~seen].sum(axis=1)]
+        table = np.column_stack([table[:, ~small], *pools])
         table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2:
         return 1.0

@@ -321,6 +321,8 @@ def run(project: Project, stage: ResolvedStage) -> list[str]:
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "prediction_reference": prediction_reference(pred, proba),
     }
+    if fit.get("excluded_columns"):
+        metadata["excluded_columns"] = fit["excluded_columns"]
     write_bundle(project.path(spec.path), files, metadata)
     summary = {
         **metadata,

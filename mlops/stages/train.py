@@ -152,7 +152,10 @@ def _run_in_memory(project: Project, args: TrainWith, engine: Any) -> Iterator[s
     y = df[spec.target]
     task = infer_task(y, spec.task)
     estimator = _estimator(params, task)
-    numeric, categorical = feature_columns(df, spec.target, args.exclude)
+    roles = _roles(df, spec.target, args)
+    for role in roles.values():
+        yield f"train: {role.line()}"
+    numeric, categorical = feature_columns(df, spec.target, [*args.exclude, *roles])
     if not numeric and not categorical:
         raise UsageError("no feature columns left after excluding the target and `exclude`")
     pipe = build_pipeline(numeric, categorical, estimator)
@@ -200,7 +203,16 @@ def _run_in_memory(project: Project, args: TrainWith, engine: Any) -> Iterator[s
         fit_seconds=fit_seconds,
         hyperparameters=hyperparameters,
         tuning=tuning,
+        excluded={c: r.reason for c, r in roles.items()},
     )
+
+
+def _roles(df: pd.DataFrame, target: str, args: TrainWith) -> dict[str, Any]:
+    """Identifier and time columns to leave out (not already excluded, not kept on purpose)."""
+    from mlops.data.roles import infer_roles
+
+    found = infer_roles(df, target=target)
+    return {c: r for c, r in found.items() if c not in args.exclude and c not in args.keep}
 
 
 def _run_incremental(project: Project, args: TrainWith, engine: Any, source: str) -> Iterator[str]:
@@ -288,6 +300,7 @@ def _write(
     hyperparameters: dict[str, Any],
     tuning: dict[str, Any] | None,
     incremental: dict[str, Any] | None = None,
+    excluded: dict[str, str] | None = None,
 ) -> Iterator[str]:
     import numpy as np
     import sklearn
@@ -327,6 +340,8 @@ def _write(
     }
     if incremental is not None:
         fit["incremental"] = incremental
+    if excluded:
+        fit["excluded_columns"] = excluded  # identifier / time columns: no feature, no drift
     atomic_write_text(out / "fit.json", json.dumps(fit, indent=2, default=str) + "\n")
     how = ""
     if incremental is not None:
