@@ -154,6 +154,8 @@ def run_mlops(args: argparse.Namespace, sample_dir: Path | None) -> dict[str, An
 
     results: dict[str, Any] = {}
     for name, data in datasets().items():
+        if args.datasets and name not in args.datasets:
+            continue
         model, train, held = fit(data, seed=0)
         feats = data["features"]
         for scenario in ("null", "shifted"):
@@ -163,7 +165,8 @@ def run_mlops(args: argparse.Namespace, sample_dir: Path | None) -> dict[str, An
                 counts = dict.fromkeys(METHODS, 0)
                 saved = []
                 t0 = time.perf_counter()
-                for trial in range(args.trials):
+                trials = args.trials if scenario == "null" else args.shift_trials
+                for trial in range(trials):
                     ref_inputs = draw(held, feats, len(train), rng)
                     eval_rows = draw(held, feats, len(held), rng)
                     live = draw(source, feats, n, rng)
@@ -183,8 +186,8 @@ def run_mlops(args: argparse.Namespace, sample_dir: Path | None) -> dict[str, An
                             pd.concat([live, live_pred], axis=1).assign(trial=trial, side="cur")
                         )
                 key = f"{name}/{scenario}/{n}"
-                results[key] = {m: counts[m] / args.trials for m in METHODS}
-                results[key]["trials"] = args.trials
+                results[key] = {m: counts[m] / trials for m in METHODS}
+                results[key]["trials"] = trials
                 results[key]["seconds"] = round(time.perf_counter() - t0, 1)
                 print(key, json.dumps(results[key]), flush=True)
                 if sample_dir is not None:
@@ -238,7 +241,9 @@ def child_evidently(sample_dir: str) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--trials", type=int, default=200, help="samples without a shift")
+    parser.add_argument("--shift-trials", type=int, default=100, help="samples with the shift")
+    parser.add_argument("--datasets", type=lambda s: s.split(","), default=None)
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=SIZES)
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--evidently", help="python of a venv with evidently 0.7 and pandas<3")

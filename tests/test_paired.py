@@ -90,3 +90,13 @@ def test_regression_lower_is_better_is_signed_so_positive_means_better():
     p = paired_difference("rmse", "regression", y, good, bad)
     assert p["challenger"] == pytest.approx(m.mean_squared_error(y, good) ** 0.5, abs=1e-6)
     assert p["difference"] > 0 and p["low"] > 0
+
+
+def test_gate_wording_says_over_by_for_max_and_short_by_for_min():
+    from mlops.pipeline.outcome import GateResult, gate_line
+
+    gates = {"rmse": GateSpec(max=50.0), "accuracy": GateSpec(min=0.9)}
+    rows = check_gates(gates, {"rmse": 97.08, "accuracy": 0.85})
+    lines = [gate_line(GateResult(stage="evaluate", **r)) for r in rows]
+    assert "over by 47.08" in lines[0] and "short" not in lines[0]
+    assert "short by 0.05" in lines[1]
