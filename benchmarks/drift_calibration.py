@@ -189,11 +189,22 @@ def run_mlops(args: argparse.Namespace, sample_dir: Path | None) -> dict[str, An
                 results[key] = {m: counts[m] / trials for m in METHODS}
                 results[key]["trials"] = trials
                 results[key]["seconds"] = round(time.perf_counter() - t0, 1)
-                print(key, json.dumps(results[key]), flush=True)
                 if sample_dir is not None:
                     frame = pd.concat(saved, ignore_index=True)
                     frame["prediction"] = frame["prediction"].astype(str)
-                    frame.to_parquet(sample_dir / f"{name}__{scenario}__{n}.parquet")
+                    combo = sample_dir / key.replace("/", "__")
+                    combo.mkdir()
+                    frame.to_parquet(combo / f"{key.replace('/', '__')}.parquet")
+                    proc = subprocess.run(
+                        [args.evidently, __file__, "--child-evidently", str(combo)],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    )
+                    results[key]["evidently"] = json.loads(proc.stdout.strip().splitlines()[-1])[
+                        key
+                    ]
+                print(key, json.dumps(results[key]), flush=True)
     return results
 
 
@@ -256,15 +267,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         sample_dir = Path(tmp) if args.evidently else None
         results = run_mlops(args, sample_dir)
-        if args.evidently:
-            proc = subprocess.run(
-                [args.evidently, __file__, "--child-evidently", tmp],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            for key, rate in json.loads(proc.stdout.strip().splitlines()[-1]).items():
-                results[key]["evidently"] = rate
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     cols = METHODS + (["evidently"] if args.evidently else [])
     print("| dataset / traffic / n | " + " | ".join(cols) + " |")
