@@ -171,8 +171,9 @@ def plot_definitions(plots_dir: str, task: str) -> list[dict[str, Any]]:
 def contract_path(pipeline: Pipeline) -> str | None:
     """The data contract (`data/schema.yaml`) of the first validate stage, if there is one."""
     for stage in pipeline.stages.values():
-        if stage.uses == "validate":
-            return str(ValidateWith.model_validate(stage.with_ or {}).schema_)
+        if stage.uses == "validate":  # read leniently: the stage's own errors are reported there
+            schema = (stage.with_ or {}).get("schema")
+            return schema if isinstance(schema, str) else ValidateWith().schema_
     return None
 
 
