@@ -3,6 +3,9 @@ McNemar's reasoning (real penguins, real models)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -100,3 +103,23 @@ def test_gate_wording_says_over_by_for_max_and_short_by_for_min():
     lines = [gate_line(GateResult(stage="evaluate", **r)) for r in rows]
     assert "over by 47.08" in lines[0] and "short" not in lines[0]
     assert "short by 0.05" in lines[1]
+
+
+def test_baseline_entry_does_not_change_when_the_stage_tag_moves(project):
+    """A new stage tag for the same production version leaves reports/baseline.json as it was
+    (the entry names the registration tag), so DVC does not rerun evaluate for nothing."""
+    from mlops.config.check import load_project
+    from mlops.pipeline.baseline import resolve_baseline
+    from tests.registry_helpers import NAME, at, register_by_hand
+
+    commit = register_by_hand(project, "v1.0.0")
+
+    def assign(counter: int, seconds: int) -> dict:
+        tag = f"{NAME}#production#{counter}"
+        env = {**os.environ, **at(seconds)}
+        subprocess.run(["git", "tag", "-a", tag, commit, "-m", "assign"], cwd=project, env=env)
+        return resolve_baseline(load_project(project), "production", "reports/metrics.json")
+
+    first = assign(1, 10)
+    second = assign(2, 20)  # the same version assigned again: a new tag name
+    assert first == second and first["ref"] == f"{NAME}@v1.0.0" and first["commit"] == commit
