@@ -158,7 +158,7 @@ def run_mlops(args: argparse.Namespace, sample_dir: Path | None) -> dict[str, An
             continue
         model, train, held = fit(data, seed=0)
         feats = data["features"]
-        for scenario in ("null", "shifted"):
+        for scenario in args.scenarios:
             source = held if scenario == "null" else data["shifted"]
             for n in args.sizes:
                 rng = np.random.default_rng([args.seed, n, scenario == "shifted", len(name)])
@@ -255,6 +255,9 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=200, help="samples without a shift")
     parser.add_argument("--shift-trials", type=int, default=100, help="samples with the shift")
     parser.add_argument("--datasets", type=lambda s: s.split(","), default=None)
+    parser.add_argument(
+        "--scenarios", type=lambda s: s.split(","), default=["null", "shifted"], help="null,shifted"
+    )
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=SIZES)
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--evidently", help="python of a venv with evidently 0.7 and pandas<3")
