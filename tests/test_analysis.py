@@ -17,6 +17,7 @@ from tests.helpers import commit_all, git
 
 pytestmark = pytest.mark.slow
 BUNDLE = "models/penguins-classifier"
+MODEL = "model.skops"
 GATES = "      accuracy: {min: 0.9}\n      f1_macro: {min: 0.9}\n"
 
 
@@ -36,6 +37,10 @@ def set_param(root: Path, old: str, new: str) -> None:
 
 def metadata(root: Path) -> dict:
     return json.loads((root / BUNDLE / "metadata.json").read_text())
+
+
+def value_rows(root: Path) -> int:
+    return json.loads((root / "reports/metrics.json").read_text())["test_rows"]
 
 
 def test_challenger_worse_than_main_fails_with_both_values_and_tolerance(trained: Path, cli):
@@ -63,6 +68,9 @@ def test_challenger_worse_than_main_fails_with_both_values_and_tolerance(trained
     # the baseline file records where the figure came from (a dependency of evaluate)
     base = json.loads((trained / "reports/baseline.json").read_text())["main"]
     assert base["commit"] == git(trained, "rev-parse", "main")
+    # ... and the hash of main's bundle, scored on the challenger's own test rows
+    assert base["bundle"]["md5"].endswith(".dir") and gate["paired"]["rows"] == value_rows(trained)
+    assert "paired on the same" in gate["note"]
     assert "reports/baseline.json" in (trained / "dvc.yaml").read_text()
 
 
@@ -80,12 +88,36 @@ def test_baseline_moving_reruns_evaluate_and_tolerance_decides(trained: Path, cl
     commit_all(trained, "a better main")
     git(trained, "checkout", "-q", "challenger")
     second = cli(["run", "--json"], cwd=trained)
-    assert second.exit_code == ExitCode.GATE_FAILED, second.output
+    # the stored figure moved, so evaluate reran; but the gate scores main's bundle on the same
+    # test rows as the challenger: a figure written into a file does not decide it
+    assert second.exit_code == 0, second.output
     data = json.loads(second.output)
     status = {s["name"]: s["status"] for s in data["stages"]}
     assert status["evaluate"] == "ran" and status["train"] == "skipped"
     gate = data["gates"][0]
-    assert gate["baseline"] == 1.5 and gate["passed"] is False
+    assert gate["baseline"] != 1.5 and gate["passed"] is True
+    assert "paired on the same" in metadata(trained)["verdict"]["gates"][0]["note"]
+    # main's model file can no longer be fetched (gone from the DVC cache and the remote): the
+    # gate falls back to the stored figures and says so in its row
+    base = json.loads((trained / "reports/baseline.json").read_text())["main"]
+    digest = base["bundle"]["md5"]
+    manifest = next(p for p in trained.rglob(digest[2:]) if ".git" not in p.parts)
+    model = next(e["md5"] for e in json.loads(manifest.read_text()) if e["relpath"] == MODEL)
+    gone = [p for p in trained.rglob(model[2:]) if ".git" not in p.parts]
+    assert gone
+    for p in gone:
+        p.unlink()
+    commit_all(trained, "challenger, evaluated again")
+    git(trained, "checkout", "-q", "main")
+    metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "accuracy": 1.6}))
+    commit_all(trained, "main moves again")
+    git(trained, "checkout", "-q", "challenger")
+    third = cli(["run", "--json"], cwd=trained)
+    assert third.exit_code == ExitCode.GATE_FAILED, third.output
+    gate = json.loads(third.output)["gates"][0]
+    assert gate["baseline"] == 1.6 and gate["passed"] is False
+    note = metadata(trained)["verdict"]["gates"][0]["note"]
+    assert "stored figures" in note and "could not score" in note
 
 
 def test_first_run_without_baseline_passes_and_says_so(trained: Path, cli):

@@ -75,14 +75,16 @@ def test_small_shift_of_one_column_among_twenty(twenty):
     assert "f3" not in compare(cur, reference, DriftSpec(method="jensenshannon")).drifted
 
 
-def test_benjamini_hochberg_removes_a_false_alarm(twenty):
+@pytest.mark.parametrize("correction", ["holm", "bonferroni", "bh"])
+def test_corrections_remove_a_false_alarm(twenty, correction):
     ref, cur = twenty
     reference = profile_frame(ref)
-    plain = compare(cur, reference, DriftSpec(method="ks"))
-    corrected = compare(cur, reference, DriftSpec(method="ks", correction="bh"))
+    plain = compare(cur, reference, DriftSpec(method="ks", correction="none"))
+    corrected = compare(cur, reference, DriftSpec(method="ks", correction=correction))
     assert "f3" in plain.drifted and len(plain.drifted) > 1  # one false alarm at p < 0.05
     assert corrected.drifted == ["f3"]
     assert all(c.p_adjusted is not None and c.p_adjusted >= c.score for c in corrected.columns)
+    assert corrected.to_dict()["correction"] == correction
 
 
 def test_thresholds_per_column_and_share(twenty):
@@ -110,8 +112,21 @@ def test_statistics_match_scipy_on_exact_references():
     expected = stats.wasserstein_distance(ref.x, cur.x) / np.std(ref.x)
     assert w.score == pytest.approx(expected, rel=1e-6)
     chi = compare(cur, reference).column("c")
-    assert chi.method == "chisquare" and chi.drifted  # "e" was never seen: p = 0
+    # "e", never seen in the reference, is one more column of the 2 x k table (a fifth of rows)
+    assert chi.method == "chisquare" and chi.drifted
     assert chi.stats["unseen"] == ["e"]
+    table = np.array([[(ref.c == k).sum() for k in "abcde"], [(cur.c == k).sum() for k in "abcde"]])
+    assert chi.score == pytest.approx(stats.chi2_contingency(table, correction=False)[1])
+
+
+def test_one_value_unseen_in_the_reference_is_a_finding_not_a_breach():
+    rng = np.random.default_rng(3)
+    ref = pd.DataFrame({"c": rng.choice(list("abc"), 184)})
+    cur = pd.DataFrame({"c": [*rng.choice(list("abc"), 299), "d"]})
+    col = compare(cur, profile_frame(ref)).column("c")
+    assert col.method == "chisquare" and not col.drifted and col.score > 0.05
+    assert col.stats["unseen"] == ["d"]
+    assert col.stats["unseen_share"] == pytest.approx(1 / 300, abs=1e-6)
 
 
 def test_profile_against_profile_and_streamed_file_agree_with_frame(tmp_path: Path, twenty):

@@ -274,3 +274,29 @@ def test_a_regression_model_is_monitored_too(tmp_path: Path):
     r = analyse(read_columns(tmp_path / "log2"), live, spec, Window(None, 2e9, "all"), env="e")
     (b,) = r.breaches
     assert b.check == "performance" and "above max 500" in b.message
+
+
+def test_inputs_and_predictions_are_one_family_and_unseen_classes_a_finding(
+    tmp_path: Path, bundle, live
+):
+    """A prediction reference (the evaluation split's predictions) that never had Chinstrap:
+    live Chinstrap predictions are named in a note; input and prediction p-values are adjusted
+    together (Holm), so every column carries its adjusted p-value."""
+    import dataclasses
+
+    import pandas as pd
+
+    from mlops.data.profile import profile_frame
+
+    reference = profile_frame(pd.DataFrame({"prediction": ["Adelie"] * 50 + ["Gentoo"] * 40}))
+    partial = dataclasses.replace(live, prediction_reference=reference)
+    rows, labels = group(None, n=200, seed=7)
+    serve_rows(bundle, tmp_path, rows, labels, version="v2", batch=4)
+    r = _report(tmp_path, partial)
+    assert any("never had: Chinstrap" in n for n in r.notes), r.notes
+    assert "evaluation set's predictions" in r.prediction_note
+    family = r.drift.columns + r.prediction_drift.columns
+    assert all(c.p_adjusted is not None and c.p_adjusted >= c.p_value for c in family)
+    assert r.drift.correction == r.prediction_drift.correction == "holm"
+    smallest = min(c.p_value for c in family)
+    assert min(c.p_adjusted for c in family) == pytest.approx(min(1.0, smallest * len(family)))

@@ -188,6 +188,8 @@ def validate(
                 f"[green]wrote[/] {result.path} from {result.input} ({result.rows} rows, "
                 f"{len(result.schema['columns'])} columns). Review it, then commit it."
             )
+            for line in result.roles:
+                _ui.err().print(f"  {line}", markup=False)
             return
         report = api.validate(
             ".",

@@ -282,11 +282,17 @@ class Environment(Strict):
 
 
 class DriftSpec(Strict):
+    """How drift is tested (`mlops.data.drift`): the method per column, thresholds, the share
+    of drifted columns that is dataset drift, and the false-alarm level `alpha` held across all
+    the tests of one check by `correction` (Holm by default; `none`: per column only)."""
+
     method: Literal["auto", "psi", "jensenshannon", "wasserstein", "ks", "chisquare"] = "auto"
     threshold: float | None = Field(None, gt=0)
     share: float = Field(0.5, gt=0, le=1)
     columns: dict[str, float] = Field(default_factory=dict)
-    correction: Literal["none", "bh"] = "none"
+    # the chance of any false alarm across all drift tests of one check (family-wise, Holm)
+    alpha: float = Field(0.05, gt=0, lt=1)
+    correction: Literal["holm", "bonferroni", "bh", "none"] = "holm"
 
 
 class ValidateDriftSpec(DriftSpec):
@@ -535,6 +541,8 @@ class IncrementalSpec(Strict):
 class TrainWith(Strict):
     input: str = "data/split/train.parquet"
     exclude: list[str] = Field(default_factory=list)  # columns not used as features
+    # identifier and time columns (mlops.data.roles) are left out unless named here
+    keep: list[str] = Field(default_factory=list)
     incremental: IncrementalSpec | None = None  # `{}` or `{epochs: 3}`: partial_fit over chunks
 
     @field_validator("incremental", mode="before")

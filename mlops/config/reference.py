@@ -119,7 +119,14 @@ DESCRIPTIONS: dict[str, str] = {
     "chisquare); default per method.",
     "DriftSpec.share": "The data drifts when at least this share of columns drift.",
     "DriftSpec.columns": "Per-column thresholds: column -> threshold.",
-    "DriftSpec.correction": "`bh`: Benjamini-Hochberg over the columns' p-values; `none`.",
+    "DriftSpec.correction": "How the tests of one check share the false-alarm level `alpha`: "
+    "`holm` (default; the chance of any false alarm stays at most alpha), `bonferroni`, `bh` "
+    "(Benjamini-Hochberg: controls the share of false findings instead), or `none`.",
+    "DriftSpec.alpha": "False-alarm level of a drift check, held across all its tests together "
+    "(input drift per column, dataset drift, prediction drift): 0.05 means at most a 5% chance "
+    "of a breach on traffic from the reference period.",
+    "TrainWith.keep": "Identifier or time columns to keep as features anyway (they are left "
+    "out by default).",
     "ValidateDriftSpec.on_drift": "`continue` (record), `retrain` (record and go on), or "
     "`stop` (fail the stage, exit 3).",
     "AnomalySpec.min_rows": "Fewer rows than this is an anomaly.",

@@ -168,6 +168,15 @@ def plot_definitions(plots_dir: str, task: str) -> list[dict[str, Any]]:
     return defs
 
 
+def contract_path(pipeline: Pipeline) -> str | None:
+    """The data contract (`data/schema.yaml`) of the first validate stage, if there is one."""
+    for stage in pipeline.stages.values():
+        if stage.uses == "validate":  # read leniently: the stage's own errors are reported there
+            schema = (stage.with_ or {}).get("schema")
+            return schema if isinstance(schema, str) else ValidateWith().schema_
+    return None
+
+
 def resolve_builtin(
     name: str, stage: Stage, args: Any, pipeline: Pipeline, params_raw: dict | None = None
 ) -> ResolvedStage:
@@ -204,6 +213,9 @@ def resolve_builtin(
         outs.append(Output(norm(args.output)))
     elif isinstance(args, TrainWith):
         deps.append(norm(args.input))
+        contract = contract_path(pipeline)
+        if contract is not None:  # serving ranges come from the data contract
+            deps.append(norm(contract))
         if isinstance(params_raw, dict) and "tune" in params_raw:
             params.append("tune")
         params.append(_pipeline_params(name, *MODEL_KEYS))

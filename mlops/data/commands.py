@@ -4,7 +4,7 @@ validate stage (input, schema, drift and anomaly settings), overridable per call
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ class InferResult:
     schema: dict[str, Any]
     rows: int
     input: str
+    roles: list[str] = field(default_factory=list)  # identifier / time columns, one line each
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -31,6 +32,7 @@ class InferResult:
             "input": self.input,
             "rows": self.rows,
             "columns": list(self.schema["columns"]),
+            "roles": self.roles,
         }
 
 
@@ -185,13 +187,29 @@ def infer_project(
     if tolerance < 0:
         raise UsageError("--tolerance must be 0 or more (a share of each column's range)")
     need_input(root, rel)
+    from mlops.data.roles import infer_roles
+
     profiler = Profiler()
     expected: dict[str, str] = {}
+    roles: dict[str, Any] = {}
     for chunk in iter_chunks(root / rel, progress=progress):
         if not expected:
             expected = {str(c): dtype_name(chunk[c]) for c in chunk.columns}
+            roles = infer_roles(chunk, target=_target(root))  # judged on the first chunk
         profiler.add(summarize_frame(chunk, expected))
     profile = profiler.result()
-    result = schema_from_profile(profile, tolerance)
+    result = schema_from_profile(profile, tolerance, roles)
     write_schema(target, result)
-    return InferResult(target, result, profile["rows"], rel)
+    return InferResult(target, result, profile["rows"], rel, [r.line() for r in roles.values()])
+
+
+def _target(root: Path) -> str | None:
+    """pipeline.yaml's `model.target`, read leniently (inference runs on a half-made project)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load((root / "pipeline.yaml").read_text(encoding="utf-8"))
+        target = (data.get("model") or {}).get("target")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    return str(target) if isinstance(target, str) else None

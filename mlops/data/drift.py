@@ -21,8 +21,17 @@ Methods (per column; `auto` chooses like Evidently's DataDriftPreset):
 numeric columns with more than 5 values and `jensenshannon` otherwise. Numeric distances are
 computed on the reference's sketch (1,001 quantile points, or every value when there are at most
 1,000), not on 20 bins, so a 0.2-standard-deviation shift of a normal column is seen. Dataset drift:
-the share of drifted columns reaches `share`. With `correction: bh`, p-values are adjusted with
-Benjamini-Hochberg across the columns tested by p-value before comparing with the threshold.
+the share of drifted columns reaches `share`.
+
+Every column gets a p-value (`mlops.data.calibration`): the tests are two-sample (the reference
+is a sample too; `chisquare` is the 2 x k contingency test of both samples' counts), and the
+distances get one by simulating their null distribution at the sizes compared. The p-values of
+all columns are adjusted together (`correction: holm` by default, family-wise) so the chance of
+any false alarm is at most `alpha` (0.05). A p-value method drifts when its adjusted p-value is
+below its threshold (default `alpha`); a distance drifts when its adjusted p-value is below
+`alpha` and the distance reaches its threshold (an effect-size floor). `correction: none` gives
+the old per-column verdicts (false alarms up to `alpha` per column); `bh` controls the false
+discovery rate instead.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mlops.data import calibration
 from mlops.data.columns import THREADS, ColumnChunk, kind_of, summarize
 from mlops.data.profile import (
     Sketch,
@@ -72,6 +82,7 @@ class ColumnDrift:
     threshold: float
     drifted: bool
     p_adjusted: float | None = None
+    p_value: float | None = None  # raw: the test's, or a distance's simulated one
     severity: float = 0.0  # score relative to its threshold: > 1 means drifted
     reference_rows: int = 0
     current_rows: int = 0
@@ -88,7 +99,8 @@ class DriftReport:
 
     columns: list[ColumnDrift]
     share_threshold: float
-    correction: str = "none"
+    correction: str = "holm"
+    alpha: float = 0.05
     reference_rows: int = 0
     current_rows: int = 0
     missing_columns: list[str] = field(default_factory=list)  # in the reference only
@@ -122,6 +134,7 @@ class DriftReport:
             "drifted": self.drifted,
             "most_moved": [c.column for c in self.ranked()[:5] if c.severity > 0],
             "correction": self.correction,
+            "alpha": self.alpha,
             "reference_rows": self.reference_rows,
             "current_rows": self.current_rows,
             "missing_columns": self.missing_columns,
@@ -249,18 +262,9 @@ def psi(ref_counts: list[float], cur_counts: list[float]) -> float:
 
 
 def chisquare_p(ref_counts: list[float], cur_counts: list[float]) -> float:
-    import numpy as np
-    from scipy.stats import chisquare
-
-    ref = np.asarray(ref_counts, dtype="float64")
-    cur = np.asarray(cur_counts, dtype="float64")
-    expected = ref * (cur.sum() / ref.sum())
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if (expected == 0).any() and (cur[expected == 0] > 0).any():
-            return 0.0  # a value never seen in the reference
-        keep = expected > 0
-        p = chisquare(cur[keep], expected[keep], sum_check=False)[1]
-    return float(p) if p == p else 1.0
+    """Two-sample chi-squared test of both samples' counts (a 2 x k contingency table): a
+    category the reference never had is one more column, not a p-value of 0."""
+    return calibration.contingency_p(ref_counts, cur_counts)
 
 
 def ztest_p(keys: list, ref_counts: list[float], cur_counts: list[float]) -> float:
@@ -347,19 +351,6 @@ def ks(ref: Sketch, cur: _Numeric) -> tuple[float, float]:
     return d, float(stats.kstwo.sf(d, max(1, round(en))))
 
 
-def _bh(pvalues: list[float]) -> list[float]:
-    """Benjamini-Hochberg adjusted p-values (same order as given)."""
-    m = len(pvalues)
-    order = sorted(range(m), key=lambda i: pvalues[i])
-    adjusted = [0.0] * m
-    running = 1.0
-    for rank in range(m, 0, -1):
-        i = order[rank - 1]
-        running = min(running, pvalues[i] * m / rank)
-        adjusted[i] = min(1.0, running)
-    return adjusted
-
-
 # ---- per-column comparison ----------------------------------------------------------------
 
 
@@ -384,8 +375,22 @@ def _severity(method: str, score: float | None, threshold: float) -> float:
     return score / threshold if threshold else 0.0
 
 
+def _limit(chosen: str, threshold: float | None, alpha: float) -> float:
+    """A column's threshold: the p-value level of a test (default `alpha`), or a distance's
+    effect-size floor (default: the method's, e.g. 0.1)."""
+    if threshold is not None:
+        return threshold
+    return alpha if chosen in P_VALUE_METHODS else DEFAULT_THRESHOLDS[chosen]
+
+
 def _numeric_column(
-    name: str, ref_col: dict[str, Any], cur: _Numeric, method: str, threshold: float | None
+    name: str,
+    ref_col: dict[str, Any],
+    cur: _Numeric,
+    method: str,
+    threshold: float | None,
+    alpha: float = 0.05,
+    resamples: int = calibration.RESAMPLES,
 ) -> ColumnDrift:
     import numpy as np
 
@@ -415,7 +420,7 @@ def _numeric_column(
     else:
         n_values = max(len(ref.points), FEW_VALUES + 1)
     chosen = _choose(method, "numeric", n_ref, n_values)
-    limit = threshold if threshold is not None else DEFAULT_THRESHOLDS[chosen]
+    limit = _limit(chosen, threshold, alpha)
     lo, hi = float(ref.points[0]), float(ref.points[-1])
     outside = cur.cdf(np.array([np.nextafter(lo, -np.inf)]))[0] + (
         cur.n - cur.cdf(np.array([hi]))[0]
@@ -433,9 +438,13 @@ def _numeric_column(
         "current_below": cur_hist["below"],
         "current_above": cur_hist["above"],
     }
+    p_value: float | None = None
     if chosen == "wasserstein":
         std0 = (ref_col.get("std") or 0.0) * math.sqrt(max(n_ref - 1, 0) / n_ref)
         score = wasserstein(ref, cur) / max(std0, 0.001)
+        p_value = calibration.wasserstein_null_p(
+            score, ref.points, ref.cum, max(std0, 0.001), cur.n, name, resamples
+        )
     elif chosen == "ks":
         stats["ks_statistic"], score = ks(ref, cur)
     elif chosen in ("chisquare", "ztest") or (
@@ -446,10 +455,9 @@ def _numeric_column(
             score = chisquare_p(r, c)
         elif chosen == "ztest":
             score = ztest_p(keys, r, c)
-        elif chosen == "psi":
-            score = psi(r, c)
         else:
-            score = jensenshannon(r, c)
+            score = psi(r, c) if chosen == "psi" else jensenshannon(r, c)
+            p_value = calibration.counts_null_p(chosen, r, c, name, resamples)
     else:  # jensenshannon / psi on the reference's quantile bins (+ below and above)
         r = [0, *ref_hist["counts"], 0]
         c = [
@@ -458,7 +466,11 @@ def _numeric_column(
             cur_hist["above"],
         ]
         score = psi(r, c) if chosen == "psi" else jensenshannon(r, c)
-    return _verdict(name, "numeric", chosen, score, limit, n_ref, cur.n, stats)
+        sampling = [1, *ref_hist["counts"], 1]  # a new value is outside the range: ~1/(m+1)
+        p_value = calibration.counts_null_p(chosen, r, c, name, resamples, sampling)
+    if chosen in P_VALUE_METHODS:
+        p_value = score
+    return _verdict(name, "numeric", chosen, score, limit, n_ref, cur.n, stats, p_value, alpha)
 
 
 def _inner(counts: list[int], below: int, above: int) -> list[int]:
@@ -476,6 +488,8 @@ def _categorical_column(
     cur: dict[str, float],
     method: str,
     threshold: float | None,
+    alpha: float = 0.05,
+    resamples: int = calibration.RESAMPLES,
 ) -> ColumnDrift:
     ref = _categorical_counts(ref_col)
     n_ref = int(sum(ref.values()))
@@ -506,16 +520,15 @@ def _categorical_column(
         )
     n_values = len([k for k, a, b in zip(keys, r, c, strict=True) if a or b])
     chosen = _choose(method, "categorical", n_ref, n_values)
-    limit = threshold if threshold is not None else DEFAULT_THRESHOLDS[chosen]
+    limit = _limit(chosen, threshold, alpha)
     if chosen == "chisquare":
-        score = chisquare_p(r, c)
+        score = p_value = chisquare_p(r, c)
     elif chosen == "ztest":
-        score = ztest_p(keys, r, c)
-    elif chosen == "psi":
-        score = psi(r, c)
+        score = p_value = ztest_p(keys, r, c)
     else:
-        score = jensenshannon(r, c)
-    return _verdict(name, "categorical", chosen, score, limit, n_ref, n_cur, stats)
+        score = psi(r, c) if chosen == "psi" else jensenshannon(r, c)
+        p_value = calibration.counts_null_p(chosen, r, c, name, resamples)
+    return _verdict(name, "categorical", chosen, score, limit, n_ref, n_cur, stats, p_value, alpha)
 
 
 def _verdict(
@@ -527,20 +540,45 @@ def _verdict(
     n_ref: int,
     n_cur: int,
     stats: dict[str, Any],
+    p_value: float | None = None,
+    alpha: float = 0.05,
 ) -> ColumnDrift:
-    drifted = score < limit if method in P_VALUE_METHODS else score >= limit
-    return ColumnDrift(
+    col = ColumnDrift(
         name,
         kind,
         method,
         float(f"{float(score):.8g}"),
         limit,
-        bool(drifted),
-        severity=round(_severity(method, score, limit), 6),
+        False,
+        p_value=None if p_value is None else float(f"{float(p_value):.8g}"),
         reference_rows=n_ref,
         current_rows=n_cur,
         stats=stats,
     )
+    decide(col, col.p_value, alpha)
+    return col
+
+
+def decide(col: ColumnDrift, p: float | None, alpha: float) -> None:
+    """Set a column's verdict and severity from its (adjusted) p-value `p`: a test drifts when
+    `p` is below its threshold; a distance when `p` is below `alpha` and the distance reaches
+    its threshold (severity: the smaller of the two ratios, so > 1 means drifted)."""
+    if col.score is None:
+        return
+    if col.method in P_VALUE_METHODS:
+        level = col.threshold
+        value = col.score if p is None else p
+        col.drifted = bool(value < level)
+        col.severity = round(_severity(col.method, value, level), 6)
+        return
+    effect = _severity(col.method, col.score, col.threshold)
+    if p is None:
+        col.drifted = bool(col.score >= col.threshold)
+        col.severity = round(effect, 6)
+        return
+    significant = _severity("ks", p, alpha)
+    col.drifted = bool(col.score >= col.threshold and p < alpha)
+    col.severity = round(min(effect, significant), 6)
 
 
 # ---- the public functions -----------------------------------------------------------------
@@ -596,6 +634,7 @@ def _compare_column(
     name: str,
     settings: DriftSpec,
     from_chunks: bool = False,
+    resamples: int = calibration.RESAMPLES,
 ) -> ColumnDrift:
     threshold = settings.columns.get(name, settings.threshold)
     dtype = ref_col.get("dtype", "str")
@@ -612,9 +651,13 @@ def _compare_column(
                 severity=float("inf"),
                 note="type changed: not numeric",
             )
-        return _numeric_column(name, ref_col, cur, settings.method, threshold)
+        return _numeric_column(
+            name, ref_col, cur, settings.method, threshold, settings.alpha, resamples
+        )
     counts = cur if isinstance(cur, dict) else {}
-    return _categorical_column(name, ref_col, counts, settings.method, threshold)
+    return _categorical_column(
+        name, ref_col, counts, settings.method, threshold, settings.alpha, resamples
+    )
 
 
 def compare(
@@ -624,6 +667,8 @@ def compare(
     *,
     columns: list[str] | None = None,
     label: str = "",
+    family: int = 0,
+    defer_correction: bool = False,
 ) -> DriftReport:
     """Compare new data (a DataFrame or a profile) with a reference profile, column by column.
 
@@ -633,6 +678,10 @@ def compare(
     and per-column thresholds, the dataset-drift share and the p-value correction. `columns`
     limits the comparison (default: every column in both). Never raises on drift; the caller
     decides what drift means (continue, retrain, stop).
+
+    `family` counts tests made elsewhere in the same family (they set how many Monte-Carlo
+    draws a distance needs); with `defer_correction` the caller adjusts the p-values of several
+    reports together with `correct`.
     """
     import pandas as pd
 
@@ -659,6 +708,7 @@ def compare(
         [],
         settings.share,
         settings.correction,
+        settings.alpha,
         int(reference.get("rows", 0)),
         cur_rows,
         missing_columns=[n for n in wanted if n in ref_names and n not in cur_names],
@@ -668,9 +718,16 @@ def compare(
     source: pd.DataFrame | dict[str, Any] | dict[str, ColumnChunk]
     source = {c.name: c for c in current} if isinstance(current, list) else current
 
+    resamples = calibration.resamples_for(len(names) + family, settings.alpha)
+
     def one(name: str) -> ColumnDrift:
         return _compare_column(
-            source, reference["columns"][name], name, settings, isinstance(current, list)
+            source,
+            reference["columns"][name],
+            name,
+            settings,
+            isinstance(current, list),
+            resamples,
         )
 
     if isinstance(current, pd.DataFrame) and len(current) >= 50_000 and len(names) > 1:
@@ -678,16 +735,27 @@ def compare(
             report.columns.extend(pool.map(one, names))
     else:
         report.columns.extend(one(n) for n in names)
-    if settings.correction == "bh":
-        tested = [c for c in report.columns if c.method in P_VALUE_METHODS and c.score is not None]
-        for c, adj in zip(tested, _bh([float(c.score or 0.0) for c in tested]), strict=True):
-            c.p_adjusted = float(f"{adj:.8g}")
-            c.drifted = adj < c.threshold
-            c.severity = round(_severity(c.method, adj, c.threshold), 6)
-    for c in report.columns:
+    report.alpha = settings.alpha
+    if not defer_correction:
+        correct([report], settings.correction, settings.alpha)
+    return report
+
+
+def correct(reports: list[DriftReport], correction: str, alpha: float) -> None:
+    """Adjust the p-values of every column of `reports` together, as one family, and set each
+    column's verdict (monitoring adjusts input and prediction drift jointly this way)."""
+    columns = [c for r in reports for c in r.columns]
+    tested = [c for c in columns if c.p_value is not None and c.score is not None]
+    adjusted = calibration.adjust([float(c.p_value or 0.0) for c in tested], correction)
+    for c, adj in zip(tested, adjusted, strict=True):
+        c.p_adjusted = float(f"{adj:.8g}")
+        decide(c, c.p_adjusted, alpha)
+    for r in reports:
+        r.correction = correction
+        r.alpha = alpha
+    for c in columns:
         if c.severity == float("inf"):
             c.severity = 1e9
-    return report
 
 
 def skew(

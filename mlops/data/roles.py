@@ -33,6 +33,26 @@ class ColumnRole:
         return f"{self.column}: {self.role} column ({self.reason}); not a feature, no drift check"
 
 
+ROLE_PREFIX = "role: "
+
+
+def describe(role: ColumnRole) -> str:
+    """The schema column's `description` that records a role (read back by `roles_in_schema`)."""
+    return f"{ROLE_PREFIX}{role.role} ({role.reason}); not a feature, no drift check"
+
+
+def roles_in_schema(schema: dict | None) -> dict[str, str]:
+    """Columns whose schema `description` records an identifier or time role: name -> role."""
+    out: dict[str, str] = {}
+    for name, col in ((schema or {}).get("columns") or {}).items():
+        text = col.get("description") if isinstance(col, dict) else None
+        if isinstance(text, str) and text.startswith(ROLE_PREFIX):
+            role = text[len(ROLE_PREFIX) :].split(" ", 1)[0]
+            if role in (IDENTIFIER, TIME):
+                out[str(name)] = role
+    return out
+
+
 def _date_like(series: pd.Series) -> bool:
     import warnings
 

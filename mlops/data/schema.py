@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops.config.yamlfile import atomic_write_text, dump_yaml, read_yaml
+from mlops.data.roles import describe
 from mlops.errors import UsageError
 
 if TYPE_CHECKING:
@@ -44,13 +45,17 @@ def infer_schema(df: pd.DataFrame, tolerance: float = 0.0) -> dict[str, Any]:
     return schema_from_profile(profile_frame(df), tolerance)
 
 
-def schema_from_profile(profile: dict[str, Any], tolerance: float = 0.0) -> dict[str, Any]:
+def schema_from_profile(
+    profile: dict[str, Any], tolerance: float = 0.0, roles: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A schema dict (pandera YAML layout) that the profiled data satisfies.
 
     Numeric ranges are widened by `tolerance` x (max - min) on each side; string columns with at
     most 50 distinct values get a vocabulary (`isin`); integer and string columns whose values
     are all distinct (an id) are marked `unique`. The schema is strict: a new column is an error.
     A profile can be built from a file larger than memory, so inference streams too.
+    `roles` (`mlops.data.roles.infer_roles`) marks identifier and time columns in their
+    `description`: training and drift leave them out.
     """
     columns: dict[str, Any] = {}
     for name, p in profile["columns"].items():
@@ -73,6 +78,8 @@ def schema_from_profile(profile: dict[str, Any], tolerance: float = 0.0) -> dict
             col["unique"] = True
         if checks:
             col["checks"] = checks
+        if roles and str(name) in roles:
+            col["description"] = describe(roles[str(name)])
         columns[str(name)] = col
     return {
         "schema_type": "dataframe",

@@ -18,6 +18,7 @@ from mlops.data.checks import Validator
 from mlops.data.columns import ColumnChunk, summarize_frame
 from mlops.data.drift import DriftReport, compare
 from mlops.data.profile import Profiler
+from mlops.data.roles import roles_in_schema
 from mlops.data.schema import Failure
 from mlops.data.stream import CHUNK_BYTES, Progress, iter_chunks
 
@@ -232,12 +233,23 @@ def validate_chunks(
     # quantile points, or every value), which costs milliseconds instead of a pass over the rows
     small = only is not None and offset <= EXACT_ROWS
     current: list[ColumnChunk] | dict[str, Any] = only if small and only else profile
+    roles = roles_in_schema(schema)
+    columns = [str(c) for c in profile["columns"] if str(c) not in roles] if roles else None
+    if roles:
+        report.notes.append(
+            "not checked for drift (identifier or time columns in the schema): "
+            + ", ".join(f"{c} ({r})" for c, r in roles.items())
+        )
     if previous is not None:
-        report.previous = compare(current, previous, drift, label="this span vs the previous")
+        report.previous = compare(
+            current, previous, drift, columns=columns, label="this span vs the previous"
+        )
     else:
         report.notes.append("no previous profile: span drift not checked (first run?)")
     if reference is not None:
-        report.reference = compare(current, reference, drift, label="data vs model reference")
+        report.reference = compare(
+            current, reference, drift, columns=columns, label="data vs model reference"
+        )
     report.seconds = time.perf_counter() - t0
     return report
 

@@ -69,6 +69,7 @@ class LiveModel:
     reference: dict[str, Any]
     prediction_reference: dict[str, Any] | None
     commit: str | None = None
+    excluded: list[str] = field(default_factory=list)  # identifier / time columns (no feature)
 
     @classmethod
     def read(cls, path: Path, version: str, extra_files: tuple[str, ...] = ()) -> LiveModel:
@@ -95,6 +96,7 @@ class LiveModel:
             reference=reference,
             prediction_reference=meta.get("prediction_reference"),
             commit=(meta.get("git") or {}).get("commit"),
+            excluded=[str(c) for c in (meta.get("excluded_columns") or {})],
         )
 
 
@@ -566,9 +568,18 @@ def _drift(
     features: list[str],
     window: Window,
 ) -> None:
-    from mlops.data.drift import compare
+    """Input and prediction drift, their p-values adjusted together: with default settings the
+    chance of any drift breach on traffic like the reference's held-out rows is at most
+    `monitoring.drift.alpha` (`mlops.data.calibration`)."""
+    from mlops.data.drift import compare, correct
 
     n_live = live_table.num_rows
+    ref, source = _prediction_reference(live)
+    names: list[str] = []
+    if ref is not None:
+        names = [n for n in ("prediction", "confidence") if n in ref["columns"]]
+        if "confidence" in names and live_table.column("confidence").null_count == n_live:
+            names.remove("confidence")
     if n_live < spec.min_rows:
         report.drift_note = (
             f"{n_live} rows of {live.version} in the window; drift is judged from "
@@ -581,26 +592,44 @@ def _drift(
             spec.drift,
             columns=features,
             label=f"live inputs ({live.version}, {window.label}) vs training data",
+            family=len(names),
+            defer_correction=True,
         )
         if report.drift.missing_columns:
             report.notes.append(
                 "features the log lacks: " + ", ".join(report.drift.missing_columns)
             )
-    ref, source = _prediction_reference(live)
+        if live.excluded:
+            report.notes.append(
+                "not checked for drift (identifier or time columns): " + ", ".join(live.excluded)
+            )
     if ref is None:
         report.prediction_note = "no reference for the predictions in the bundle"
-        return
-    if n_live < spec.min_rows:
+    elif n_live < spec.min_rows:
         report.prediction_note = report.drift_note
-        return
-    names = [n for n in ("prediction", "confidence") if n in ref["columns"]]
-    if "confidence" in names and live_table.column("confidence").null_count == n_live:
-        names.remove("confidence")
-    chunks = [_chunk(n, live_table.column(n), ref["columns"][n].get("dtype", "str")) for n in names]
-    report.prediction_drift = compare(
-        chunks, ref, spec.drift, columns=names, label=f"predictions ({live.version}) vs {source}"
-    )
-    report.prediction_note = f"against {source}"
+    else:
+        chunks = [
+            _chunk(n, live_table.column(n), ref["columns"][n].get("dtype", "str")) for n in names
+        ]
+        report.prediction_drift = compare(
+            chunks,
+            ref,
+            spec.drift,
+            columns=names,
+            label=f"predictions ({live.version}) vs {source}",
+            family=len(features),
+            defer_correction=True,
+        )
+        report.prediction_note = f"against {source}"
+        unseen = report.prediction_drift.column("prediction").stats.get("unseen") or []
+        if "prediction" in names and unseen:
+            share = report.prediction_drift.column("prediction").stats.get("unseen_share", 0)
+            report.notes.append(
+                f"predicted classes {source} never had: {', '.join(map(str, unseen))} "
+                f"({share:.1%} of live predictions; tested with the rest, not a breach alone)"
+            )
+    family = [r for r in (report.drift, report.prediction_drift) if r is not None]
+    correct(family, spec.drift.correction, spec.drift.alpha)
 
 
 def _quality(

@@ -7,7 +7,12 @@ works, and the run is reproducible from what the file records.
 
 A baseline name is an environment of `pipeline.yaml` (`production`: the version deployed there)
 or else a git ref: a branch (`main`, falling back to `origin/main` in CI clones), a tag or a
-commit. Its metrics are the evaluate stage's metrics file as committed at that commit.
+commit. Its metrics are the evaluate stage's metrics file as committed at that commit, and its
+`bundle` is the model bundle's DVC hash at that commit (from that commit's `dvc.lock`): evaluate
+fetches that bundle and scores it on the challenger's test rows (`mlops.stages.paired`), and the
+hash in the file makes DVC rerun evaluate exactly when the baseline model changed. An
+environment's entry names the version's registration tag (`NAME@vX.Y.Z`), not the stage tag
+that put it there: moving a stage tag to the same version changes nothing in the file.
 """
 
 from __future__ import annotations
@@ -35,12 +40,38 @@ def stage_holder(root: Path, model: str, environment: str) -> tuple[str | None, 
 
 def environment_commit(project: Project, environment: str) -> tuple[str | None, str, str | None]:
     """The commit of the model version in `environment`, a note when there is none, and the
-    stage tag that put it there (the registry, git tags in GTO's format, is the one source)."""
+    version's registration tag (`NAME@vX.Y.Z`: stable while the same version stays there; the
+    registry, git tags in GTO's format, is the one source)."""
+    from mlops.registry import read_registry
+
     name = project.pipeline.model.name
-    commit, tag = stage_holder(project.root, name, environment)
-    if commit is None:
+    artifact = read_registry(project.root).get(name)
+    holder = artifact.in_stage(environment) if artifact else None
+    if holder is None:
         return None, f"no version of {name} in {environment} yet", None
-    return commit, "", tag
+    return holder.commit, "", f"{name}@{holder.version}"
+
+
+def bundle_at(project: Project, commit: str) -> dict[str, Any] | None:
+    """`{path, md5}` of the model bundle as `dvc.lock` at `commit` records it (None if none)."""
+    import yaml
+
+    path = project.pipeline.model.path.rstrip("/")
+    text = git.show_file(project.root, commit, "dvc.lock")
+    if text is None:
+        return None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError:
+        return None
+    stages = data.get("stages") if isinstance(data, dict) else None
+    for stage in (stages or {}).values() if isinstance(stages, dict) else []:
+        outs = stage.get("outs") if isinstance(stage, dict) else None
+        for out in outs if isinstance(outs, list) else []:
+            if isinstance(out, dict) and str(out.get("path", "")).rstrip("/") == path:
+                md5 = out.get("md5")
+                return {"path": path, "md5": str(md5)} if isinstance(md5, str) else None
+    return None
 
 
 def ref_commit(root: Path, name: str) -> tuple[str | None, str | None]:
@@ -75,7 +106,13 @@ def _metrics_at(project: Project, commit: str, path: str) -> dict[str, Any] | No
 
 def resolve_baseline(project: Project, name: str, metrics_path: str) -> dict[str, Any]:
     """`{name, kind, ref, commit, metrics, note}` for one baseline; `metrics` None if none yet."""
-    entry: dict[str, Any] = {"name": name, "ref": None, "commit": None, "metrics": None}
+    entry: dict[str, Any] = {
+        "name": name,
+        "ref": None,
+        "commit": None,
+        "metrics": None,
+        "bundle": None,
+    }
     if name in project.pipeline.environments:
         entry["kind"] = "environment"
         commit, note, entry["ref"] = environment_commit(project, name)
@@ -87,6 +124,7 @@ def resolve_baseline(project: Project, name: str, metrics_path: str) -> dict[str
     entry["commit"] = commit
     if commit:
         entry["metrics"] = _metrics_at(project, commit, metrics_path)
+        entry["bundle"] = bundle_at(project, commit)
         missing = entry["metrics"] is None
         note = f"no {metrics_path} at {name} ({commit[:8]}) yet" if missing else ""
     entry["note"] = note

@@ -211,7 +211,7 @@ def gate_line(g: GateResult) -> str:
         detail.append(f"baseline {g.baseline} in {g.baseline_ref}")
         detail.append(f"tolerance {g.tolerance}{' relative' if g.relative else ''}")
     if g.margin is not None:
-        detail.append(f"short by {abs(g.margin):.4g}")
+        detail.append(f"{'over' if g.rule == 'max' else 'short'} by {abs(g.margin):.4g}")
     return text + (f" ({', '.join(detail)})" if detail else "")
 
 

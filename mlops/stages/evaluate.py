@@ -73,7 +73,10 @@ def check_gates(
     to what `mlops.pipeline.baseline` found there: `{"metrics": {...} or None, "note": ...}`.
     A comparison gate passes when the value is within `tolerance` (absolute, or relative to
     the baseline's value) of the baseline in the metric's direction; with no baseline yet (the
-    first run) it passes and says so.
+    first run) it passes and says so. Where the entry holds `paired` figures (the baseline's
+    bundle scored on the same test rows, `mlops.stages.paired`), the gate judges the paired
+    difference instead: it fails only when the difference's whole confidence interval lies
+    below `-tolerance`.
     """
     results = []
     for metric, gate in gates.items():
@@ -115,6 +118,8 @@ def check_gates(
                     if entry.get("metrics") is not None:
                         why = f"{name} has no {metric}"
                     res["note"] = f"{why}: passes (first run)"
+                elif (entry.get("paired") or {}).get(metric):
+                    _paired_rule(res, entry, metric, value, gate)
                 else:
                     lower = gate.direction == "lower" or (
                         gate.direction is None and metric in LOWER_IS_BETTER
@@ -132,8 +137,73 @@ def check_gates(
                         f"{'lower' if lower else 'higher'} is better: {value:.4g} against "
                         f"{base:.4g} in {_baseline_label(entry)} {sign} {tol:.4g}"
                     )
+                    if entry.get("paired_note"):
+                        res["note"] += f"; stored figures, {entry['paired_note']}"
             results.append(res)
     return results
+
+
+def _lower(metric: str, gate: GateSpec) -> bool:
+    return gate.direction == "lower" or (gate.direction is None and metric in LOWER_IS_BETTER)
+
+
+def _paired_rule(
+    res: dict[str, Any], entry: dict[str, Any], metric: str, value: float, gate: GateSpec
+) -> None:
+    """A `not_worse_than` verdict on the paired difference (positive: the challenger better)."""
+    p = entry["paired"][metric]
+    base = float(p["baseline"])
+    lower = _lower(metric, gate)
+    tol = gate.tolerance * (abs(base) if gate.relative else 1.0)
+    res["baseline"] = base
+    res["baseline_ref"] = _baseline_label(entry)
+    res["paired"] = p
+    res["threshold"] = round(base + tol if lower else base - tol, 6)
+    res["margin"] = round(p["high"] + tol, 6)  # how far the interval's top is above -tolerance
+    res["passed"] = res["margin"] >= 0
+    res["note"] = (
+        f"paired on the same {p['rows']} test rows: {p['challenger']:.4g} against "
+        f"{base:.4g} for {_baseline_label(entry)}, difference {p['difference']:+.4g} "
+        f"[{p['low']:+.4g}, {p['high']:+.4g}] ({p['confidence']:.0%}, {p['method']}; "
+        f"{'lower' if lower else 'higher'} is better); fails when the whole interval is "
+        f"below -{tol:.4g}"
+    )
+
+
+def pair_baselines(
+    project: Project,
+    gates: dict[str, GateSpec],
+    baselines: dict[str, dict[str, Any]],
+    test: pd.DataFrame,
+    y: pd.Series,
+    pred: Any,
+    task: str,
+) -> list[str]:
+    """Score each baseline's bundle on the challenger's test rows and put the paired figures of
+    every gated metric in its entry (`paired`), or why it could not (`paired_note`: the gate
+    then uses the stored figures). Returns lines for the stage's output."""
+    from mlops.errors import MlopsError
+    from mlops.stages.paired import pairable, paired_difference, score_baseline
+
+    lines = []
+    for name, entry in baselines.items():
+        metrics = [
+            (m, g) for m, g in gates.items() if g.not_worse_than == name and pairable(m, task)
+        ]
+        if not metrics or not entry.get("commit"):
+            continue
+        try:
+            base_pred, _, _ = score_baseline(project, entry, test)
+        except MlopsError as exc:
+            entry["paired_note"] = f"the baseline bundle could not score this split: {exc.message}"
+            lines.append(f"baseline {name}: {entry['paired_note']}")
+            continue
+        entry["paired"] = {
+            m: paired_difference(m, task, y, pred, base_pred, lower_is_better=_lower(m, g))
+            for m, g in metrics
+        }
+        lines.append(f"baseline {name}: its bundle scored on the same {len(test)} test rows")
+    return lines
 
 
 def read_baselines(project: Project, args: EvaluateWith, gates: dict[str, GateSpec]) -> dict:
@@ -216,6 +286,7 @@ def run(project: Project, stage: ResolvedStage) -> list[str]:
     )
     predict_seconds = time.perf_counter() - t0
     baselines = read_baselines(project, args, config.gates)
+    baseline_lines = pair_baselines(project, config.gates, baselines, test, y, pred, fit["task"])
     gates = check_gates(config.gates, metrics, baselines)
     gates += [
         {**g, "slice_gate": True} for g in slices.check_slice_gates(config.slice_gates, slice_table)
@@ -250,6 +321,8 @@ def run(project: Project, stage: ResolvedStage) -> list[str]:
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "prediction_reference": prediction_reference(pred, proba),
     }
+    if fit.get("excluded_columns"):
+        metadata["excluded_columns"] = fit["excluded_columns"]
     write_bundle(project.path(spec.path), files, metadata)
     summary = {
         **metadata,
@@ -263,6 +336,7 @@ def run(project: Project, stage: ResolvedStage) -> list[str]:
     shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "test_rows")
     lines = [f"evaluate: {shown} on {len(test)} test rows ({predict_seconds:.2f}s)"]
     lines.append(f"slices: {len(slice_table)} groups over {len(specs)} slice specs")
+    lines.extend(baseline_lines)
     for g in gates:
         lines.append(
             f"gate {g['metric']} {g['rule']} {g['threshold']}: "

@@ -76,20 +76,61 @@ def build_pipeline(numeric: list[str], categorical: list[str], estimator: Any):
     return Pipeline([("preprocess", pre), ("model", estimator)])
 
 
-def input_schema(df: pd.DataFrame, numeric: list[str], categorical: list[str]) -> dict[str, Any]:
-    """What the bundle accepts at prediction time: each feature's type, range and vocabulary."""
+def input_schema(
+    df: pd.DataFrame,
+    numeric: list[str],
+    categorical: list[str],
+    contract: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What the bundle accepts at prediction time: each feature's type, range and vocabulary.
+
+    With a data contract (`data/schema.yaml`), a number's accepted range is the contract's
+    (`in_range`; none if it gives none), and the training split's range is kept beside it as
+    `train_min`/`train_max` (drift information, not a check); without one, the training range."""
     features = []
+    ranges = _contract_ranges(contract)
     for col in numeric + categorical:
         s = df[col]
         # every feature may be missing at prediction time: the pipeline imputes it
         f: dict[str, Any] = {"name": col, "dtype": dtype_name(s), "nullable": True}
         values = s.dropna()
         if col in numeric and len(values):
-            f["min"], f["max"] = float(values.min()), float(values.max())
+            lo, hi = float(values.min()), float(values.max())
+            if contract is None:
+                f["min"], f["max"] = lo, hi
+                f["range_source"] = "training data"
+            else:
+                if col in ranges:
+                    f["min"], f["max"] = ranges[col]
+                f["train_min"], f["train_max"] = lo, hi
+                f["range_source"] = "data contract"
         elif col in categorical:
             f["categories"] = sorted(str(v) for v in values.unique())
         features.append(f)
     return {"features": features}
+
+
+def _contract_ranges(contract: dict[str, Any] | None) -> dict[str, tuple[float, float]]:
+    """`{column: (min, max)}` of the contract's `in_range` checks (both bounds numbers)."""
+    out = {}
+    for name, col in ((contract or {}).get("columns") or {}).items():
+        check = ((col or {}).get("checks") or {}).get("in_range") if isinstance(col, dict) else None
+        if isinstance(check, dict):
+            lo, hi = check.get("min_value"), check.get("max_value")
+            if isinstance(lo, int | float) and isinstance(hi, int | float):
+                out[str(name)] = (float(lo), float(hi))
+    return out
+
+
+def read_contract(project: Project) -> dict[str, Any] | None:
+    """The data contract of the pipeline's validate stage, or None without one (or its file)."""
+    from mlops.config.resolve import contract_path
+    from mlops.data.schema import read_schema
+
+    path = contract_path(project.pipeline)
+    if path is None or not project.path(path).is_file():
+        return None
+    return read_schema(project.path(path))
 
 
 def _cast(v: Any) -> Any:
@@ -152,7 +193,10 @@ def _run_in_memory(project: Project, args: TrainWith, engine: Any) -> Iterator[s
     y = df[spec.target]
     task = infer_task(y, spec.task)
     estimator = _estimator(params, task)
-    numeric, categorical = feature_columns(df, spec.target, args.exclude)
+    roles = _roles(df, spec.target, args)
+    for role in roles.values():
+        yield f"train: {role.line()}"
+    numeric, categorical = feature_columns(df, spec.target, [*args.exclude, *roles])
     if not numeric and not categorical:
         raise UsageError("no feature columns left after excluding the target and `exclude`")
     pipe = build_pipeline(numeric, categorical, estimator)
@@ -185,7 +229,7 @@ def _run_in_memory(project: Project, args: TrainWith, engine: Any) -> Iterator[s
             except ValueError as exc:
                 raise UsageError(f"fitting {params.estimator} failed: {exc}") from None
     fit_seconds = time.perf_counter() - t0
-    schema = input_schema(df, numeric, categorical)
+    schema = input_schema(df, numeric, categorical, read_contract(project))
     reference = profile_frame(df[numeric + categorical + [spec.target]])
     yield from _write(
         project,
@@ -200,7 +244,16 @@ def _run_in_memory(project: Project, args: TrainWith, engine: Any) -> Iterator[s
         fit_seconds=fit_seconds,
         hyperparameters=hyperparameters,
         tuning=tuning,
+        excluded={c: r.reason for c, r in roles.items()},
     )
+
+
+def _roles(df: pd.DataFrame, target: str, args: TrainWith) -> dict[str, Any]:
+    """Identifier and time columns to leave out (not already excluded, not kept on purpose)."""
+    from mlops.data.roles import infer_roles
+
+    found = infer_roles(df, target=target)
+    return {c: r for c, r in found.items() if c not in args.exclude and c not in args.keep}
 
 
 def _run_incremental(project: Project, args: TrainWith, engine: Any, source: str) -> Iterator[str]:
@@ -288,6 +341,7 @@ def _write(
     hyperparameters: dict[str, Any],
     tuning: dict[str, Any] | None,
     incremental: dict[str, Any] | None = None,
+    excluded: dict[str, str] | None = None,
 ) -> Iterator[str]:
     import numpy as np
     import sklearn
@@ -327,6 +381,8 @@ def _write(
     }
     if incremental is not None:
         fit["incremental"] = incremental
+    if excluded:
+        fit["excluded_columns"] = excluded  # identifier / time columns: no feature, no drift
     atomic_write_text(out / "fit.json", json.dumps(fit, indent=2, default=str) + "\n")
     how = ""
     if incremental is not None:
