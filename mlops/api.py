@@ -41,6 +41,7 @@ from mlops.reports.merge_request import MergeRequestReport
 
 if TYPE_CHECKING:
     from mlops.monitor.checks import MonitorReport
+    from mlops.pipeline.reproduce import ReproduceResult
 
 
 def init(directory: Path | str = ".", force: bool = False) -> InitResult:
@@ -174,6 +175,14 @@ def registry_show(root: Path | str = ".") -> Registry:
 def lineage(root: Path | str, spec: str) -> Lineage:
     """Commit, params, data hashes, metrics, verdict and stages of `NAME@vX.Y.Z`."""
     return registry_lineage.lineage(root, spec)
+
+
+def reproduce(root: Path | str, spec: str, *, keep: bool = False) -> ReproduceResult:
+    """Rebuild `NAME@vX.Y.Z` from scratch in a work tree of its commit; compare every output's
+    hash with its dvc.lock (`result.identical`, `result.error()` when not)."""
+    from mlops.pipeline.reproduce import reproduce as reproduce_version
+
+    return reproduce_version(root, spec, keep=keep)
 
 
 def promote(

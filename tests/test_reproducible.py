@@ -118,3 +118,47 @@ def test_two_fresh_clones_build_identical_outputs(project: Path, tmp_path: Path)
             (tmp_path / "two/models/penguins-classifier/model.skops").read_bytes()
         ).hexdigest()
     )
+
+
+@pytest.mark.slow
+def test_reproduce_a_registered_version(trained: Path, cli):
+    from tests.registry_helpers import NAME
+
+    assert cli(["register"], cwd=trained).exit_code == 0
+    result = cli(["reproduce", f"{NAME}@v0.0.1", "--json"], cwd=trained)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["identical"] is True and out["commit"] == git(trained, "rev-parse", "HEAD")
+    assert {s["status"] for s in out["stages"]} == {"ran"}  # recomputed, nothing restored
+    assert {"ingest", "train", "evaluate"} <= {s["name"] for s in out["stages"]}
+    paths = {o["path"] for o in out["outputs"]}
+    assert {"models/penguins-classifier", "build/penguins-classifier"} <= paths
+    assert not list((trained / ".mlops/reproduce").iterdir())  # the scratch tree is gone
+    assert git(trained, "worktree", "list").count("\n") == 0
+    assert git(trained, "status", "--porcelain") == ""
+
+
+@pytest.mark.slow
+def test_reproduce_names_what_differs(trained: Path, cli):
+    """A version whose dvc.lock records other bytes: exit 6, the outputs and files that differ."""
+    from mlops.errors import ExitCode
+    from tests.registry_helpers import NAME, tag
+
+    lock = yaml.safe_load((trained / "dvc.lock").read_text())
+    build = next(o for o in lock["stages"]["train"]["outs"])["md5"]
+    for out in lock["stages"]["evaluate"]["outs"]:
+        if out["path"] == "models/penguins-classifier":
+            out["md5"] = build  # the recorded bundle is another directory in the cache
+        if out["path"] == "reports/metrics.json":
+            out["md5"] = "0" * 32
+    (trained / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
+    git(trained, "commit", "-q", "-am", "a lock that records other outputs")
+    tag(trained, f"{NAME}@v0.0.9", message=f"Registering artifact {NAME} version v0.0.9\n")
+    result = cli(["reproduce", f"{NAME}@v0.0.9"], cwd=trained)
+    assert result.exit_code == ExitCode.DEPLOY_FAILED, result.output
+    text = " ".join(result.output.split())
+    assert "did not rebuild byte for byte: 2 of" in text
+    assert "reports/metrics.json" in text and "models/penguins-classifier/fit.json: differs" in text
+    assert "models/penguins-classifier/model.skops" not in text  # the same model bytes
+    bad = cli(["reproduce", f"{NAME}@v9.9.9"], cwd=trained)
+    assert bad.exit_code == ExitCode.GIT_STATE and "not registered" in bad.output

@@ -105,6 +105,9 @@ def _register() -> None:
     from mlops.cli import monitor  # drift, decay and health of live traffic
 
     monitor.register(app)
+    from mlops.cli import reproduce  # rebuild a version and check it byte for byte
+
+    reproduce.register(app)
 
 
 _register()
