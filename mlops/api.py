@@ -398,8 +398,11 @@ def deploy(
     on_step: Callable[[dict], None] | None = None,
 ) -> DeployResult:
     """Deploy a registered version to an environment (`mlops deploy`): fetch, verify, install,
-    smoke-test, switch, record. A failure raises `DeployError` (exit 6) naming the step."""
-    return deploy_version(
+    smoke-test, switch, record. A failure raises `DeployError` (exit 6) naming the step.
+
+    A rollback of a pinned environment then opens the merge request that pins the version now
+    live (unless `push` is False), as `mlops rollback` and the monitor's rollback do."""
+    result = deploy_version(
         root,
         env,
         version=version,
@@ -410,6 +413,18 @@ def deploy(
         remote=remote,
         on_step=on_step,
     )
+    if rollback and push is not False and result.action == "deployed":
+        from mlops.deploy.repin import pin_merge_request
+
+        project = load_project(root)
+        if project.pipeline.environments[env].pin is not None:
+            line, result.merge_request = pin_merge_request(
+                project, env, result.version, result.rollback_from, remote
+            )
+            if result.merge_request is not None:  # the note "make it durable" is done
+                result.notes = [n for n in result.notes if "Make it durable" not in n]
+            result.notes.append(line)
+    return result
 
 
 def envs(root: Path | str = ".") -> list[EnvStatus]:

@@ -91,6 +91,7 @@ class DeployResult:
     steps: list[dict[str, Any]] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    merge_request: dict[str, Any] | None = None  # a rollback's re-pin (mlops.deploy.repin)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
