@@ -1,11 +1,13 @@
-"""A rollback of a pinned environment keeps git the source of truth; `mlops envs` shows the
-registry's assignments (made by mlops or by `gto assign`)."""
+"""Git stays the source of truth: a rollback of a pinned environment opens the merge request
+that pins the live version; `mlops envs` shows the registry's assignments (made by mlops or by
+`gto assign`); stage tags a killed deploy left local are pushed by the next deploy or promote."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from tests.helpers import git
 from tests.registry_helpers import NAME, gto, origin_for, refs
 from tests.test_deploy import _released_template, deploy, pin, released  # noqa: F401
 
@@ -45,3 +47,27 @@ def test_envs_table_shows_a_gto_assignment(released: Path, cli):  # noqa: F811
     assert "stage tag" in table and "v0.0.1" in row
     data = json.loads(cli(["envs", "--json"], cwd=released).output)
     assert next(e for e in data if e["env"] == "production")["stage"] == "v0.0.1"
+
+
+def test_stage_tags_left_local_are_pushed_by_the_next_deploy(
+    released: Path,  # noqa: F811
+    tmp_path: Path,
+    cli,
+):
+    origin = origin_for(released, tmp_path)
+    # what a deploy killed between writing its stage tag and pushing it leaves behind
+    gto(released, "assign", NAME, "--version", "v0.0.1", "--stage", "production")
+    left = next(t for t in git(released, "tag", "-l").split() if "#production#" in t)
+    assert f"refs/tags/{left}" not in refs(origin)
+    result, out = deploy(cli, released, "--env", "staging", "--push")
+    assert result.exit_code == 0, result.output
+    assert any(f"left local: {left}" in n for n in out["notes"]), out["notes"]
+    assert f"refs/tags/{left}" in refs(origin)
+    assert f"refs/tags/{NAME}@v0.0.1" in refs(origin)  # the version it names goes along
+    # the same for a promote that pushes
+    gto(released, "assign", NAME, "--version", "v0.0.2", "--stage", "qa")
+    left = next(t for t in git(released, "tag", "-l").split() if "#qa#" in t)
+    result = cli(["promote", NAME, "v0.0.1", "--to", "staging", "--push", "--json"], cwd=released)
+    assert result.exit_code == 0, result.output
+    assert any(f"left local: {left}" in n for n in json.loads(result.output)["notes"])
+    assert f"refs/tags/{left}" in refs(origin)

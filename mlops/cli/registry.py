@@ -390,6 +390,8 @@ def _print_promotion(result: PromoteResult) -> None:
             console.print(
                 "[yellow]the remote does not accept push options: no merge request was opened[/]"
             )
+    for note in result.notes:
+        console.print(f"note: {note}", markup=False)
     console.print(f"next: {result.next_step}", markup=False)
 
 

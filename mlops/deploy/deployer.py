@@ -498,6 +498,10 @@ def deploy(
                 raise
             notes.append(f"not pushing the stage tag: {exc.message}")
             do_push = False
+    if do_push:  # what a killed deploy or promote left in this clone only
+        from mlops.registry.pending import push_pending_stage_tags
+
+        notes += push_pending_stage_tags(root, name, remote)
     elif push is None:
         notes.append(f"no git remote {remote!r}: the stage tag stays local")
     registry = read_registry(root)
