@@ -112,18 +112,26 @@ def test_pipelines_by_event(tools, trained: Path, tmp_path: Path, cli):  # noqa:
     push_main(root)
     out = pipeline(root, PUSH)
     assert ran(out) == {"register", "deploy-staging"}, out[-3000:]
-    assert "unchanged since v0.0.1" in " ".join(out.split()) or "nothing to register" in out
+    said = " ".join(out.split())
+    assert "nothing to register" in said, out[-3000:]
+    assert "v0.0.1 already holds this bundle" in said or "unchanged since v0.0.1" in said
     assert registrations(origin) == [f"refs/tags/{NAME}@v0.0.1"]
 
     # ---- the same on a cold runner: no DVC cache, no embedded remote, no outputs
     git(root, "pull", "-q", "--ff-only", "origin", "main")
-    for rel in (".dvc/cache", ".mlops/remote", "build", "models", "data/raw", "data/split"):
-        shutil.rmtree(root / rel, ignore_errors=True)
+    for rel in (".dvc/cache", ".mlops/remote", f"build/{NAME}", f"models/{NAME}", "data/split"):
+        shutil.rmtree(root / rel)
+    for rel in ("data/raw/penguins.csv", "reports/profile.json"):
+        (root / rel).unlink()
     (root / "README.md").write_text("# penguins\n\nAnother README change.\n")
     commit_all(root, "README again")
     push_main(root)
     out = pipeline(root, PUSH)
     assert ran(out) == {"register", "deploy-staging"}, out[-3000:]
-    assert "unchanged since v0.0.1" in " ".join(out.split()), out[-3000:]
+    # every stage recomputed from scratch; the rebuilt bundle is v0.0.1's, byte for byte
+    said = " ".join(out.split())
+    assert "✓ train ran" in said and "✓ evaluate ran" in said, out[-3000:]
+    assert "nothing to register" in said, out[-3000:]
+    assert "v0.0.1 already holds this bundle" in said or "unchanged since v0.0.1" in said
     assert registrations(origin) == [f"refs/tags/{NAME}@v0.0.1"]
     assert Target(root / ".mlops/envs/staging").current_version() == "v0.0.1"
