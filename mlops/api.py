@@ -44,6 +44,7 @@ from mlops.reports.merge_request import MergeRequestReport
 if TYPE_CHECKING:
     from mlops.deploy.k8s import Rendered
     from mlops.monitor.checks import MonitorReport
+    from mlops.pipeline.reproduce import ReproduceResult
 
 
 def init(directory: Path | str = ".", force: bool = False) -> InitResult:
@@ -244,6 +245,14 @@ def registry_show(root: Path | str = ".") -> Registry:
 def lineage(root: Path | str, spec: str) -> Lineage:
     """Commit, params, data hashes, metrics, verdict and stages of `NAME@vX.Y.Z`."""
     return registry_lineage.lineage(root, spec)
+
+
+def reproduce(root: Path | str, spec: str, *, keep: bool = False) -> ReproduceResult:
+    """Rebuild `NAME@vX.Y.Z` from scratch in a work tree of its commit; compare every output's
+    hash with its dvc.lock (`result.identical`, `result.error()` when not)."""
+    from mlops.pipeline.reproduce import reproduce as reproduce_version
+
+    return reproduce_version(root, spec, keep=keep)
 
 
 def promote(
@@ -547,7 +556,9 @@ def deploy(
     When the environment has `kubernetes:`, its manifests are rendered for the deployed
     version and committed (pushed with `push`) for Argo CD or Flux (`manifests`).
     The deployment is also a run record (kind `deploy` or `rollback`, pushed with `push`), and
-    `monitoring.notify` hears of failures and rollbacks."""
+    `monitoring.notify` hears of failures and rollbacks.
+    A rollback of a pinned environment then opens the merge request that pins the version now
+    live (unless `push` is False), as `mlops rollback` and the monitor's rollback do."""
     import time
 
     from mlops.deploy.records import record_deploy
@@ -572,6 +583,17 @@ def deploy(
             _notify_deploy(root, record)
             _push_records(root, push, remote)
         raise
+    if rollback and push is not False and result.action == "deployed":
+        from mlops.deploy.repin import pin_merge_request
+
+        project = load_project(root)
+        if project.pipeline.environments[env].pin is not None:
+            line, result.merge_request = pin_merge_request(
+                project, env, result.version, result.rollback_from, remote
+            )
+            if result.merge_request is not None:  # the note "make it durable" is done
+                result.notes = [n for n in result.notes if "Make it durable" not in n]
+            result.notes.append(line)
     record = record_deploy(
         Path(root).resolve(), env, started=started, result=result, rollback=rollback
     )

@@ -336,8 +336,10 @@ def test_register_skip_registered_for_ci_on_every_push(released: Path, cli):
     assert result.exit_code == 0, result.output
     assert "nothing to register" in result.output and "registered at" in result.output
     assert git(released, "tag", "--points-at", "HEAD") == ""
-    result = cli(["register", "--json"], cwd=released)  # without the flag: a new version
-    assert result.exit_code == 0 and json.loads(result.output)["version"] == "v0.0.3"
+    # without the flag too: the same model is no new version (issue 14: identity)
+    result = cli(["register", "--json"], cwd=released)
+    assert result.exit_code == 0 and json.loads(result.output)["unchanged_since"] == "v0.0.2"
+    assert git(released, "tag", "--points-at", "HEAD") == ""
 
 
 def test_a_version_a_killed_deploy_installed_is_removed_by_the_next_deploy(

@@ -139,9 +139,24 @@ def test_register_refusals(trained: Path, cli):
     result = cli(["register", "--version", "v1.0.0"], cwd=trained)
     assert result.exit_code == ExitCode.GIT_STATE
     assert "v1.0.0 already exists" in result.output and "v1.0.1" in result.output
-    # a bundle that failed its gates: refused with the reason, unless forced
+    # the same model on a new commit is no new version: "unchanged since", exit 0, no tag
+    tags = refs(trained)
+    result = cli(["register", "--json"], cwd=trained)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["unchanged_since"] == "v1.0.0"
+    assert refs(trained) == tags
+    # a gate moved: evaluate reruns, the verdict changes, but the model is the same one
     pipe = trained / "pipeline.yaml"
     pipe.write_text(pipe.read_text().replace("accuracy: {min: 0.9}", "accuracy: {min: 0.999}"))
+    assert cli(["run"], cwd=trained).exit_code == ExitCode.GATE_FAILED
+    assert cli(["commit"], cwd=trained).exit_code == 0
+    result = cli(["register"], cwd=trained)
+    assert result.exit_code == 0, result.output
+    assert "unchanged since v1.0.0" in " ".join(result.output.split())
+    assert refs(trained) == tags
+    # a new model that failed its gates: refused with the reason, unless forced
+    params = trained / "params.yaml"
+    params.write_text(params.read_text().replace("C: 1.0", "C: 0.5"))
     assert cli(["run"], cwd=trained).exit_code == ExitCode.GATE_FAILED
     assert cli(["commit"], cwd=trained).exit_code == 0
     result = cli(["register"], cwd=trained)
@@ -163,12 +178,15 @@ def test_lineage_reproduces_the_registered_model(trained: Path, cli):
     assert lin["commit"] == git(trained, "rev-parse", "HEAD")
     assert lin["blessed"] is True and all(g["passed"] for g in lin["gates"])
     assert lin["params"]["train"]["C"] == 1.0
+    # every param, the estimator's class too (the bundle keeps it beside the hyper-parameters)
+    assert lin["params"]["train"]["estimator"] == "sklearn.linear_model.LogisticRegression"
+    assert len(lin["identity"]) == 64
     assert lin["hashes"]["data/raw/penguins.csv"] == lock_out(trained, "data/raw/penguins.csv")
     assert lin["validation"]["valid"] is True
     assert [(s["event"], s["stage"]) for s in lin["stages"]] == [("assignment", "staging")]
     assert lin["deployments"] == []
     text = cli(["lineage", f"{NAME}@v0.0.1"], cwd=trained).output
-    assert "reproduce: git checkout" in text and "quality gates" in text
+    assert f"reproduce: mlops reproduce {NAME}@v0.0.1" in text and "quality gates" in text
     # the project moves on; then go back to the version's commit and rebuild from scratch
     (trained / "NOTES.md").write_text("later work\n")
     commit_all(trained, "Later work")
@@ -180,5 +198,8 @@ def test_lineage_reproduces_the_registered_model(trained: Path, cli):
     rebuilt = json.loads((trained / BUNDLE / "metadata.json").read_text())
     assert rebuilt["data"] == lin["data"]
     assert rebuilt["metrics"] == lin["metrics"]
-    assert rebuilt["params"] == lin["params"]
+    assert {**rebuilt["params"], "train": {"estimator": rebuilt["estimator"],
+            **rebuilt["params"]["train"]}} == lin["params"]  # fmt: skip
+    # byte for byte: the rebuilt bundle has the registered bundle's hash
+    assert lock_out(trained, BUNDLE) == lin["bundle"]["md5"]
     assert lock_out(trained, "data/raw/penguins.csv") == lin["hashes"]["data/raw/penguins.csv"]

@@ -2,8 +2,10 @@
 
 Files: `model.skops` (the fitted scikit-learn Pipeline, preprocessing inside), `schema.json` (input
 schema), `reference.json` (training-data profile for drift), `metrics.json`, and `metadata.json`
-(name, task, features, commit, data hashes, params, metrics, verdict, and the sha256 of every other
-file). `load_bundle` refuses a bundle whose files do not match those hashes.
+(name, task, features, data hashes, params, metrics, verdict, and the sha256 of every other
+file). `load_bundle` refuses a bundle whose files do not match those hashes. A bundle records no
+commit and no wall time (the same inputs give the same bytes): the commit of a version is its
+registration tag's, the training commit is in the run record (`mlops runs show`).
 """
 
 from mlops.bundle.core import (

@@ -125,6 +125,9 @@ def _register() -> None:
     from mlops.cli import watch  # retrain on new data
 
     watch.register(app)
+    from mlops.cli import reproduce  # rebuild a version and check it byte for byte
+
+    reproduce.register(app)
 
 
 _register()

@@ -117,8 +117,8 @@ def envs(json: JsonOpt = False) -> None:
     """Show what each environment runs, since when, and what it should run.
 
     For each environment of pipeline.yaml: the version live in its target and when it was
-    deployed, the version it should run (tracked latest, or its pin file), the registry's
-    stage tag, and whether a deploy is due.
+    deployed, the version it should run (tracked latest, or its pin file), the version the
+    registry's latest stage tag assigns (mlops or `gto assign`), and whether a deploy is due.
 
     Example: mlops envs --json
     """
@@ -137,7 +137,7 @@ def envs(json: JsonOpt = False) -> None:
     if not states:
         _ui.err().print("pipeline.yaml declares no environments (`environments:`)")
         return
-    t = _ui.table("environment", "mode", "live", "since (UTC)", "desired", "state")
+    t = _ui.table("environment", "mode", "live", "since (UTC)", "desired", "stage tag", "state")
     for s in states:
         colours = {"up to date": "green", "out of date": "yellow", "fails verification": "red"}
         colour = colours.get(s.state, "dim")
@@ -147,6 +147,7 @@ def envs(json: JsonOpt = False) -> None:
             s.live or "-",
             _when(s.since),
             s.desired or "-",
+            s.stage or "-",  # the registry's assignment (mlops deploy, promote, `gto assign`)
             f"[{colour}]{s.state}[/]",
         )
     _ui.out().print(t)

@@ -299,8 +299,8 @@ def lineage(
 
     The commit (author, date), params, the hash of every dependency and output (dvc.lock at
     that commit), the data hashes and metrics the bundle recorded, the gate verdict, the data
-    validation report, every stage assignment, and deployments. Checking out the commit and
-    running `mlops run --force` rebuilds the same bundle.
+    validation report, every stage assignment, and deployments. `mlops reproduce NAME@vX.Y.Z`
+    rebuilds the version from scratch and checks every output's hash against dvc.lock.
 
     Example: mlops lineage penguins-classifier@v0.0.1
     """
@@ -321,6 +321,8 @@ def lineage(
     console.print(f"registered {_when(lin.registered_at)} by {lin.registered_by} (tag {lin.tag})")
     if lin.bundle:
         console.print(f"bundle     {lin.bundle['path']}  md5 {lin.bundle['md5']}")
+    if lin.identity:
+        console.print(f"identity   {lin.identity}  (model, input schema, params, data)")
     if lin.validation is not None:
         ok = lin.validation.get("valid")
         rows = lin.validation.get("rows")
@@ -394,6 +396,8 @@ def _print_promotion(result: PromoteResult) -> None:
             console.print(
                 "[yellow]the remote does not accept push options: no merge request was opened[/]"
             )
+    for note in result.notes:
+        console.print(f"note: {note}", markup=False)
     console.print(f"next: {result.next_step}", markup=False)
 
 

@@ -81,6 +81,7 @@ class DeployResult:
     steps: list[dict[str, Any]] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    merge_request: dict[str, Any] | None = None  # a rollback's re-pin (mlops.deploy.repin)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -467,6 +468,10 @@ def deploy(
                 raise
             notes.append(f"not pushing the stage tag: {exc.message}")
             do_push = False
+    if do_push:  # what a killed deploy or promote left in this clone only
+        from mlops.registry.pending import push_pending_stage_tags
+
+        notes += push_pending_stage_tags(root, name, remote)
     elif push is None:
         notes.append(f"no git remote {remote!r}: the stage tag stays local")
     registry = read_registry(root)

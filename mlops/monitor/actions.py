@@ -145,30 +145,14 @@ def _rollback(
 
 
 def _pin_merge_request(project: Project, p: Plan, remote: str, details: dict[str, Any]) -> str:
-    from mlops.adapters import git
-    from mlops.registry.promote import promote
+    from mlops.deploy.repin import pin_merge_request
 
-    if git.remote_url(project.root, remote) is None:
-        return (
-            f"no git remote {remote!r}: pin {p.details['to']} by hand (`mlops promote "
-            f"{project.pipeline.model.name} {p.details['to']} --to {p.details['env']}`)"
-        )
-    try:
-        pr = promote(
-            project.root,
-            project.pipeline.model.name,
-            p.details["to"],
-            p.details["env"],
-            push=True,
-            remote=remote,
-            force=True,
-            rollback_from=p.details["from"],
-            project=project,
-        )
-    except MlopsError as exc:
-        return f"the pin's merge request was not opened: {exc.message}"
-    details["merge_request"] = pr.to_dict()
-    return f"pushed {pr.branch} for the pin's merge request; {pr.next_step}"
+    line, request = pin_merge_request(
+        project, p.details["env"], p.details["to"], p.details["from"], remote
+    )
+    if request is not None:
+        details["merge_request"] = request
+    return line
 
 
 # ---- retrain ------------------------------------------------------------------------------------

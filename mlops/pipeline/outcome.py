@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from mlops.errors import ConfigError, GateFailedError, MlopsError
+from mlops.pipeline.facts import collect_facts
 from mlops.pipeline.records import RunRecord, RunStore
 
 LOG_ROOT = Path(".mlops/logs")
@@ -239,6 +240,10 @@ def finalize(
 ) -> RunResult:
     """Read gates, metrics and hashes; set the outcome; save the run record (in `home`)."""
     record = result.record
+    if not dry:  # times and commits the stages kept out of their tracked outputs
+        facts = collect_facts(root, [s.name for s in result.stages if s.status == "ran"])
+        if facts:
+            record.extra["facts"] = facts
     if dry:
         record.outcome = "dry"
     elif result.error is None:

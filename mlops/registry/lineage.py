@@ -60,10 +60,11 @@ class Lineage:
     deployments: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     card: str | None = None  # `reports/model-card.md` when the version's commit holds one
+    identity: str | None = None  # sha256 of what the version serves (mlops.bundle.identity)
 
     @property
     def reproduce(self) -> str:
-        return f"git checkout {self.commit[:12]} && mlops run --force"
+        return f"mlops reproduce {self.name}@{self.version}"
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "reproduce": self.reproduce}
@@ -98,6 +99,15 @@ def _params(lock: dict[str, Any]) -> dict[str, Any]:
             for key, value in (values or {}).items():
                 out[key] = value
     return out
+
+
+def _identity(meta: dict[str, Any]) -> str | None:
+    from mlops.bundle.identity import IdentityError, version_identity
+
+    try:
+        return version_identity(meta)
+    except IdentityError:
+        return None
 
 
 def lineage(root: Path | str, spec: str) -> Lineage:
@@ -137,7 +147,11 @@ def lineage(root: Path | str, spec: str) -> Lineage:
     if meta:
         out.metrics = meta.get("metrics") or out.metrics
         out.data = meta.get("data") or {}
-        out.params = meta.get("params") or out.params
+        out.params = dict(meta.get("params") or out.params)
+        train = out.params.get("train")
+        if isinstance(train, dict) and meta.get("estimator"):  # every param, the class too
+            out.params["train"] = {"estimator": meta["estimator"], **train}
+        out.identity = _identity(meta)
         verdict = meta.get("verdict") or {}
         out.gates = verdict.get("gates", [])
         if verdict.get("blessed") is not None:

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,7 @@ class PromoteResult:
     title: str = ""
     description: str = ""
     next_step: str = ""
+    notes: list[str] = field(default_factory=list)  # e.g. stage tags a killed run left local
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -149,6 +150,9 @@ def promote(
         why = "a pinned environment changes through a merge request" if pinned else "--push"
         require_remote(root, remote, why)
         sync_tags(root, remote)
+    from mlops.registry.pending import push_pending_stage_tags
+
+    pending = push_pending_stage_tags(root, name, remote) if (pinned or push) else []
     registry = read_registry(root)
     art = registry.artifact(name)
     new = _active_version(art, version)
@@ -158,7 +162,9 @@ def promote(
             "Promote a blessed version, or use --force if you really mean it.",
         )
     if pinned:
-        return _promote_pinned(project, art, new, env, remote, rollback_from)
+        pinned_result = _promote_pinned(project, art, new, env, remote, rollback_from)
+        pinned_result.notes = pending + pinned_result.notes
+        return pinned_result
     holder = art.in_stage(env)
     if holder is not None and holder.version == version:
         raise GitStateError(
@@ -193,6 +199,7 @@ def promote(
         remote=written.remote,
         title=title,
         description=description,
+        notes=pending,
     )
     to_push = [written.tag, format_tag(Action.RESERVE, name, counter=written.counter)]
     if new.registration:

@@ -36,7 +36,9 @@ class RegisterResult:
     remote: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     files_pushed: int = 0
-    skipped: str | None = None  # why nothing was registered (`skip_registered`)
+    skipped: str | None = None  # why nothing was registered (`skip_registered`, unchanged)
+    identity: str | None = None  # sha256 of what the version serves (mlops.bundle.identity)
+    unchanged_since: str | None = None  # the version whose identity this bundle has
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -101,6 +103,27 @@ def _same_bundle(art: Any, commit: str, md5: str) -> Any:
     return None
 
 
+def _identity_of(meta: dict[str, Any]) -> str | None:
+    from mlops.bundle.identity import IdentityError, version_identity
+
+    try:
+        return version_identity(meta)
+    except IdentityError:
+        return None
+
+
+def _identity_at(project: Project, version: Any) -> str | None:
+    """The identity a registered version holds: its tag's `identity:` field, or (a version
+    registered before identities were recorded) computed from its bundle's metadata."""
+    recorded = version.fields.get("identity")
+    if recorded:
+        return recorded
+    try:
+        return _identity_of(bundle_metadata(project, version.commit, workspace=False))
+    except GitStateError:
+        return None
+
+
 def next_version(registry: Registry, name: str, bump: str | None) -> str:
     """The highest version ever registered (even if deregistered since), bumped."""
     art = registry.get(name)
@@ -132,6 +155,10 @@ def register(
     `skip_registered`, a commit already registered, or whose bundle (its DVC hash) an active
     version already has, is not an error: nothing is written and `result.skipped` says why (CI
     runs `register` on every push to the default branch, promotions included).
+
+    A bundle whose identity (`mlops.bundle.identity`: model, input schema, params, training
+    data) equals the latest version's registers nothing, with or without `skip_registered`:
+    `result.skipped` says "unchanged since vX" and `result.unchanged_since` names it.
     """
     project = load_project(root)
     root = project.root
@@ -212,6 +239,18 @@ def register(
         version = next_version(registry, name, bump)
         tag = format_tag(Action.REGISTER, name, version=version)
     meta = bundle_metadata(project, commit, workspace=at_head)
+    identity = _identity_of(meta)
+    latest = art.latest() if art is not None else None
+    if latest is not None and identity is not None and _identity_at(project, latest) == identity:
+        # the model serves exactly what the latest version serves: a moved baseline, a new
+        # report or a README commit is not a new version
+        return RegisterResult(
+            name, latest.version, commit, latest.registration.tag if latest.registration else "",
+            latest.blessed, metrics=dict(latest.metrics), identity=identity,
+            unchanged_since=latest.version,
+            skipped=f"{name} unchanged since {latest.version} (identity {identity[:12]}: same "
+            "model, input schema, params and training data)",
+        )  # fmt: skip
     verdict = meta.get("verdict") or {}
     blessed = verdict.get("blessed")
     failed = _failed_gates(meta)
@@ -228,6 +267,7 @@ def register(
         "forced": ("; ".join(failed) or "unblessed") if blessed is False else "",
         "metrics": format_metrics(metrics),
         "bundle": f"{model.path} {out.get('md5') or out.get('hash') or ''}".strip(),
+        "identity": identity or "",
         "note": (message or "").replace("\n", " "),
     }
     text = format_message(f"Registering artifact {name} version {version}", fields)
@@ -250,4 +290,5 @@ def register(
         remote=written.remote,
         metrics=metrics,
         files_pushed=files,
+        identity=identity,
     )

@@ -95,7 +95,7 @@ def _tuning_section(tuning: dict[str, Any]) -> list[str]:
         f"{tuning['method']} search, {tuning['cv']}-fold cross-validation, scoring "
         f"`{tuning['scoring']}`: {tuning['candidates']} candidates"
         + (f" in {tuning['iterations']} rounds" if tuning.get("iterations") else "")
-        + f", {tuning['seconds']:.1f}s.",
+        + (f", {tuning['seconds']:.1f}s." if tuning.get("seconds") is not None else "."),
         "",
         "Best: "
         + ", ".join(f"`{k}={v!r}`" for k, v in tuning["best_params"].items())

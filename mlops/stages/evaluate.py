@@ -16,6 +16,7 @@ from mlops.config.models import EvaluateWith, GateSpec
 from mlops.config.yamlfile import atomic_write_text
 from mlops.data.io import md5_file, read_table
 from mlops.errors import UsageError
+from mlops.pipeline.facts import write_facts
 
 if TYPE_CHECKING:
     import numpy as np
@@ -315,19 +316,18 @@ def run(project: Project, stage: ResolvedStage) -> list[str]:
         "slices": slice_table,
         "tuning": fit.get("tuning"),
         "baselines": baselines,
-        "git": fit["git"],
+        # no commit and no wall time: the same inputs give the same bytes (mlops.pipeline.facts)
         "versions": fit["versions"],
         "train_rows": fit["train_rows"],
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "prediction_reference": prediction_reference(pred, proba),
     }
     if fit.get("excluded_columns"):
         metadata["excluded_columns"] = fit["excluded_columns"]
     write_bundle(project.path(spec.path), files, metadata)
+    write_facts(project.root, stage.name, {"predict_seconds": round(predict_seconds, 4)})
     summary = {
         **metadata,
         "test_rows": len(test),
-        "commit": (fit.get("git") or {}).get("commit"),
         "plots": {"dir": args.plots, "files": plot_files, "html": args.html},
     }
     atomic_write_text(project.path(args.report), render_markdown(summary))

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from mlops.config import Project, ResolvedStage
 
 
+DEFAULT_SEED = 0  # `random_state` of an estimator that has one when params.yaml gives none
+
+
 def import_estimator(path: str) -> type:
     module_name, _, cls_name = path.rpartition(".")
     try:
@@ -146,9 +149,23 @@ def _estimator(params: Any, task: str) -> Any:
     if task == "regression" and not is_regressor(cls()):
         raise UsageError(f"{params.estimator} is not a regressor, but the task is regression")
     try:
-        return cls(**params.hyperparameters)
+        estimator = cls(**params.hyperparameters)
     except TypeError as exc:
         raise UsageError(f"bad hyper-parameter for {params.estimator}: {exc}") from None
+    if "random_state" in estimator.get_params() and estimator.random_state is None:
+        # an unseeded estimator gives different models from the same inputs: seed it, and the
+        # seed is recorded with the hyper-parameters (set train.random_state to choose another)
+        estimator.set_params(random_state=DEFAULT_SEED)
+    return estimator
+
+
+def seeded_hyperparameters(params: Any, estimator: Any) -> dict[str, Any]:
+    """The hyper-parameters from params.yaml, plus the seed `_estimator` chose when none was
+    given (so the bundle records every value that decides the fitted model)."""
+    hyper = dict(params.hyperparameters)
+    if "random_state" not in hyper and "random_state" in estimator.get_params():
+        hyper["random_state"] = estimator.get_params()["random_state"]
+    return hyper
 
 
 def run(project: Project, stage: ResolvedStage) -> Iterator[str]:
@@ -175,12 +192,14 @@ def run(project: Project, stage: ResolvedStage) -> Iterator[str]:
         if engine.dask:
             yield f"train: {engine.info.line()}"
         if args.incremental is not None:
-            yield from _run_incremental(project, args, engine, source)
+            yield from _run_incremental(project, args, engine, source, stage.name)
         else:
-            yield from _run_in_memory(project, args, engine)
+            yield from _run_in_memory(project, args, engine, stage.name)
 
 
-def _run_in_memory(project: Project, args: TrainWith, engine: Any) -> Iterator[str]:
+def _run_in_memory(
+    project: Project, args: TrainWith, engine: Any, stage_name: str
+) -> Iterator[str]:
     import contextlib
 
     spec = project.pipeline.model
@@ -203,7 +222,7 @@ def _run_in_memory(project: Project, args: TrainWith, engine: Any) -> Iterator[s
     X = df[numeric + categorical]
     t0 = time.perf_counter()
     tuning = None
-    hyperparameters = params.hyperparameters
+    hyperparameters = seeded_hyperparameters(params, estimator)
     on_cluster: Any = contextlib.nullcontext()
     parallel = project.params.tune is not None or estimator.get_params().get("n_jobs") not in (
         None,
@@ -245,6 +264,7 @@ def _run_in_memory(project: Project, args: TrainWith, engine: Any) -> Iterator[s
         hyperparameters=hyperparameters,
         tuning=tuning,
         excluded={c: r.reason for c, r in roles.items()},
+        stage_name=stage_name,
     )
 
 
@@ -256,7 +276,9 @@ def _roles(df: pd.DataFrame, target: str, args: TrainWith) -> dict[str, Any]:
     return {c: r for c, r in found.items() if c not in args.exclude and c not in args.keep}
 
 
-def _run_incremental(project: Project, args: TrainWith, engine: Any, source: str) -> Iterator[str]:
+def _run_incremental(
+    project: Project, args: TrainWith, engine: Any, source: str, stage_name: str
+) -> Iterator[str]:
     from mlops.stages.incremental import (
         LocalChunks,
         fit_incremental,
@@ -320,9 +342,10 @@ def _run_incremental(project: Project, args: TrainWith, engine: Any, source: str
         reference,
         rows=record["rows"],
         fit_seconds=fit_seconds,
-        hyperparameters=params.hyperparameters,
+        hyperparameters=seeded_hyperparameters(params, estimator),
         tuning=None,
         incremental=record,
+        stage_name=stage_name,
     )
 
 
@@ -342,21 +365,36 @@ def _write(
     tuning: dict[str, Any] | None,
     incremental: dict[str, Any] | None = None,
     excluded: dict[str, str] | None = None,
+    stage_name: str = "train",
 ) -> Iterator[str]:
     import numpy as np
     import sklearn
-    import skops.io as sio
+
+    from mlops.bundle.archive import dumps
+    from mlops.pipeline.facts import write_facts
 
     spec = project.pipeline.model
     params = project.params.train
     assert params is not None
     out = project.path(spec.fit_path)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "model.skops", sio.dumps(pipe))
+    atomic_write_bytes(out / "model.skops", dumps(pipe))
     atomic_write_text(out / "schema.json", json.dumps(schema, indent=2) + "\n")
     reference["target"] = spec.target
     atomic_write_text(out / "reference.json", json.dumps(reference, indent=2) + "\n")
     classes = [_cast(c) for c in getattr(pipe, "classes_", [])]
+    # volatile facts (times, the commit and state of the work tree) go to the run record, never
+    # into build/: the same commit, data and params must give the same bytes
+    tuning, tuning_times = _split_tuning_times(tuning)
+    write_facts(
+        project.root,
+        stage_name,
+        {
+            "fit_seconds": round(fit_seconds, 4),
+            "tuning": tuning_times,
+            "git": {"commit": git.head(project.root), "dirty": git.is_dirty(project.root)},
+        },
+    )
     fit = {
         "name": spec.name,
         "task": task,
@@ -369,9 +407,7 @@ def _write(
         "hyperparameters": hyperparameters,
         "tuning": tuning,
         "train_rows": rows,
-        "fit_seconds": round(fit_seconds, 4),
         "data": {args.input: _data_hash(project, args.input)},
-        "git": {"commit": git.head(project.root), "dirty": git.is_dirty(project.root)},
         "versions": {
             "mlops": __version__,
             "python": platform.python_version(),
@@ -396,6 +432,19 @@ def _write(
             f"tune: {tuning['method']} search over {tuning['candidates']} candidates, "
             f"best {tuning['best_params']} ({tuning['scoring']} {tuning['best_score']:.4g})"
         )
+
+
+def _split_tuning_times(
+    tuning: dict[str, Any] | None,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(the tuning record without its timings, the timings)."""
+    if tuning is None:
+        return None, None
+    table = [dict(row) for row in tuning.get("table", [])]
+    fit_times = [row.pop("fit_seconds", None) for row in table]
+    kept = {k: v for k, v in tuning.items() if k != "seconds"}
+    kept["table"] = table
+    return kept, {"seconds": tuning.get("seconds"), "fit_seconds": fit_times}
 
 
 def _data_hash(project: Project, path: str) -> str | None:
