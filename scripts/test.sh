@@ -22,4 +22,4 @@ bash scripts/install-e2e-tools.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 # pytest exits non-zero (5) when it collects no tests, so an empty run fails here too
-.venv/bin/python -m pytest -n 2 -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -n 2 -p no:cacheprovider --durations=20 "$@"

@@ -99,4 +99,6 @@ def origin_for(project: Path, tmp_path: Path, push_options: bool = True) -> Path
 
 
 def refs(root: Path) -> list[str]:
-    return git(root, "for-each-ref", "--format=%(refname)").splitlines()
+    """Branches and tags (run records under refs/mlops/ come and go with every command)."""
+    out = git(root, "for-each-ref", "--format=%(refname)").splitlines()
+    return [r for r in out if not r.startswith("refs/mlops/")]

@@ -81,7 +81,11 @@ def test_two_servers_ship_to_s3_and_monitor_reads_both(project: Path, tmp_path: 
     ports = [free_port(), free_port()]
     procs = [
         start_cli_server(
-            ["--env", "staging", "--log-url", url, "--host-id", host, "--ship-seconds", "1"],
+            # --target: the installed version is not registered in git, which --env requires
+            [
+                *("--target", str(target.root), "--log-url", url),
+                *("--host-id", host, "--ship-seconds", "1"),
+            ],
             project,
             port,
         )
