@@ -5,9 +5,6 @@ segments reports the figures of the same traffic logged locally."""
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,6 +16,7 @@ import s3fs  # noqa: F401  (the s3 extra)
 from mlops.deploy.target import open_target
 from mlops.serve.log import log_files
 from tests.monitor_helpers import group, serve_rows
+from tests.s3_helpers import moto_server
 from tests.segment_helpers import compared
 from tests.serve_helpers import build_bundle, free_port, start_cli_server, stop
 
@@ -29,27 +27,8 @@ BUCKET = "mlops-logs"
 @pytest.fixture(scope="module")
 def s3_server():
     """moto's S3 server on 127.0.0.1 (a child process, stopped after the module)."""
-    port = free_port()
-    exe = Path(sys.executable).parent / "moto_server"
-    proc = subprocess.Popen(
-        [str(exe), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

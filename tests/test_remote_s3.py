@@ -13,7 +13,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 # the s3 extra, moto and flask are part of the test install (scripts/test.sh): without them
@@ -23,6 +22,7 @@ import moto  # noqa: F401
 import pytest
 
 from tests.helpers import git
+from tests.s3_helpers import moto_server
 
 pytestmark = pytest.mark.slow
 
@@ -39,27 +39,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def s3_server():
     """moto's S3 server on 127.0.0.1 (a child process, stopped after the module)."""
-    port = _free_port()
-    exe = Path(sys.executable).parent / "moto_server"
-    proc = subprocess.Popen(
-        [str(exe), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
