@@ -216,8 +216,8 @@ def in_process(bundle: Path, body: bytes, seconds: float) -> dict[str, float]:
     import pandas as pd
 
     from mlops.bundle import load_bundle
-    from mlops.serve.inputs import InputSpec, parse_json
-    from mlops.serve.predictor import Predictor
+    from mlops.bundle.inputs import InputSpec, parse_json
+    from mlops.bundle.predictor import Predictor
 
     b = load_bundle(bundle)
     spec = InputSpec.from_schema(b.schema)

@@ -41,7 +41,7 @@ def serve_rows(
     """Predict `rows` through the real service (input validation, compiled predictor, log
     writer), `batch` rows per request, and send `labels` as feedback. Refused requests are
     logged the way the HTTP app logs them. Returns the request ids."""
-    from mlops.serve.inputs import RequestError
+    from mlops.bundle.inputs import RequestError
     from mlops.serve.service import ServeConfig, Service
 
     svc = Service(ServeConfig(bundle=str(bundle), log_dir=str(log_dir)))

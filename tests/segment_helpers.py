@@ -25,7 +25,7 @@ def ship_rows(
 ) -> None:
     """Predict `rows` through the real service shipping its log to `url` as host `host`,
     `batch` rows a request, with feedback; `refused` bad requests are logged as refused."""
-    from mlops.serve.inputs import RequestError
+    from mlops.bundle.inputs import RequestError
     from mlops.serve.service import ServeConfig, Service
 
     svc = Service(ServeConfig(bundle=str(bundle), log_dir=str(spool), log_url=url, host_id=host))

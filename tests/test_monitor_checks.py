@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mlops.config.durations import parse_duration
 from mlops.config.models import MonitoringSpec
 from mlops.monitor import render, stats
 from mlops.monitor.checks import LiveModel, analyse
 from mlops.monitor.logdata import read_columns
-from mlops.monitor.window import Window, buckets, parse_duration
+from mlops.monitor.window import Window, buckets
 from tests.monitor_helpers import group, serve_rows
 from tests.serve_helpers import build_bundle
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from mlops.serve.inputs import InputSpec, RequestError, parse_json
+from mlops.bundle.inputs import InputSpec, RequestError, parse_json
 from tests.serve_helpers import FEATURES, ROW
 
 SCHEMA = {

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops.serve.inputs import InputSpec
-from mlops.serve.predictor import Predictor, compile_pipeline, sample_columns, verify
+from mlops.bundle.inputs import InputSpec
+from mlops.bundle.predictor import Predictor, compile_pipeline, sample_columns, verify
 from mlops.stages.train import build_pipeline, input_schema
 from tests.serve_helpers import penguins
 

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from palmerpenguins import load_penguins
 
+from mlops.bundle.inputs import InputSpec, RequestError
 from mlops.data.schema import infer_schema
-from mlops.serve.inputs import InputSpec, RequestError
 from mlops.stages.train import input_schema
 
 NUMERIC = ["bill_length_mm", "body_mass_g"]

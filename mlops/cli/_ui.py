@@ -79,6 +79,14 @@ def table(*columns: str, title: str | None = None) -> Table:
     return t
 
 
+def drift_table(rows: list[tuple[str, str, str, str, str, bool]], title: str) -> Table:
+    """One drift comparison (`mlops.api.drift_rows`): validate's and monitor's table."""
+    t = table("column", "type", "method", "score", "drift when", "drifted", title=title)
+    for *cells, drifted in rows:
+        t.add_row(*cells, "[bold red]yes[/]" if drifted else "no")
+    return t
+
+
 def fmt_seconds(s: float | None) -> str:
     if s is None:
         return "-"

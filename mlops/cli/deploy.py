@@ -7,8 +7,7 @@ from typing import Annotated
 import typer
 
 from mlops.cli import _ui
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+from mlops.cli._options import JsonOpt, PushAutoOpt, RemoteOpt
 
 
 def _when(ts: str | None) -> str:
@@ -40,16 +39,8 @@ def deploy(
     force: Annotated[
         bool, typer.Option("--force", help="Deploy even a version that failed its gates.")
     ] = False,
-    push: Annotated[
-        bool | None,
-        typer.Option(
-            "--push/--no-push",
-            help="Push the stage tag (default: when the git remote exists; said when not).",
-        ),
-    ] = None,
-    remote: Annotated[
-        str, typer.Option("--remote", metavar="NAME", help="The git remote for tags.")
-    ] = "origin",
+    push: PushAutoOpt = None,
+    remote: RemoteOpt = "origin",
     json: JsonOpt = False,
 ) -> None:
     """Deploy a registered model version to an environment.

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from mlops.cli import _ui
+from mlops.cli._options import JsonOpt
 
 
 def engine(
-    json: Annotated[bool, typer.Option("--json", help="Print the engine as JSON.")] = False,
+    json: JsonOpt = False,
 ) -> None:
     """Show the engine pipeline.yaml names and check it: for Dask, the scheduler's address
     (pipeline.yaml `engine.scheduler`, else DASK_SCHEDULER_ADDRESS), its dashboard link, its

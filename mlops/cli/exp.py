@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from mlops.cli import _ui
+from mlops.cli._options import JsonOpt
 
 app = typer.Typer(
     help="Run experiments with changed params, compare them, apply the best.\n\n"
@@ -31,7 +32,7 @@ def run(
     name: Annotated[
         str | None, typer.Option("--name", help="A label stored with the experiment.")
     ] = None,
-    json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    json: JsonOpt = False,
 ) -> None:
     """Run the pipeline with changed params, leaving the workspace as it is.
 
@@ -98,7 +99,7 @@ def apply(
     force: Annotated[
         bool, typer.Option("--force", help="Replace uncommitted changes in params.yaml.")
     ] = False,
-    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json: JsonOpt = False,
 ) -> None:
     """Write an experiment's params into params.yaml (comments kept).
 

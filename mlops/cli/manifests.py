@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from mlops.cli import _ui
+from mlops.cli._options import JsonOpt, RemoteOpt
 
 
 def manifests(
@@ -27,10 +28,8 @@ def manifests(
     push: Annotated[
         bool, typer.Option("--push", help="Push that commit to the current branch.")
     ] = False,
-    remote: Annotated[
-        str, typer.Option("--remote", metavar="NAME", help="The git remote to push to.")
-    ] = "origin",
-    json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    remote: RemoteOpt = "origin",
+    json: JsonOpt = False,
 ) -> None:
     """Render the Kubernetes manifests of an environment into deploy/k8s/ENV/ (kustomize).
 

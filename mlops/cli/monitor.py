@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mlops.cli import _ui
+from mlops.cli._options import JsonOpt, PushAutoOpt, RemoteOpt
 
 if TYPE_CHECKING:
-    from mlops.monitor.checks import MonitorReport
+    from mlops.api import MonitorReport
 
 
 def _drift_verdict(d: Any, title: str) -> str:
@@ -25,36 +25,31 @@ def _drift_verdict(d: Any, title: str) -> str:
 
 def show(report: MonitorReport) -> None:
     """The terminal rendering: headline, verdict, drift, quality, performance, health, action."""
-    from mlops.data.render import drift_rule, fmt_score
-    from mlops.monitor import render
+    from mlops import api
 
+    view = api.monitor_view(report)
     console = _ui.out()
-    console.print(render.headline(report), markup=False)
+    console.print(view["headline"], markup=False)
     style = "bold red" if report.breaches else "green"
-    console.print(f"[{style}]{render.verdict(report)}[/]", highlight=False)
+    console.print(f"[{style}]{view['verdict']}[/]", highlight=False)
     for title, d in (("input drift", report.drift), ("prediction drift", report.prediction_drift)):
         if d is None:
             continue
-        t = _ui.table(
-            "column", "type", "method", "score", "drift when", "drifted",
-            title=f"{title}: {_drift_verdict(d, title)} ({len(d.drifted)} of "
-            f"{len(d.columns)} drifted; {d.label})",
-        )  # fmt: skip
-        for c in d.ranked():
-            mark = "[bold red]yes[/]" if c.drifted else "no"
-            t.add_row(c.column, c.kind, c.method, fmt_score(c), drift_rule(c), mark)
-        console.print(t)
+        head = (
+            f"{title}: {_drift_verdict(d, title)} ({len(d.drifted)} of "
+            f"{len(d.columns)} drifted; {d.label})"
+        )
+        console.print(_ui.drift_table(api.drift_rows(d), title=head))
     if report.drift is None and report.drift_note:
         console.print(f"input drift: {report.drift_note}", markup=False)
-    console.print(render.quality_line(report), markup=False)
-    rows = render.performance_rows(report)
-    if rows:
-        t = _ui.table(*render.PERF_HEADER, title="online performance")
-        for row in rows:
+    console.print(view["quality"], markup=False)
+    if view["performance"]:
+        t = _ui.table(*view["performance_header"], title="online performance")
+        for row in view["performance"]:
             t.add_row(*row)
         console.print(t)
-    console.print(render.health_line(report), markup=False)
-    for line in render.action_lines(report):
+    console.print(view["health"], markup=False)
+    for line in view["actions"]:
         console.print(line, markup=False)
     for note in report.notes:
         _ui.err().print(f"[dim]{note}[/]")
@@ -86,7 +81,7 @@ def monitor(
     markdown: Annotated[
         bool, typer.Option("--markdown", help="Print the report as Markdown instead of tables.")
     ] = False,
-    json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    json: JsonOpt = False,
     log_dir: Annotated[
         str | None,
         typer.Option(
@@ -105,16 +100,8 @@ def monitor(
             "directory or s3://bucket/prefix. Default: segments under the target, if any.",
         ),
     ] = None,
-    push: Annotated[
-        bool | None,
-        typer.Option(
-            "--push/--no-push",
-            help="Push what an action writes (commit, tags). Default: when the remote exists.",
-        ),
-    ] = None,
-    remote: Annotated[
-        str, typer.Option("--remote", metavar="NAME", help="The git remote to push to.")
-    ] = "origin",
+    push: PushAutoOpt = None,
+    remote: RemoteOpt = "origin",
 ) -> None:
     """Compare an environment's live traffic with what its model was trained on; act on a breach.
 
@@ -144,29 +131,20 @@ def monitor(
         push=push,
         remote=remote,
     )
-    from mlops.config.yamlfile import atomic_write_text
-    from mlops.monitor import render
-
     if html:
-        atomic_write_text(Path(html), render.html_report(report))
+        api.save_text(html, api.report_html(report))
     if json:
         _ui.print_json(report.to_dict())
     elif markdown:
-        typer.echo(render.markdown(report), nl=False)
+        typer.echo(api.report_markdown(report), nl=False)
     else:
         show(report)
-    if not report.breached:
+    error = report.error()
+    if error is None:
         return
     if json or markdown:
-        raise typer.Exit(7)  # the report is the output
-    from mlops.errors import MonitorBreach
-
-    action = report.action or {}
-    done = f"; action {action.get('kind')}: {action.get('status') or 'planned'}" if action else ""
-    raise MonitorBreach(
-        f"monitoring breach in {report.env}{done}",
-        "See the report above (--html FILE draws it); `mlops runs list` has the record.",
-    )
+        raise typer.Exit(report.exit_code)  # the report is the output
+    raise error
 
 
 def register(app: typer.Typer) -> None:

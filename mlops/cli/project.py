@@ -7,8 +7,7 @@ from typing import Annotated
 import typer
 
 from mlops.cli import _ui
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+from mlops.cli._options import JsonOpt
 
 
 def init(
@@ -175,17 +174,13 @@ def schema(
     """
     import json as json_
 
-    from mlops.config.reference import json_schema
+    from mlops import api
 
-    text = json_.dumps(json_schema(), indent=2) + "\n"
+    text = json_.dumps(api.config_schema(), indent=2) + "\n"
     if output is None:
         typer.echo(text, nl=False)
         return
-    from pathlib import Path
-
-    from mlops.config.yamlfile import atomic_write_text
-
-    atomic_write_text(Path(output), text)
+    api.save_text(output, text)
     _ui.err().print(f"wrote {output}")
 
 

@@ -8,19 +8,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mlops.cli import _ui
+from mlops.cli._options import JsonOpt, MessageOpt, PushOpt, RemoteOpt
 
 if TYPE_CHECKING:
-    from mlops.registry import Artifact, Registry
-    from mlops.registry.promote import PromoteResult
+    from mlops.api import Artifact, PromoteResult, Registry
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
-PushOpt = Annotated[
-    bool, typer.Option("--push", help="Push the new tag to the git remote (safely; see help).")
-]
-RemoteOpt = Annotated[str, typer.Option("--remote", help="The git remote to push to.")]
-MessageOpt = Annotated[
-    str | None, typer.Option("--message", "-m", help="A note to keep in the tag message.")
-]
 
 app = typer.Typer(
     help="Read the model registry (git tags in GTO's format).\n\n"
@@ -192,12 +184,10 @@ def show(
 
     Example: mlops registry show --json
     """
-    # straight to the registry rather than through mlops.api: reading tags must not pay for
-    # loading pydantic config models (keeps this well under half a second with 1,500 tags)
-    from mlops.registry import read_registry
+    from mlops import api  # lazy: reading tags loads no pydantic config models
 
     _ui.set_json(json)
-    reg = read_registry(".")
+    reg = api.registry_show(".")
     if name is not None:
         art = reg.artifact(name)
         if json:
@@ -264,10 +254,10 @@ def history(
 
     Example: mlops registry history penguins-classifier -n 10
     """
-    from mlops.registry import read_registry
+    from mlops import api
 
     _ui.set_json(json)
-    events = read_registry(".").history(name)
+    events = api.registry_show(".").history(name)
     if limit:
         events = events[:limit]
     if json:

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from mlops.cli import _ui
+from mlops.cli._options import JsonOpt
 
 
 def report(
@@ -27,9 +28,7 @@ def report(
             "CI_PROJECT_ID, CI_MERGE_REQUEST_IID, and a token in MLOPS_GITLAB_TOKEN).",
         ),
     ] = False,
-    json: Annotated[
-        bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")
-    ] = False,
+    json: JsonOpt = False,
 ) -> None:
     """Report this branch's model for a merge request, in Markdown.
 

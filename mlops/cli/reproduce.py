@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from mlops.cli import _ui
+from mlops.cli._options import JsonOpt
 
 
 def reproduce(
@@ -14,7 +15,7 @@ def reproduce(
     keep: Annotated[
         bool, typer.Option("--keep", help="Keep the scratch work tree (its path is printed).")
     ] = False,
-    json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    json: JsonOpt = False,
 ) -> None:
     """Rebuild a registered version from scratch and compare every output with dvc.lock.
 

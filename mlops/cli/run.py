@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mlops.cli import _ui
+from mlops.cli._options import JsonOpt
 
 if TYPE_CHECKING:
     from rich.console import Console, Group
     from rich.text import Text
 
-    from mlops.pipeline.runner import RunResult, StageEvent
+    from mlops.api import RunResult, StageEvent
 
 STYLE = {
     "ran": "green",
@@ -118,7 +119,7 @@ def run(
         bool, typer.Option("--force", "-f", help="Rerun even unchanged stages.")
     ] = False,
     dry: Annotated[bool, typer.Option("--dry", help="Show what would run; run nothing.")] = False,
-    json: Annotated[bool, typer.Option("--json", help="Print the run result as JSON.")] = False,
+    json: JsonOpt = False,
     commit: Annotated[
         bool,
         typer.Option(
@@ -152,6 +153,8 @@ def run(
 
         run_watch(json=json)
         return
+    from mlops import api
+
     _ui.set_json(json)
     engine = None
     progress = None if json else Progress(_ui.progress_console())
@@ -160,12 +163,8 @@ def run(
         if not force and not dry:
             # the no-op path first: it needs neither the config models nor DVC, whose imports
             # would cost more than the whole check (docs/architecture.md, "How mlops run works")
-            from mlops.pipeline.quick import quick_run
-
-            result = quick_run(".", stages or None, on_event=progress)
+            result = api.quick_run(".", stages or None, on_event=progress)
         if result is None:
-            from mlops import api
-
             if not dry and api.check(".").pipeline.engine.kind == "dask":
                 # fail fast when the cluster is unreachable; say where to watch the stages
                 engine = api.engine(".", connect_local=False)
@@ -177,8 +176,6 @@ def run(
             progress.stop()
     committed = None
     if commit and result.error is None and not dry:
-        from mlops import api
-
         committed = api.commit(".")
     if json:
         out = result.to_dict()

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from mlops.cli import _ui
+from mlops.cli._options import JsonOpt, RemoteOpt
 
 app = typer.Typer(
     help="Read the run records.\n\nEach run records what ran, on which commit, data and params, "
@@ -42,7 +43,7 @@ def list_(
         typer.Option("--sort", "-s", help="Sort by a field, e.g. metrics.accuracy (ascending)."),
     ] = None,
     desc: Annotated[bool, typer.Option("--desc", help="Sort descending (best first).")] = False,
-    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json: JsonOpt = False,
 ) -> None:
     """List recorded runs and experiments, newest first, or filtered and sorted.
 
@@ -105,7 +106,7 @@ def diff(
     all_params: Annotated[
         bool, typer.Option("--all", help="Show every param, not only those that differ.")
     ] = False,
-    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json: JsonOpt = False,
 ) -> None:
     """Show two runs' params and metrics side by side (B - A for numbers).
 
@@ -152,7 +153,7 @@ def show(
     run_id: Annotated[
         str, typer.Argument(help="Run id, a unique prefix of one, or `latest`.")
     ] = "latest",
-    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json: JsonOpt = False,
 ) -> None:
     """Show one run: git commit, stages, params, data hashes and metrics.
 
@@ -207,8 +208,8 @@ def show(
 
 @app.command("push")
 def push(
-    remote: Annotated[str, typer.Option("--remote", help="The git remote.")] = "origin",
-    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    remote: RemoteOpt = "origin",
+    json: JsonOpt = False,
 ) -> None:
     """Push the run records to a git remote (refs/mlops/records/*, one ref per record).
 
@@ -229,8 +230,8 @@ def push(
 
 @app.command("pull")
 def pull(
-    remote: Annotated[str, typer.Option("--remote", help="The git remote.")] = "origin",
-    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    remote: RemoteOpt = "origin",
+    json: JsonOpt = False,
 ) -> None:
     """Fetch the run records of CI and teammates from a git remote.
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mlops.cli import _ui
+from mlops.cli._options import JsonOpt
 
 if TYPE_CHECKING:
-    from mlops.data.validation import ValidationReport
+    from mlops.api import ValidationReport
 
 
 class ByteProgress:
@@ -53,29 +53,23 @@ class ByteProgress:
 
 def show(report: ValidationReport) -> None:
     """The terminal rendering: summary, failures table, drift tables."""
-    from mlops.data.render import drift_rule, drift_summary, failure_rows, fmt_score
+    from mlops import api
 
     console = _ui.out()
+    view = api.validation_view(report)
     status = "[green]valid[/]" if report.valid else "[bold red]INVALID[/]"
     console.print(
         f"{status}  {report.input}: {report.rows} rows x {report.columns} columns, "
         f"schema {report.schema or '-'}  [dim]{_ui.fmt_seconds(report.seconds)}[/]"
     )
-    if report.failures:
+    if view["failures"]:
         t = _ui.table("column", "check", "failing", "share", "examples", "rows", title="failures")
-        for row in failure_rows(report.failures, report.rows):
+        for row in view["failures"]:
             t.add_row(*row)
         console.print(t)
-    for r in (report.previous, report.reference):
-        if r is None:
-            continue
-        t = _ui.table(
-            "column", "type", "method", "score", "drift when", "drifted", title=drift_summary(r)
-        )
-        for c in r.ranked():
-            mark = "[bold red]yes[/]" if c.drifted else "no"
-            t.add_row(c.column, c.kind, c.method, fmt_score(c), drift_rule(c), mark)
-        console.print(t)
+    for key, r in (("previous", report.previous), ("reference", report.reference)):
+        if r is not None:
+            console.print(_ui.drift_table(api.drift_rows(r), title=view[key]))
     for note in report.notes:
         _ui.err().print(f"[dim]{note}[/]")
 
@@ -148,7 +142,7 @@ def validate(
             metavar="FILE",
         ),
     ] = None,
-    json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    json: JsonOpt = False,
 ) -> None:
     """Check data against data/schema.yaml; show anomalies and drift.
 
@@ -165,7 +159,6 @@ def validate(
     Example: mlops validate data/new.csv --reference models/penguins-classifier --html drift.html
     """
     from mlops import api
-    from mlops.errors import DataValidationError, MonitorBreach
 
     _ui.set_json(json)
     progress = ByteProgress()
@@ -203,41 +196,25 @@ def validate(
         )
     finally:
         progress.stop()
-    from mlops.config.yamlfile import atomic_write_text
-    from mlops.data.render import html_report
-    from mlops.data.render import markdown as to_markdown
-
     if save_profile:
         import json as _json
 
-        atomic_write_text(Path(save_profile), _json.dumps(report.profile, indent=1) + "\n")
+        api.save_text(save_profile, _json.dumps(report.profile, indent=1) + "\n")
     if html:
-        atomic_write_text(Path(html), html_report(report))
+        api.save_text(html, api.report_html(report))
     if markdown == "-":
-        typer.echo(to_markdown(report), nl=False)
+        typer.echo(api.report_markdown(report), nl=False)
     elif markdown:
-        atomic_write_text(Path(markdown), to_markdown(report))
+        api.save_text(markdown, api.report_markdown(report))
     if json:
         _ui.print_json(report.to_dict())
     elif markdown != "-":
         show(report)
-    action = report.action
-    if action == "stop":
-        what = "invalid data" if not report.valid else "dataset drift (on_drift: stop)"
-        error: Exception = DataValidationError(
-            f"{report.input}: {what}",
-            "Fix the data or the schema; `mlops validate --html report.html` shows every "
-            "problem and histogram.",
-        )
-    elif action == "retrain":
-        error = MonitorBreach(
-            f"{report.input}: dataset drift (on_drift: retrain)",
-            "Retrain on the new data: `mlops run`.",
-        )
-    else:
+    error = report.error()
+    if error is None:
         return
     if json or markdown == "-":
-        raise typer.Exit(int(error.exit_code))  # the report is the output
+        raise typer.Exit(report.exit_code)  # the report is the output
     raise error
 
 

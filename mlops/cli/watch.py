@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from mlops.cli import _ui
+from mlops.cli._options import JsonOpt, PushAutoOpt, RemoteOpt
 from mlops.errors import ExitCode
 
 
@@ -53,16 +54,9 @@ def watch(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Say whether there is new data; change nothing.")
     ] = False,
-    push: Annotated[
-        bool | None,
-        typer.Option(
-            "--push/--no-push",
-            help="Push the results commit, the version tag and the stage tag (default: when "
-            "the remote exists).",
-        ),
-    ] = None,
-    remote: Annotated[str, typer.Option("--remote", help="The git remote.")] = "origin",
-    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    push: PushAutoOpt = None,
+    remote: RemoteOpt = "origin",
+    json: JsonOpt = False,
 ) -> None:
     """Retrain when the ingest source has new data: run, commit, register, deploy staging.
 

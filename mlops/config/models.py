@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mlops.registry.tags import SemVer  # the registry's one version grammar
+from mlops.config.versions import SemVer  # the one version grammar (the registry's tags use it)
 
 BUILTIN_STAGES = ("ingest", "validate", "split", "train", "evaluate")
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$"  # a GTO artifact name, usable in tags and paths
@@ -419,7 +419,7 @@ class MonitoringSpec(Strict):
     @classmethod
     def _window(cls, v: str | None) -> str | None:
         if v is not None:
-            from mlops.monitor.window import parse_duration
+            from mlops.config.durations import parse_duration
 
             parse_duration(v)  # raises ValueError with the accepted forms
         return v

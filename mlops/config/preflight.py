@@ -328,7 +328,7 @@ def target_task(project: Project, path: Path | None, nrows: int | None = None) -
         return spec.task, "model.task in pipeline.yaml"
     if path is None or read_header(path) is None or spec.target not in (read_header(path) or []):
         return "", "no data to infer it from"
-    from mlops.stages.task import infer_task
+    from mlops.config.task import infer_task
 
     y = _read_column(path, spec.target, nrows)
     task = infer_task(y)

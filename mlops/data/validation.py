@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from mlops.config.models import AnomalySpec, DriftSpec
+    from mlops.errors import MlopsError
 
 
 EXACT_ROWS = 10_000  # up to this many rows, drift tests read the rows, not the sketch
@@ -65,6 +66,32 @@ class ValidationReport:
         if self.drift:
             return self.on_drift
         return "ok"
+
+    def error(self) -> MlopsError | None:
+        """The error this report amounts to: invalid data, or drift with `on_drift: stop`, is a
+        `DataValidationError` (exit 3); drift with `on_drift: retrain` a `MonitorBreach`
+        (exit 7); None otherwise (drift with `on_drift: continue` is reported only)."""
+        from mlops.errors import DataValidationError, MonitorBreach
+
+        if self.action == "stop":
+            what = "invalid data" if not self.valid else "dataset drift (on_drift: stop)"
+            return DataValidationError(
+                f"{self.input}: {what}",
+                "Fix the data or the schema; `mlops validate --html report.html` shows every "
+                "problem and histogram.",
+            )
+        if self.action == "retrain":
+            return MonitorBreach(
+                f"{self.input}: dataset drift (on_drift: retrain)",
+                "Retrain on the new data: `mlops run`.",
+            )
+        return None
+
+    @property
+    def exit_code(self) -> int:
+        """The process exit code the report calls for (0 when it is no error)."""
+        error = self.error()
+        return 0 if error is None else int(error.exit_code)
 
     def failure_dicts(self) -> list[dict[str, Any]]:
         return [

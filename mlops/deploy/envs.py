@@ -1,7 +1,7 @@
 """`mlops envs`: what each environment runs, since when, and what it should run.
 
-Also the deployment records of a version for `mlops lineage` (registered in
-`mlops.registry.lineage.DEPLOYMENT_READERS` when this module is imported).
+Also the deployment records of a version for `mlops lineage` (`deployment_records`, a
+`mlops.registry.lineage.DeploymentReader` that `mlops.api.lineage` passes explicitly).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from mlops.deploy.remote import RemoteTarget, open_any
 from mlops.deploy.storage import StorageError
 from mlops.deploy.target import Target
 from mlops.errors import MlopsError
-from mlops.registry import lineage
 from mlops.registry.desired import desired_version
 from mlops.registry.state import read_registry
 
@@ -228,7 +227,3 @@ def _recorded(root: Path, name: str, version: str, known_envs: set[str]) -> list
         and r.extra.get("version") == version
         and r.extra.get("env") not in known_envs
     ]
-
-
-if deployment_records not in lineage.DEPLOYMENT_READERS:
-    lineage.DEPLOYMENT_READERS.append(deployment_records)

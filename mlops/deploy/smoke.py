@@ -33,8 +33,8 @@ def smoke_test(
 
     Returns {rows, mode, seconds, classes}; raises `SmokeTestFailed` saying what went wrong.
     """
-    from mlops.serve.inputs import InputSpec, RequestError
-    from mlops.serve.predictor import Predictor, sample_columns
+    from mlops.bundle.inputs import InputSpec, RequestError
+    from mlops.bundle.predictor import Predictor, sample_columns
 
     t0 = time.perf_counter()
     try:

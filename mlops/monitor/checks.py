@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
     from mlops.config.models import MonitoringSpec
     from mlops.data.drift import DriftReport
+    from mlops.errors import MlopsError
     from mlops.monitor.logdata import LogColumns
 
 PERCENTILES = (50, 95, 99)
@@ -145,6 +146,27 @@ class MonitorReport:
     @property
     def empty(self) -> bool:
         return not self.traffic.get("rows") and not self.traffic.get("requests")
+
+    def error(self) -> MlopsError | None:
+        """A breach is a `MonitorBreach` (exit 7) whatever the action did; None otherwise."""
+        if not self.breached:
+            return None
+        from mlops.errors import MonitorBreach
+
+        action = self.action or {}
+        done = (
+            f"; action {action.get('kind')}: {action.get('status') or 'planned'}" if action else ""
+        )
+        return MonitorBreach(
+            f"monitoring breach in {self.env}{done}",
+            "See the report above (--html FILE draws it); `mlops runs list` has the record.",
+        )
+
+    @property
+    def exit_code(self) -> int:
+        """The process exit code the report calls for (0 when nothing breached)."""
+        error = self.error()
+        return 0 if error is None else int(error.exit_code)
 
     def summary(self) -> str:
         """One line: the verdict and what breached."""

@@ -20,10 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mlops.config.durations import describe_seconds, parse_duration
 from mlops.errors import MlopsError, UsageError
 from mlops.monitor.checks import LiveModel, MonitorReport, analyse
 from mlops.monitor.logdata import read_columns
-from mlops.monitor.window import Window, describe_seconds, parse_duration
+from mlops.monitor.window import Window
 
 
 def resolve_window(since: str | None, default: str | None, now: float) -> Window:

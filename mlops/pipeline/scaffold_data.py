@@ -137,8 +137,8 @@ def plan_project(
     frame: pd.DataFrame, data: Path, target: str, task: str | None, time: str | None
 ) -> dict[str, Any]:
     """What the files will say: task, excluded columns and why, the gate, names."""
+    from mlops.config.task import infer_task
     from mlops.data.roles import TIME, ColumnRole, infer_roles
-    from mlops.stages.task import infer_task
 
     _need(frame, target, "--target")
     if time is not None:

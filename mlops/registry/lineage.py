@@ -4,13 +4,13 @@ From git alone: the commit (author, date, message), `dvc.lock` at that commit (p
 every dependency and output), the metrics and reports kept in git, and the registry's events for
 the version (registration, every stage assignment). From DVC (cache or remote): the bundle's
 metadata (gate verdict, data hashes, metrics as the bundle recorded them). Deployment records
-come from `deployment_records` (filled in by the deployment code).
+come from the readers the caller passes (`mlops.api.lineage` passes the deployment code's).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,15 +22,18 @@ from mlops.registry.register import bundle_entry, bundle_metadata, read_lock_at
 from mlops.registry.state import iso, read_registry
 from mlops.registry.tags import NAME_RE, SemVer
 
-# Deployment records of a version: `(root, name, version) -> [ {env, version, at, ...}, ... ]`.
-# The deployment code registers its reader here; until then lineage lists none.
-DEPLOYMENT_READERS: list[Callable[[Path, str, str], list[dict[str, Any]]]] = []
+# Reads the deployment records of a version: `(root, name, version) -> [{env, version, at, ...}]`.
+# The registry knows no deployments; the caller passes the readers (`mlops.api.lineage` passes
+# `mlops.deploy.envs.deployment_records`), so what lineage lists never depends on import order.
+DeploymentReader = Callable[[Path, str, str], list[dict[str, Any]]]
 
 
-def deployment_records(root: Path, name: str, version: str) -> list[dict[str, Any]]:
-    """Every recorded deployment of `name` `version`, from each registered reader."""
+def deployment_records(
+    root: Path, name: str, version: str, readers: Sequence[DeploymentReader] = ()
+) -> list[dict[str, Any]]:
+    """Every recorded deployment of `name` `version`, from each of `readers`."""
     out: list[dict[str, Any]] = []
-    for reader in DEPLOYMENT_READERS:
+    for reader in readers:
         out += reader(root, name, version)
     return out
 
@@ -110,8 +113,11 @@ def _identity(meta: dict[str, Any]) -> str | None:
         return None
 
 
-def lineage(root: Path | str, spec: str) -> Lineage:
-    """Everything known about one registered version (see the module docstring)."""
+def lineage(
+    root: Path | str, spec: str, *, deployment_readers: Sequence[DeploymentReader] = ()
+) -> Lineage:
+    """Everything known about one registered version (see the module docstring); its
+    deployments as `deployment_readers` find them (none given: none listed)."""
     name, version = parse_spec(spec)
     project = load_project(root)
     root = project.root
@@ -174,7 +180,7 @@ def lineage(root: Path | str, spec: str) -> Lineage:
         for e in art.events
         if e.stage is not None and e.version == version
     ]
-    out.deployments = deployment_records(root, name, version)
+    out.deployments = deployment_records(root, name, version, deployment_readers)
     if git.show_file(root, out.commit, "reports/model-card.md") is not None:
         out.card = "reports/model-card.md"  # mlops.reports.card
     return out

@@ -22,7 +22,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import total_ordering
+
+from mlops.config.versions import SEMVER, VERSION_RE, SemVer  # the one version grammar
 
 
 class Action(StrEnum):
@@ -54,13 +55,6 @@ COUNTED = frozenset({Action.ASSIGN, Action.UNASSIGN, Action.RESERVE})
 # ---- the one regex (reading) ----------------------------------------------------------------
 
 _NAME = r"[A-Za-z0-9](?:[A-Za-z0-9_/-]*[A-Za-z0-9])?"
-_NUM = r"(?:0|[1-9][0-9]*)"
-_PRE_ID = r"(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)"
-SEMVER = (
-    rf"v(?P<major>{_NUM})\.(?P<minor>{_NUM})\.(?P<patch>{_NUM})"
-    rf"(?:-(?P<pre>{_PRE_ID}(?:\.{_PRE_ID})*))?"
-    r"(?:\+(?P<build>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?"
-)
 TAG_RE = re.compile(
     rf"^(?P<name>(?:[A-Za-z0-9_./-]+=)?{_NAME})"
     rf"(?:@(?P<version>{SEMVER})(?P<deregister>!)?"
@@ -68,7 +62,6 @@ TAG_RE = re.compile(
     rf"|\#(?P<stage>{_NAME})(?P<unassign>!)?)"
     r"(?:\#(?P<counter>[0-9]+))?$"
 )
-VERSION_RE = re.compile(rf"^{SEMVER}$")
 NAME_RE = re.compile(rf"^{_NAME}$")
 
 
@@ -124,64 +117,6 @@ def parse_tag(tag: str) -> TagName | None:
 
 
 # ---- versions --------------------------------------------------------------------------------
-
-
-@total_ordering
-@dataclass(frozen=True)
-class SemVer:
-    """A `vMAJOR.MINOR.PATCH[-pre][+build]` version, ordered as SemVer 2.0 says."""
-
-    major: int
-    minor: int
-    patch: int
-    pre: tuple[str, ...] = ()
-    build: str = ""
-
-    @classmethod
-    def parse(cls, text: str) -> SemVer:
-        m = VERSION_RE.match(text)
-        if m is None:
-            raise ValueError(f"not a version (vMAJOR.MINOR.PATCH, e.g. v1.2.0): {text!r}")
-        pre = tuple(m["pre"].split(".")) if m["pre"] else ()
-        return cls(int(m["major"]), int(m["minor"]), int(m["patch"]), pre, m["build"] or "")
-
-    @staticmethod
-    def valid(text: str) -> bool:
-        return VERSION_RE.match(text) is not None
-
-    def _key(self) -> tuple:
-        # a pre-release sorts before its release; numeric identifiers before alphanumeric ones
-        pre = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in self.pre)
-        return (self.major, self.minor, self.patch, 0 if self.pre else 1, pre)
-
-    def __lt__(self, other: object) -> bool:
-        if not isinstance(other, SemVer):
-            return NotImplemented
-        return self._key() < other._key()
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, SemVer) and self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def bump(self, part: str) -> SemVer:
-        if part == "major":
-            return SemVer(self.major + 1, 0, 0)
-        if part == "minor":
-            return SemVer(self.major, self.minor + 1, 0)
-        if part == "patch":
-            return SemVer(self.major, self.minor, self.patch + (0 if self.pre else 1))
-        raise ValueError(f"bump must be major, minor or patch, not {part!r}")
-
-    def __str__(self) -> str:
-        text = f"v{self.major}.{self.minor}.{self.patch}"
-        if self.pre:
-            text += "-" + ".".join(self.pre)
-        if self.build:
-            text += "+" + self.build
-        return text
-
 
 FIRST_VERSION = {"patch": SemVer(0, 0, 1), "minor": SemVer(0, 1, 0), "major": SemVer(1, 0, 0)}
 

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from mlops import __version__
-from mlops.serve.inputs import RequestError, dumps
+from mlops.bundle.inputs import RequestError, dumps
 from mlops.serve.limits import (
     FEEDBACK_VALUES_PER_ROW,
     OffLoop,

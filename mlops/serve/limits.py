@@ -22,7 +22,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from mlops.serve.inputs import RequestError, dumps
+from mlops.bundle.inputs import RequestError, dumps
 
 MAX_DEPTH = 32  # payloads need 4 levels (dataframe_split), feedback 3
 EXTRA_COLUMNS = 16  # columns beyond the schema's a row may carry (ignored, but counted)
@@ -70,7 +70,7 @@ def check_depth(obj: Any, limit: int = MAX_DEPTH) -> None:
 
 def parse_json_bounded(body: bytes, limit: int) -> Any:
     """Count, parse and check the depth of a JSON body (see the module's docstring)."""
-    from mlops.serve.inputs import parse_json
+    from mlops.bundle.inputs import parse_json
 
     check_value_count(body, limit)
     obj = parse_json(body)

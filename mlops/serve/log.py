@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops.serve.inputs import dumps
+from mlops.bundle.inputs import dumps
 
 try:
     import fcntl

@@ -21,15 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from mlops.bundle import BundleError, load_bundle
+from mlops.bundle.inputs import Batch, InputSpec, RequestError
+from mlops.bundle.predictor import Predictor
 from mlops.deploy.storage import StorageError
 from mlops.deploy.target import DEPLOYMENT, Target, read_deployment
 from mlops.errors import MlopsError
 from mlops.serve import multiproc
 from mlops.serve.follow import LocalSource, RemoteSource, default_cache, git_expectation
-from mlops.serve.inputs import Batch, InputSpec, RequestError
 from mlops.serve.log import LogLimits, PredictionLog
 from mlops.serve.metrics import LATENCY_BUCKETS, Metrics
-from mlops.serve.predictor import Predictor
 
 CONFIG_ENV = "MLOPS_SERVE_CONFIG"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")

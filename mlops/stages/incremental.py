@@ -154,8 +154,8 @@ def fit_incremental(
 
 
 def task_from_profile(column: dict[str, Any], declared: str) -> str:
-    """`mlops.stages.task.infer_task` from the target's profile instead of its values."""
-    from mlops.stages.task import MAX_CLASSES_FOR_INT
+    """`mlops.config.task.infer_task` from the target's profile instead of its values."""
+    from mlops.config.task import MAX_CLASSES_FOR_INT
 
     if declared != "auto":
         return declared

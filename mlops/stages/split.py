@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mlops.config.models import SplitWith
+from mlops.config.task import infer_task
 from mlops.data.io import read_table, write_table
 from mlops.errors import UsageError
-from mlops.stages.task import infer_task
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,23 +1,7 @@
-"""Task detection shared by the stages."""
+"""Kept import path: the task rule lives in `mlops.config.task` (what `model.task: auto` means).
 
-from __future__ import annotations
+stages/train.py still imports it from here; new code imports `mlops.config.task`."""
 
-from typing import TYPE_CHECKING
+from mlops.config.task import MAX_CLASSES_FOR_INT, infer_task
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-MAX_CLASSES_FOR_INT = 20
-
-
-def infer_task(y: pd.Series, declared: str = "auto") -> str:
-    """`classification` or `regression`: declared, or from the target's type and cardinality."""
-    import pandas as pd
-
-    if declared != "auto":
-        return declared
-    if pd.api.types.is_float_dtype(y):
-        return "regression"
-    if pd.api.types.is_integer_dtype(y) and y.nunique() > MAX_CLASSES_FOR_INT:
-        return "regression"
-    return "classification"
+__all__ = ["MAX_CLASSES_FOR_INT", "infer_task"]

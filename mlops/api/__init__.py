@@ -12,43 +12,56 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from mlops.adapters import lock
-from mlops.config import Project, load_project
-from mlops.data.commands import InferResult, infer_project, validate_project
-from mlops.data.validation import ValidationReport
-from mlops.deploy.deployer import DeployResult
-from mlops.deploy.deployer import deploy as deploy_version
-from mlops.deploy.envs import EnvStatus, environments  # registers deployments for lineage
-from mlops.engine.cluster import EngineInfo
-from mlops.errors import DeployError
-from mlops.pipeline.commit import CommitResult, commit_results
-from mlops.pipeline.compare import RunDiff, diff_runs
-from mlops.pipeline.compile import compile_dvc_yaml
-from mlops.pipeline.experiments import ApplyResult, ExpRun, apply_experiment, run_experiments
-from mlops.pipeline.records import RunRecord, RunStore
-from mlops.pipeline.runner import RunResult, StageEvent, ensure_project, prepare, run_pipeline
-from mlops.pipeline.scaffold import InitResult, init_project
-from mlops.pipeline.status import StageStatus, project_status
-from mlops.registry import Registry, read_registry
-from mlops.registry import lineage as registry_lineage
-from mlops.registry import promote as registry_promote
-from mlops.registry import register as registry_register
-from mlops.registry.desired import Desired, desired_version
-from mlops.registry.lineage import Lineage
-from mlops.registry.promote import PromoteResult, TagResult
-from mlops.registry.register import RegisterResult
-from mlops.reports.merge_request import MergeRequestReport
+from mlops.adapters import lock  # light: the decorator that serializes writers
+from mlops.api.runs import runs_diff as runs_diff
+from mlops.api.runs import runs_list as runs_list
+from mlops.api.runs import runs_pull as runs_pull
+from mlops.api.runs import runs_push as runs_push
+from mlops.api.runs import runs_show as runs_show
+from mlops.api.serving import serve as serve
+from mlops.api.serving import serve_trusted_types as serve_trusted_types
+from mlops.api.views import drift_rows as drift_rows
+from mlops.api.views import monitor_view as monitor_view
+from mlops.api.views import report_html as report_html
+from mlops.api.views import report_markdown as report_markdown
+from mlops.api.views import validation_view as validation_view
 
-if TYPE_CHECKING:
-    from mlops.deploy.k8s import Rendered
-    from mlops.monitor.checks import MonitorReport
-    from mlops.pipeline.reproduce import ReproduceResult
+if TYPE_CHECKING:  # the result types, for annotations and for front ends' type checking
+    from mlops.config import Project as Project
+    from mlops.data.commands import InferResult as InferResult
+    from mlops.data.validation import ValidationReport as ValidationReport
+    from mlops.deploy.deployer import DeployResult as DeployResult
+    from mlops.deploy.envs import EnvStatus as EnvStatus
+    from mlops.deploy.k8s import Rendered as Rendered
+    from mlops.engine.cluster import EngineInfo as EngineInfo
+    from mlops.monitor.checks import MonitorReport as MonitorReport
+    from mlops.pipeline.commit import CommitResult as CommitResult
+    from mlops.pipeline.compare import RunDiff as RunDiff
+    from mlops.pipeline.experiments import ApplyResult as ApplyResult
+    from mlops.pipeline.experiments import ExpRun as ExpRun
+    from mlops.pipeline.merge_request import MergeRequestReport as MergeRequestReport
+    from mlops.pipeline.records import RunRecord as RunRecord
+    from mlops.pipeline.reproduce import ReproduceResult as ReproduceResult
+    from mlops.pipeline.runner import RunResult as RunResult
+    from mlops.pipeline.runner import StageEvent as StageEvent
+    from mlops.pipeline.scaffold import InitResult as InitResult
+    from mlops.pipeline.status import StageStatus as StageStatus
+    from mlops.registry import Artifact as Artifact
+    from mlops.registry import Registry as Registry
+    from mlops.registry.desired import Desired as Desired
+    from mlops.registry.lineage import DeploymentReader as DeploymentReader
+    from mlops.registry.lineage import Lineage as Lineage
+    from mlops.registry.promote import PromoteResult as PromoteResult
+    from mlops.registry.promote import TagResult as TagResult
+    from mlops.registry.register import RegisterResult as RegisterResult
 
 
 def init(directory: Path | str = ".", force: bool = False) -> InitResult:
     """Scaffold a project that runs out of the box (`mlops init`)."""
+    from mlops.pipeline.scaffold import init_project
+
     return init_project(directory, force=force)
 
 
@@ -72,6 +85,8 @@ def check(root: Path | str = ".", *, data: bool = False) -> Project:
 
     With `data`, also the pre-flight checks against the input files that exist (columns named,
     gate metrics and estimator against the task: `mlops.config.preflight`)."""
+    from mlops.config import load_project
+
     project = load_project(root)
     if data:
         from mlops.config.preflight import check_project_data
@@ -83,6 +98,10 @@ def check(root: Path | str = ".", *, data: bool = False) -> Project:
 @lock.locked
 def compile(root: Path | str = ".", *, write: bool = True) -> tuple[str, bool]:
     """dvc.yaml text for the project, and whether it was (re)written."""
+    from mlops.config import load_project
+    from mlops.pipeline.compile import compile_dvc_yaml
+    from mlops.pipeline.runner import ensure_project, prepare
+
     project = ensure_project(Path(root)) if write else load_project(root)
     if not write:
         return compile_dvc_yaml(project), False
@@ -99,85 +118,16 @@ def run(
     on_event: Callable[[StageEvent], None] | None = None,
 ) -> RunResult:
     """Run the pipeline (`mlops run`). A failure is in `result.error`, already recorded."""
+    from mlops.pipeline.runner import run_pipeline
+
     return run_pipeline(root, stages, force=force, dry=dry, on_event=on_event)
 
 
 def status(root: Path | str = ".") -> list[StageStatus]:
     """Per stage: up to date, or why it would run (`mlops status`)."""
+    from mlops.pipeline.status import project_status
+
     return project_status(root)
-
-
-def runs_list(
-    root: Path | str = ".",
-    limit: int | None = 20,
-    *,
-    where: str | None = None,
-    sort: str | None = None,
-    descending: bool = False,
-) -> list[RunRecord]:
-    """Recorded runs, most recent first, or filtered and sorted (`mlops runs list`).
-
-    `where` is a filter such as `metrics.accuracy > 0.9 and params.train.C < 1` (see
-    `mlops.pipeline.query`); `sort` a field such as `metrics.accuracy`.
-    """
-    from mlops.pipeline.query import parse, select
-
-    if where:
-        parse(where)  # a bad filter is an error even when there are no runs yet
-    if not where and not sort:
-        return RunStore(Path(root).resolve()).list(limit=limit)
-    records = RunStore(Path(root).resolve()).list(limit=None)
-    return select(records, where, sort, descending, limit)
-
-
-def runs_show(root: Path | str = ".", run_id: str = "latest") -> RunRecord:
-    """One recorded run by id, id prefix, or `latest` (`mlops runs show`)."""
-    return RunStore(Path(root).resolve()).get(run_id)
-
-
-def runs_diff(root: Path | str, a: str, b: str, *, all_params: bool = False) -> RunDiff:
-    """Two runs' params and metrics side by side (`mlops runs diff A B`)."""
-    store = RunStore(Path(root).resolve())
-    return diff_runs(store.get(a), store.get(b), all_params=all_params)
-
-
-def runs_push(root: Path | str = ".", remote: str = "origin") -> int:
-    """Push every run record to `remote` (`mlops runs push`); how many the repository holds.
-
-    Raises `GitStateError` when git refuses (the message says why, credentials redacted)."""
-    from mlops.adapters.git import redact
-    from mlops.errors import GitStateError
-    from mlops.pipeline import gitrecords
-
-    root = Path(root).resolve()
-    RunStore(root).sync()  # records saved before they were stored in git are in the index only
-    refs = gitrecords.local_refs(root)
-    if not refs:
-        return 0
-    res = gitrecords.push(root, remote)
-    if res.code != 0:
-        raise GitStateError(
-            f"could not push the run records to {remote}: {redact((res.err or res.out).strip())}",
-            "Check that the remote exists and that you may push to it.",
-        )
-    return len(refs)
-
-
-def runs_pull(root: Path | str = ".", remote: str = "origin") -> int:
-    """Fetch the run records of `remote` (`mlops runs pull`); how many were new here."""
-    from mlops.adapters.git import redact
-    from mlops.errors import GitStateError
-    from mlops.pipeline import gitrecords
-
-    root = Path(root).resolve()
-    res = gitrecords.fetch(root, remote)
-    if res.code != 0:
-        raise GitStateError(
-            f"could not fetch the run records from {remote}: "
-            f"{redact((res.err or res.out).strip())}",
-            "Check that the remote exists and that you may read it.",
-        )
-    return RunStore(root).sync()
 
 
 def exp_run(
@@ -189,11 +139,15 @@ def exp_run(
     on_start: Callable[[dict], None] | None = None,
 ) -> list[ExpRun]:
     """Run experiments with changed params, leaving the workspace untouched (`mlops exp run`)."""
+    from mlops.pipeline.experiments import run_experiments
+
     return run_experiments(root, settings, name=name, on_event=on_event, on_start=on_start)
 
 
 def exp_apply(root: Path | str, run_id: str, *, force: bool = False) -> ApplyResult:
     """Write a recorded run's params into params.yaml (`mlops exp apply`)."""
+    from mlops.pipeline.experiments import apply_experiment
+
     return apply_experiment(root, run_id, force=force)
 
 
@@ -202,6 +156,8 @@ def exp_apply(root: Path | str, run_id: str, *, force: bool = False) -> ApplyRes
 
 def commit(root: Path | str = ".", *, message: str | None = None) -> CommitResult:
     """Push data and models to the DVC remote, then commit the run's results (`mlops commit`)."""
+    from mlops.pipeline.commit import commit_results
+
     return commit_results(root, message=message)
 
 
@@ -220,6 +176,8 @@ def register(
 ) -> RegisterResult:
     """Register the bundle committed at `ref` as a new version (`mlops register`); with `push`,
     the run records go to `remote` too."""
+    from mlops.registry import register as registry_register
+
     result = registry_register.register(
         root,
         name,
@@ -239,12 +197,24 @@ def register(
 
 def registry_show(root: Path | str = ".") -> Registry:
     """The registry, read from the tags (`mlops registry show`, `mlops registry history`)."""
+    from mlops.registry import read_registry
+
     return read_registry(root)
 
 
 def lineage(root: Path | str, spec: str) -> Lineage:
-    """Commit, params, data hashes, metrics, verdict and stages of `NAME@vX.Y.Z`."""
-    return registry_lineage.lineage(root, spec)
+    """Commit, params, data hashes, metrics, verdict, stages and deployments of `NAME@vX.Y.Z`."""
+    from mlops.registry import lineage as registry_lineage
+
+    return registry_lineage.lineage(root, spec, deployment_readers=deployment_readers())
+
+
+def deployment_readers() -> tuple[DeploymentReader, ...]:
+    """Where lineage finds a version's deployments: every reader, listed here (a new kind of
+    deployment adds its reader to this tuple; nothing registers itself at import)."""
+    from mlops.deploy.envs import deployment_records
+
+    return (deployment_records,)
 
 
 def reproduce(root: Path | str, spec: str, *, keep: bool = False) -> ReproduceResult:
@@ -266,6 +236,8 @@ def promote(
     force: bool = False,
 ) -> PromoteResult:
     """Promote a version to an environment (`mlops promote`): a stage tag, or a merge request."""
+    from mlops.registry import promote as registry_promote
+
     return registry_promote.promote(root, name, version, env, push=push, remote=remote, force=force)
 
 
@@ -278,6 +250,8 @@ def rollback(
     remote: str = "origin",
 ) -> PromoteResult:
     """Promote the version `env` ran before its current one (`mlops rollback`)."""
+    from mlops.registry import promote as registry_promote
+
     return registry_promote.rollback(root, env, name, push=push, remote=remote)
 
 
@@ -290,6 +264,8 @@ def deprecate(
     message: str | None = None,
 ) -> TagResult:
     """Deprecate an artifact: `NAME@deprecated` (`mlops deprecate`)."""
+    from mlops.registry import promote as registry_promote
+
     return registry_promote.deprecate(root, name, push=push, remote=remote, message=message)
 
 
@@ -303,6 +279,8 @@ def deregister(
     message: str | None = None,
 ) -> TagResult:
     """Deregister a version: `NAME@vX.Y.Z!` (`mlops deregister`)."""
+    from mlops.registry import promote as registry_promote
+
     return registry_promote.deregister(
         root, name, version, push=push, remote=remote, message=message
     )
@@ -310,174 +288,9 @@ def deregister(
 
 def desired(root: Path | str, env: str, name: str | None = None) -> Desired:
     """The version environment `env` should run (tracked latest, or its pin file)."""
+    from mlops.registry.desired import desired_version
+
     return desired_version(root, env, name)
-
-
-def serve(
-    root: Path | str = ".",
-    *,
-    env: str | None = None,
-    bundle: Path | str | None = None,
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    workers: int = 1,
-    log_dir: Path | str | None = None,
-    log: bool = True,
-    max_rows: int = 10_000,
-    max_body_mb: float = 16.0,
-    range_margin: float = 0.0,
-    poll_seconds: float = 1.0,
-    on_loaded: Callable[..., None] | None = None,
-    read_timeout: float = 30.0,
-    log_url: str | None = None,
-    host_id: str | None = None,
-    ship_seconds: float = 60.0,
-    target: str | None = None,
-    cache_dir: Path | str | None = None,
-) -> None:
-    """Serve a model over HTTP until stopped (`mlops serve`); blocks.
-
-    `target` follows a deployment target given by URL or directory without a project (as in a
-    pod): `s3://bucket/staging` is polled and its versions cached in `cache_dir` (default
-    `$MLOPS_CACHE_DIR` or ~/.cache/mlops). With `env`, every version is also verified against
-    the hashes git recorded for it (dvc.lock at its registration tag).
-
-    With `log_url` (a directory or an fsspec URL such as s3://bucket/staging), the prediction
-    log is spooled locally (`log_dir`, default .mlops/log-spool/<host>) and shipped there as
-    columnar segments under `logs/<host_id>/` and `feedback/<host_id>/`; an object-store
-    target's log is shipped to the target itself unless `log_url` says otherwise.
-
-    `env` follows the environment's deployment target (switching versions when its `current`
-    changes); `bundle` serves one bundle directory (or a target directory, followed likewise).
-    `on_loaded(info)` gets {name, version, mode, workers} once the bundle is verified (and, with
-    one worker, loaded), before the port opens.
-    """
-    from mlops.errors import UsageError
-    from mlops.serve.server import require_extra, run_server
-    from mlops.serve.service import ServeConfig
-
-    require_extra()
-    config = ServeConfig(
-        host=host,
-        port=port,
-        workers=workers,
-        max_rows=max_rows,
-        max_body_bytes=int(max_body_mb * 1024 * 1024),
-        range_margin=range_margin,
-        poll_seconds=poll_seconds,
-        read_timeout=read_timeout,
-    )
-    if target is not None:
-        if env is not None or bundle is not None:
-            raise UsageError(
-                "give exactly one of --env ENV, --target URL or --bundle PATH",
-                "See `mlops serve -h`.",
-            )
-        config.target, default_log = resolve_serve_target(target, cache_dir)
-        if "://" in config.target:  # the workers of this server share one cache
-            config.cache_dir = str(default_log.parent.absolute())
-    else:
-        config.bundle, config.target, default_log = resolve_serve_source(root, env, bundle)
-    if env is not None:  # a checkout: verify versions against what git recorded
-        from mlops.config.check import load_pipeline
-
-        pipeline = load_pipeline(root)
-        config.git_root = str(Path(root).resolve())
-        config.model_name, config.model_path = pipeline.model.name, pipeline.model.path
-        if "://" in (config.target or ""):
-            from mlops.serve.follow import default_cache
-
-            cache = Path(cache_dir) if cache_dir else default_cache(config.target or "")
-            config.cache_dir, default_log = str(cache.absolute()), cache / "predictions"
-    config.trusted_types = serve_trusted_types(root)
-    if log and log_url is None and "://" in (config.target or ""):
-        log_url = config.target  # an object-store target: its logs go back to it
-    if log and log_url:
-        from mlops.monitor.segments import check_url
-        from mlops.serve.segments import host_id as resolve_host
-
-        config.host_id = resolve_host(host_id)
-        config.log_url = check_url(log_url)
-        config.ship_seconds = ship_seconds
-        default_log = Path(root).absolute() / ".mlops" / "log-spool" / config.host_id
-    if log:
-        config.log_dir = str(Path(log_dir).absolute() if log_dir else default_log)
-        try:
-            Path(config.log_dir).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(
-                f"cannot write the prediction log to {config.log_dir}: {exc.strerror}",
-                "Give a writable --log-dir DIR, or --no-log.",
-            ) from None
-    run_server(config, on_loaded)
-
-
-def serve_trusted_types(root: Path | str) -> list[str]:
-    """The project's `model.trusted_types` when `root` has a pipeline.yaml, else none."""
-    if not (Path(root) / "pipeline.yaml").is_file():
-        return []
-    from mlops.config.check import load_pipeline
-
-    return list(load_pipeline(root).model.trusted_types)
-
-
-def resolve_serve_target(target: str, cache_dir: Path | str | None) -> tuple[str, Path]:
-    """(target, default prediction-log dir) for `mlops serve --target URL|DIR`."""
-    from mlops.deploy.remote import RemoteTarget, open_any
-    from mlops.errors import UsageError
-
-    found = open_any(target, where="--target")
-    if isinstance(found, RemoteTarget):
-        from mlops.serve.follow import default_cache
-
-        cache = Path(cache_dir) if cache_dir else default_cache(target)
-        return target, cache / "predictions"
-    if not found.root.is_dir():
-        raise UsageError(
-            f"--target {target}: no deployment target directory there",
-            "Give the directory `mlops deploy` installs into, or an s3:// URL.",
-        )
-    return str(found.root), found.predictions_dir
-
-
-def resolve_serve_source(
-    root: Path | str, env: str | None, bundle: Path | str | None
-) -> tuple[str | None, str | None, Path]:
-    """(bundle dir, target dir, default prediction-log dir) for `--env` or `--bundle`."""
-    from mlops.deploy.target import PREDICTIONS, is_target, open_target
-    from mlops.errors import UsageError
-
-    if (env is None) == (bundle is None):
-        raise UsageError("give exactly one of --env ENV or --bundle PATH", "See `mlops serve -h`.")
-    if env is not None:
-        from mlops.config.check import load_pipeline
-
-        envs = load_pipeline(root).environments  # a serving host needs no data or params
-        if env not in envs:
-            raise UsageError(
-                f"unknown environment {env!r}",
-                f"pipeline.yaml defines: {', '.join(envs) or 'none'} (under `environments:`).",
-            )
-        spec_target = envs[env].target or f".mlops/envs/{env}"
-        if "://" in spec_target:  # object storage: followed into a local cache
-            from mlops.deploy.remote import open_any
-
-            open_any(spec_target, where=f"environments.{env}.target")
-            return None, spec_target, Path(root).resolve() / ".mlops" / PREDICTIONS / env
-        target = open_target(Path(root).resolve() / spec_target)
-        target.require_current()
-        return None, str(target.root), target.predictions_dir
-    path = Path(bundle).absolute()  # type: ignore[arg-type]
-    if is_target(path):
-        target = open_target(path)
-        target.require_current()
-        return None, str(target.root), target.predictions_dir
-    if not path.is_dir():
-        raise UsageError(
-            f"no bundle at {path}",
-            "Give a bundle directory such as models/NAME (built by `mlops run`).",
-        )
-    return str(path), None, Path(root).absolute() / ".mlops" / PREDICTIONS / path.name
 
 
 def validate(
@@ -492,6 +305,8 @@ def validate(
     progress: Callable[[int, int], None] | None = None,
 ) -> ValidationReport:
     """Validate, profile and compare data (`mlops validate`); the report says what failed."""
+    from mlops.data.commands import validate_project
+
     return validate_project(
         root,
         input,
@@ -515,6 +330,8 @@ def infer_schema(
     progress: Callable[[int, int], None] | None = None,
 ) -> InferResult:
     """Draft `data/schema.yaml` from the data (`mlops validate --infer`)."""
+    from mlops.data.commands import infer_project
+
     return infer_project(
         root,
         input,
@@ -561,8 +378,10 @@ def deploy(
     live (unless `push` is False), as `mlops rollback` and the monitor's rollback do."""
     import time
 
+    from mlops.config import load_project
+    from mlops.deploy.deployer import deploy as deploy_version
     from mlops.deploy.records import record_deploy
-    from mlops.errors import MlopsError
+    from mlops.errors import DeployError, MlopsError
 
     started = time.time()
     try:
@@ -667,6 +486,8 @@ def _notify_deploy(root: Path | str, record: RunRecord | None) -> None:
 
 def envs(root: Path | str = ".") -> list[EnvStatus]:
     """What each environment runs, since when, and what it should run (`mlops envs`)."""
+    from mlops.deploy.envs import environments
+
     return environments(root)
 
 
@@ -674,8 +495,8 @@ def report(
     root: Path | str = ".", vs: list[str] | None = None, *, post: bool = False
 ) -> MergeRequestReport:
     """The merge-request report (`mlops report`); with `post`, also the merge request's note."""
-    from mlops.reports.merge_request import build_report
-    from mlops.reports.merge_request import post as post_note
+    from mlops.pipeline.merge_request import build_report
+    from mlops.pipeline.merge_request import post as post_note
 
     result = build_report(root, vs)
     if post:
@@ -718,3 +539,34 @@ def monitor(
     if not dry_run:
         _push_records(root, push, remote)
     return report
+
+
+# ---- for front ends: the no-op run, files, and the reports as text -------------------------
+
+
+def quick_run(
+    root: Path | str = ".",
+    stages: list[str] | None = None,
+    *,
+    on_event: Callable[[StageEvent], None] | None = None,
+) -> RunResult | None:
+    """`mlops run`'s no-op path: the result when nothing needs to run, else None (then `run`).
+
+    It needs neither the config models nor DVC (docs/architecture.md, "How mlops run works")."""
+    from mlops.pipeline.quick import quick_run as quick
+
+    return quick(root, stages, on_event=on_event)
+
+
+def save_text(path: Path | str, text: str) -> None:
+    """Write a report or a schema a command was asked for (`--html FILE`), atomically."""
+    from mlops.config.yamlfile import atomic_write_text
+
+    atomic_write_text(Path(path), text)
+
+
+def config_schema() -> dict[str, Any]:
+    """JSON Schema of pipeline.yaml (`mlops schema`), with each built-in's `with:` keys."""
+    from mlops.config.reference import json_schema
+
+    return json_schema()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
-    from mlops.serve.inputs import InputSpec
+    from mlops.bundle.inputs import InputSpec
 
 PROBA_TOLERANCE = 1e-9
 
