@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,10 +149,16 @@ def _lenient(model: type[BaseModel], data: Any) -> Any:
             return None
 
 
+Issue = Callable[[Loc, str], None]  # reports one problem at a key path of pipeline.yaml
+
+
 def _semantic(
     root: Path, pipeline: Pipeline | None, raw: dict, doc: YamlDoc, params_raw: dict | None
 ) -> tuple[dict[str, ResolvedStage], list[ConfigIssue]]:
-    """Checks that need the whole file; runs on the stages that validated, even if others failed."""
+    """Checks that need the whole file; runs on the stages that validated, even if others failed.
+
+    In steps: resolve each stage, then paths (inside the repository), outputs (one writer
+    each), dependencies (exist or are produced), params keys (exist), and no cycle."""
     issues: list[ConfigIssue] = []
 
     def issue(loc: Loc, msg: str) -> None:
@@ -160,18 +167,39 @@ def _semantic(
     raw_stages = raw.get("stages") if isinstance(raw, dict) else None
     if not isinstance(raw_stages, dict):
         return {}, issues
-    model_raw = raw.get("model") if isinstance(raw.get("model"), dict) else {}
-    # a stand-in pipeline so stages can resolve even when another part of the file is invalid
+    base = pipeline if pipeline is not None else _stand_in(raw)
+    resolved, errs = _resolve_stages(raw_stages, base, doc, params_raw, issue)
+    issues += errs
     if pipeline is not None:
-        base = pipeline
-    else:
-        try:
-            spec = ModelSpec(name=str(model_raw.get("name")), target=str(model_raw.get("target")))
-        except ValidationError:
-            spec = ModelSpec(name="model", target="")
-        base = Pipeline.model_construct(model=spec, stages={})
+        add_implicit_edges(resolved, pipeline)
+    # every path inside the repository, symlinks resolved (mlops.config.paths)
+    outside = paths.check_paths(root, raw, resolved, issue)
+    owner = _check_outputs(resolved, outside, issue)
+    _check_deps(root, resolved, outside, owner, issue)
+    _check_params(root, resolved, raw, doc.file, params_raw, issue)
+    cycle = _find_cycle(stage_graph(resolved))
+    if cycle:
+        issue(("stages", cycle[0]), "stages depend on each other in a cycle: " + " -> ".join(cycle))
+    return resolved, issues
 
+
+def _stand_in(raw: dict) -> Pipeline:
+    """A pipeline to resolve stages against when another part of the file is invalid."""
+    model_raw = raw.get("model") if isinstance(raw.get("model"), dict) else {}
+    try:
+        spec = ModelSpec(name=str(model_raw.get("name")), target=str(model_raw.get("target")))
+    except ValidationError:
+        spec = ModelSpec(name="model", target="")
+    return Pipeline.model_construct(model=spec, stages={})
+
+
+def _resolve_stages(
+    raw_stages: dict, base: Pipeline, doc: YamlDoc, params_raw: dict | None, issue: Issue
+) -> tuple[dict[str, ResolvedStage], list[ConfigIssue]]:
+    """Each stage that validates, resolved (built-ins with their `with:` checked); `after:`
+    names checked. Returns the `with:` validation issues too."""
     resolved: dict[str, ResolvedStage] = {}
+    issues: list[ConfigIssue] = []
     for name, data in raw_stages.items():
         stage = _lenient(Stage, data)
         if stage is None:
@@ -191,28 +219,39 @@ def _semantic(
                 issue(("stages", name, "after", i), f"unknown stage {other!r}")
             elif other == name:
                 issue(("stages", name, "after", i), "a stage cannot run after itself")
+    return resolved, issues
 
-    if pipeline is not None:
-        add_implicit_edges(resolved, pipeline)
 
-    # every path inside the repository, symlinks resolved (mlops.config.paths)
-    outside = paths.check_paths(root, raw, resolved, issue)
-    # outputs: each produced by one stage only
+def _check_outputs(
+    resolved: dict[str, ResolvedStage], outside: set[str], issue: Issue
+) -> list[tuple[str, str]]:
+    """Each output written by one stage only; returns (output, stage) for every output."""
     owner: list[tuple[str, str]] = []
     for st in resolved.values():
         for out in st.outs:
-            loc = ("stages", st.name)
             if out.path in outside:
                 continue
             for path, other in owner:
                 if is_under(out.path, path) or is_under(path, out.path):
                     what = "is also" if path == out.path else f"overlaps {path!r},"
-                    issue(loc, f"output {out.path!r} {what} written by stage {other!r}")
+                    issue(
+                        ("stages", st.name),
+                        f"output {out.path!r} {what} written by stage {other!r}",
+                    )
                     break
             else:
                 owner.append((out.path, st.name))
+    return owner
 
-    # dependencies: exist on disk or come from another stage
+
+def _check_deps(
+    root: Path,
+    resolved: dict[str, ResolvedStage],
+    outside: set[str],
+    owner: list[tuple[str, str]],
+    issue: Issue,
+) -> None:
+    """Every dependency exists on disk or comes from another stage."""
     for st in resolved.values():
         for dep in st.deps:
             if dep in outside or paths.is_url(dep) or dep in st.generated:
@@ -223,33 +262,49 @@ def _semantic(
                     ("stages", st.name),
                     f"dependency {dep!r} does not exist and no stage produces it",
                 )
-        # params keys
+
+
+def _check_params(
+    root: Path,
+    resolved: dict[str, ResolvedStage],
+    raw: dict,
+    pipeline_file: str,
+    params_raw: dict | None,
+    issue: Issue,
+) -> None:
+    """Every params key a stage depends on exists in its file."""
+    for st in resolved.values():
         for entry in st.params:
             pairs = [("params.yaml", entry)] if isinstance(entry, str) else list(entry.items())
             for file, keys in pairs:
-                keys = [keys] if isinstance(keys, str) else keys
-                if file == PARAMS_FILE or file == "params.yaml":
-                    data = params_raw
-                elif file == doc.file:
-                    data = raw
-                elif (root / file).exists():
-                    try:
-                        data = read_yaml(root / file, with_lines=False).data
-                    except ConfigError:
-                        data = None
-                else:
+                data = _params_data(root, file, raw, pipeline_file, params_raw)
+                if data is _MISSING:
                     issue(("stages", st.name, "params"), f"params file {file!r} does not exist")
                     continue
                 if data is None:
                     continue
-                for key in keys:
+                for key in [keys] if isinstance(keys, str) else keys:
                     if not _lookup(data, key):
                         issue(("stages", st.name, "params"), f"{file} has no key {key!r}")
 
-    cycle = _find_cycle(stage_graph(resolved))
-    if cycle:
-        issue(("stages", cycle[0]), "stages depend on each other in a cycle: " + " -> ".join(cycle))
-    return resolved, issues
+
+_MISSING = object()
+
+
+def _params_data(
+    root: Path, file: str, raw: dict, pipeline_file: str, params_raw: dict | None
+) -> Any:
+    """The parsed params `file` (None when unreadable; `_MISSING` when it does not exist)."""
+    if file in (PARAMS_FILE, "params.yaml"):
+        return params_raw
+    if file == pipeline_file:
+        return raw
+    if not (root / file).exists():
+        return _MISSING
+    try:
+        return read_yaml(root / file, with_lines=False).data
+    except ConfigError:
+        return None
 
 
 def load_params(
