@@ -200,14 +200,15 @@ def _exit_status(exc: BaseException | None) -> int | None:
     return None
 
 
-def _describe(exc: BaseException) -> str:
-    parts = []
+def _describe(first: BaseException) -> str:
+    parts: list[str] = []
+    exc: BaseException | None = first
     while exc is not None and len(parts) < 4:
         text = str(exc).strip()
         if text and text not in parts:
             parts.append(text)
         exc = exc.__cause__ or exc.__context__
-    return ": ".join(parts) or type(exc).__name__
+    return ": ".join(parts) or type(first).__name__
 
 
 DVC_ERROR_PREFIX = "mlops: DVC reported: "
@@ -264,7 +265,7 @@ def reproduce(
     emit = on_event or (lambda e: None)
     log_dir.mkdir(parents=True, exist_ok=True)
 
-    def repro_fn(stage: Any, **kwargs: Any):
+    def repro_fn(stage: Any, **kwargs: Any) -> Any:
         name = stage.addressing
         log = log_dir / f"{name}.log"
         emit(StageEvent(name, "start", log=log))
@@ -349,7 +350,8 @@ def checkout(root: Path, targets: list[str], log: Path) -> None:
 def status(root: Path, targets: list[str] | None = None) -> dict[str, list[Any]]:
     """`dvc status`: stage name -> list of changes (deps, outs, params, command)."""
     with _repo(root) as repo:
-        return repo.status(targets=targets or None)
+        status: dict[str, list[Any]] = repo.status(targets=targets or None)
+        return status
 
 
 _CACHE_SECTION = re.compile(r"^\s*\[\s*cache\s*\]", re.M)
@@ -402,7 +404,8 @@ def read_at(root: Path, path: str, rev: str | None = None) -> bytes:
     here = Path.cwd()
     os.chdir(root)
     try:
-        return dvc.api.read(path, repo=str(root), rev=rev, mode="rb")
+        data: bytes = dvc.api.read(path, repo=str(root), rev=rev, mode="rb")
+        return data
     finally:
         os.chdir(here)
 

@@ -77,7 +77,9 @@ class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
     Refusing rather than following without the token: an API URL that redirects elsewhere is a
     wrong `CI_API_V4_URL` (or a hostile answer), and the user should fix it, not get a 401."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[override]
+    def redirect_request(
+        self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> urllib.request.Request | None:
         target = urllib.parse.urljoin(req.full_url, newurl)
         method = req.get_method()
         if method != "GET" or _origin(target) != _origin(req.full_url):
@@ -100,7 +102,9 @@ def _detail(raw: bytes, token: str) -> str:
     return " ".join(clip(redact(text, token), 300).split())
 
 
-def _request(ref: MergeRequestRef, method: str, path: str, body: dict | None = None) -> Any:
+def _request(
+    ref: MergeRequestRef, method: str, path: str, body: dict[str, Any] | None = None
+) -> Any:
     """One API call; the decoded JSON answer. Any answer that is not a 2xx with a JSON body is a
     `GitLabError` (exit 2) showing the status."""
     url = ref.api_url.rstrip("/") + path

@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # the result types, for annotations and for front ends' type 
     from mlops.deploy.k8s import Rendered as Rendered
     from mlops.engine.cluster import EngineInfo as EngineInfo
     from mlops.monitor.checks import MonitorReport as MonitorReport
+    from mlops.monitor.trigger import WatchResult as WatchResult
     from mlops.pipeline.commit import CommitResult as CommitResult
     from mlops.pipeline.compare import RunDiff as RunDiff
     from mlops.pipeline.experiments import ApplyResult as ApplyResult
@@ -136,7 +137,7 @@ def exp_run(
     *,
     name: str | None = None,
     on_event: Callable[[StageEvent], None] | None = None,
-    on_start: Callable[[dict], None] | None = None,
+    on_start: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[ExpRun]:
     """Run experiments with changed params, leaving the workspace untouched (`mlops exp run`)."""
     from mlops.pipeline.experiments import run_experiments
@@ -365,7 +366,7 @@ def deploy(
     force: bool = False,
     push: bool | None = None,
     remote: str = "origin",
-    on_step: Callable[[dict], None] | None = None,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
 ) -> DeployResult:
     """Deploy a registered version to an environment (`mlops deploy`): fetch, verify, install,
     smoke-test, switch, record. A failure raises `DeployError` (exit 6) naming the step.
@@ -451,7 +452,7 @@ def watch(
     dry_run: bool = False,
     push: bool | None = None,
     remote: str = "origin",
-):
+) -> WatchResult:
     """Retrain when the ingest source has new data (`mlops watch`, `mlops run --if-new-data`).
 
     Returns a `WatchResult`; a failed retrain is in `result.action` (status `failed`)."""

@@ -42,7 +42,7 @@ class _Renumber:
             return [self.walk(v) for v in node]
         if not isinstance(node, dict):
             return node
-        out = {}
+        out: dict[str, Any] = {}
         for key, value in node.items():
             if key == "__id__" and isinstance(value, int) and not isinstance(value, bool):
                 out[key] = self.id_for(value)

@@ -31,7 +31,7 @@ try:  # orjson parses and serialises JSON several times faster than the standard
         return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)
 
 except ImportError:  # pragma: no cover - orjson is part of the serve extra
-    _loads = json.loads
+    _loads = json.loads  # type: ignore[assignment]  # also takes bytes, as orjson's does
 
     def dumps(obj: Any) -> bytes:
         """Serialise to JSON bytes (NumPy arrays included; NaN becomes null)."""
@@ -270,9 +270,9 @@ class InputSpec:
         pos = {c: i for i, c in enumerate(columns)}
         raw = {}
         for name in self.names:
-            i = pos.get(name)
-            if i is not None:
-                raw[name] = [row[i] for row in data]
+            at = pos.get(name)
+            if at is not None:
+                raw[name] = [row[at] for row in data]
         return raw, n
 
     def _tensor(self, value: Any, key: str, max_rows: int) -> tuple[dict[str, list], int]:
@@ -335,7 +335,7 @@ def _problem(row: int, value: Any, why: str) -> dict[str, Any]:
 
 
 def _check_number(f: Feature, col: list, bad: list) -> list[float]:
-    out = []
+    out: list[float] = []
     append = out.append
     lo, hi, nullable = f.lo, f.hi, f.nullable
     for i, v in enumerate(col):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -64,7 +64,7 @@ def deploy(
     _ui.set_json(json)
     console = _ui.err()
 
-    def progress(step: dict) -> None:
+    def progress(step: dict[str, Any]) -> None:
         if not json and step["ok"]:
             detail = f"  {step.get('detail')}" if step.get("detail") else ""
             console.print(f"  {step['step']:<8} ok {_ui.fmt_seconds(step['seconds'])}{detail}",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from mlops.api import StageEvent
 
 from mlops.cli import _ui
 from mlops.cli._options import JsonOpt
@@ -51,7 +54,7 @@ def run(
     console = _ui.progress_console()
     progress: list[Progress] = []
 
-    def on_start(overrides: dict) -> None:
+    def on_start(overrides: dict[str, Any]) -> None:
         if progress:
             progress[-1].stop()
         if not json:
@@ -59,7 +62,7 @@ def run(
             console.print(f"[bold]experiment[/] {shown}")
             progress.append(Progress(console))
 
-    def on_event(ev) -> None:
+    def on_event(ev: StageEvent) -> None:
         if progress:
             progress[-1](ev)
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -11,7 +11,9 @@ from mlops.cli import _ui
 from mlops.cli._options import JsonOpt, MessageOpt, PushOpt, RemoteOpt
 
 if TYPE_CHECKING:
-    from mlops.api import Artifact, PromoteResult, Registry
+    from rich.table import Table
+
+    from mlops.api import Artifact, CommitResult, PromoteResult, Registry
 
 
 app = typer.Typer(
@@ -26,7 +28,7 @@ def _when(ts: str | None) -> str:
     return ts[:16].replace("T", " ") if ts else "-"
 
 
-def _table(*columns: str, title: str | None = None):
+def _table(*columns: str, title: str | None = None) -> Table:
     """A table whose cells wrap rather than lose characters (tag names are long)."""
     t = _ui.table(*columns, title=title)
     for col in t.columns:
@@ -34,7 +36,7 @@ def _table(*columns: str, title: str | None = None):
     return t
 
 
-def _metrics(metrics: dict, n: int = 3) -> str:
+def _metrics(metrics: dict[str, Any], n: int = 3) -> str:
     return "  ".join(f"{k}={_ui.fmt_value(v)}" for k, v in list(metrics.items())[:n])
 
 
@@ -69,7 +71,7 @@ def commit(
     _print_commit(result)
 
 
-def _print_commit(result) -> None:
+def _print_commit(result: CommitResult) -> None:
     console = _ui.err()
     if result.files_pushed:
         console.print(f"pushed {result.files_pushed} files to the DVC remote")

@@ -45,7 +45,7 @@ class Progress:
         from rich.spinner import Spinner
         from rich.text import Text
 
-        lines = []
+        lines: list[Spinner | Text] = []
         for name, (status, start, secs) in self.rows.items():
             if status == "running":
                 spinner = Spinner(

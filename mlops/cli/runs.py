@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from mlops.api import RunRecord
 
 from mlops.cli import _ui
 from mlops.cli._options import JsonOpt, RemoteOpt
@@ -22,7 +25,7 @@ def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
 
 
-def _overrides(r) -> str:
+def _overrides(r: RunRecord) -> str:
     return ", ".join(f"{k}={v}" for k, v in (r.extra.get("overrides") or {}).items())
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -129,7 +129,7 @@ def serve(
     """
     from mlops import api
 
-    def loaded(info: dict) -> None:
+    def loaded(info: dict[str, Any]) -> None:
         workers = f", {info['workers']} workers" if info["workers"] > 1 else ""
         _ui.err().print(
             f"serving [bold]{info['name']}[/] {info['version']} ({info['mode']}{workers}) on "

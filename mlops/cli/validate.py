@@ -10,6 +10,8 @@ from mlops.cli import _ui
 from mlops.cli._options import JsonOpt
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
     from mlops.api import ValidationReport
 
 
@@ -18,8 +20,8 @@ class ByteProgress:
 
     def __init__(self) -> None:
         self.console = _ui.err()
-        self.bar = None
-        self.task = None
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
 
     def __call__(self, done: int, total: int) -> None:
         if not self.console.is_terminal or total < (64 << 20):
@@ -44,7 +46,8 @@ class ByteProgress:
             )
             self.bar.start()
             self.task = self.bar.add_task("read", total=total)
-        self.bar.update(self.task, completed=done)
+        if self.task is not None:
+            self.bar.update(self.task, completed=done)
 
     def stop(self) -> None:
         if self.bar is not None:

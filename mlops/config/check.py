@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -24,6 +24,8 @@ from mlops.config.resolve import (
 )
 from mlops.config.yamlfile import Loc, YamlDoc, format_loc, read_yaml
 from mlops.errors import ConfigError, ConfigIssue
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass
@@ -60,7 +62,9 @@ def _issues_from(exc: ValidationError, doc: YamlDoc, prefix: Loc = ()) -> list[C
     return issues
 
 
-def _validate(model: type[BaseModel], data: Any, doc: YamlDoc, prefix: Loc = ()):
+def _validate(
+    model: type[M], data: Any, doc: YamlDoc, prefix: Loc = ()
+) -> tuple[M | None, list[ConfigIssue]]:
     try:
         return model.model_validate(data), []
     except ValidationError as exc:
@@ -153,7 +157,11 @@ Issue = Callable[[Loc, str], None]  # reports one problem at a key path of pipel
 
 
 def _semantic(
-    root: Path, pipeline: Pipeline | None, raw: dict, doc: YamlDoc, params_raw: dict | None
+    root: Path,
+    pipeline: Pipeline | None,
+    raw: dict[str, Any],
+    doc: YamlDoc,
+    params_raw: dict[str, Any] | None,
 ) -> tuple[dict[str, ResolvedStage], list[ConfigIssue]]:
     """Checks that need the whole file; runs on the stages that validated, even if others failed.
 
@@ -183,9 +191,11 @@ def _semantic(
     return resolved, issues
 
 
-def _stand_in(raw: dict) -> Pipeline:
+def _stand_in(raw: dict[str, Any]) -> Pipeline:
     """A pipeline to resolve stages against when another part of the file is invalid."""
-    model_raw = raw.get("model") if isinstance(raw.get("model"), dict) else {}
+    model_raw = raw.get("model")
+    if not isinstance(model_raw, dict):
+        model_raw = {}
     try:
         spec = ModelSpec(name=str(model_raw.get("name")), target=str(model_raw.get("target")))
     except ValidationError:
@@ -194,7 +204,11 @@ def _stand_in(raw: dict) -> Pipeline:
 
 
 def _resolve_stages(
-    raw_stages: dict, base: Pipeline, doc: YamlDoc, params_raw: dict | None, issue: Issue
+    raw_stages: dict[str, Any],
+    base: Pipeline,
+    doc: YamlDoc,
+    params_raw: dict[str, Any] | None,
+    issue: Issue,
 ) -> tuple[dict[str, ResolvedStage], list[ConfigIssue]]:
     """Each stage that validates, resolved (built-ins with their `with:` checked); `after:`
     names checked. Returns the `with:` validation issues too."""
@@ -267,9 +281,9 @@ def _check_deps(
 def _check_params(
     root: Path,
     resolved: dict[str, ResolvedStage],
-    raw: dict,
+    raw: dict[str, Any],
     pipeline_file: str,
-    params_raw: dict | None,
+    params_raw: dict[str, Any] | None,
     issue: Issue,
 ) -> None:
     """Every params key a stage depends on exists in its file."""
@@ -292,7 +306,11 @@ _MISSING = object()
 
 
 def _params_data(
-    root: Path, file: str, raw: dict, pipeline_file: str, params_raw: dict | None
+    root: Path,
+    file: str,
+    raw: dict[str, Any],
+    pipeline_file: str,
+    params_raw: dict[str, Any] | None,
 ) -> Any:
     """The parsed params `file` (None when unreadable; `_MISSING` when it does not exist)."""
     if file in (PARAMS_FILE, "params.yaml"):
@@ -309,7 +327,7 @@ def _params_data(
 
 def load_params(
     root: Path,
-) -> tuple[Params | None, dict | None, list[ConfigIssue], YamlDoc | None]:
+) -> tuple[Params | None, dict[str, Any] | None, list[ConfigIssue], YamlDoc | None]:
     path = root / PARAMS_FILE
     if not path.exists():
         return Params(), {}, [], None
@@ -350,7 +368,7 @@ def load_project(root: Path | str = ".") -> Project:
     issues += limits.check_files(root)  # DVC parses these itself, in-process: refuse bombs first
     stages, serrs = _semantic(root, pipeline, raw if isinstance(raw, dict) else {}, doc, params_raw)
     issues += serrs
-    if issues or pipeline is None or params is None:
+    if issues or pipeline is None or params is None or params_raw is None:
         raise ConfigError(issues)
     return Project(root, pipeline, params, params_raw, stages)
 

@@ -367,6 +367,7 @@ class GitLabIssueSpec(Strict):
 
 
 NotifyEvent = Literal["breach", "resolved", "deploy_failed", "rollback"]
+NOTIFY_EVENTS_DEFAULT: tuple[NotifyEvent, ...] = ("breach", "resolved", "deploy_failed", "rollback")
 
 
 class NotifySpec(Strict):
@@ -377,9 +378,7 @@ class NotifySpec(Strict):
 
     urls: list[str] = Field(default_factory=list)
     gitlab_issue: GitLabIssueSpec | bool = False
-    on: list[NotifyEvent] = Field(
-        default_factory=lambda: ["breach", "resolved", "deploy_failed", "rollback"]
-    )
+    on: list[NotifyEvent] = Field(default_factory=lambda: list(NOTIFY_EVENTS_DEFAULT))
 
     @field_validator("urls")
     @classmethod

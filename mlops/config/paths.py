@@ -87,7 +87,9 @@ def check_paths(
 ) -> set[str]:
     """Report (through `issue(loc, message)`) every path of the resolved stages and of the
     environments that ends outside `root`; returns those paths."""
-    raw_stages = raw.get("stages") if isinstance(raw.get("stages"), dict) else {}
+    raw_stages = raw.get("stages")
+    if not isinstance(raw_stages, dict):
+        raw_stages = {}
     bad: set[str] = set()
     for st in stages.values():
         named: list[tuple[str, str]] = [("output", o.path) for o in st.outs]

@@ -159,7 +159,9 @@ def check_task(
     known = METRICS[task]
     other = "regression" if task == "classification" else "classification"
     for name, stage in project.pipeline.stages.items():
-        gated = [(("stages", name, "gates", m), m, known + ANY_TASK) for m in stage.gates]
+        gated: list[tuple[Loc, str, tuple[str, ...]]] = [
+            (("stages", name, "gates", m), m, known + ANY_TASK) for m in stage.gates
+        ]
         gated += [
             (("stages", name, "slice_gates", m), m, known + SLICE_ONLY[task])
             for m in stage.slice_gates

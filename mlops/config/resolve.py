@@ -178,7 +178,7 @@ def contract_path(pipeline: Pipeline) -> str | None:
 
 
 def resolve_builtin(
-    name: str, stage: Stage, args: Any, pipeline: Pipeline, params_raw: dict | None = None
+    name: str, stage: Stage, args: Any, pipeline: Pipeline, params_raw: dict[str, Any] | None = None
 ) -> ResolvedStage:
     """Command, deps, params and outs of a built-in stage from its validated `with:`."""
     model = pipeline.model

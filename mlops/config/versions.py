@@ -43,7 +43,7 @@ class SemVer:
     def valid(text: str) -> bool:
         return VERSION_RE.match(text) is not None
 
-    def _key(self) -> tuple:
+    def _key(self) -> tuple[int, int, int, int, tuple[tuple[int, int, str], ...]]:
         # a pre-release sorts before its release; numeric identifiers before alphanumeric ones
         pre = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in self.pre)
         return (self.major, self.minor, self.patch, 0 if self.pre else 1, pre)

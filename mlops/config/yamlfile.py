@@ -69,7 +69,9 @@ def format_loc(loc: Loc) -> str:
     return out
 
 
-def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], issues: list, file: str) -> None:
+def _walk(
+    node: yaml.Node, loc: Loc, lines: dict[Loc, int], issues: list[ConfigIssue], file: str
+) -> None:
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:

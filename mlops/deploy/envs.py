@@ -184,7 +184,7 @@ def deployment_records(root: Path, name: str, version: str) -> list[dict[str, An
                         "target": str(target.root),
                     }
                 )
-    out += _recorded(project.root, name, version, {e["env"] for e in out})
+    out += _recorded(project.root, name, version, {str(e["env"]) for e in out})
     return sorted(out, key=lambda e: e.get("at") or "")
 
 

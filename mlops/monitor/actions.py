@@ -285,6 +285,7 @@ def _restore(project: Project, saved: dict[str, bytes | None]) -> None:
 
 def _push_branch(root: Path, remote: str) -> str:
     from mlops.adapters import git
+    from mlops.adapters.secrets import clip
 
     branch = git.branch(root)
     if branch is None:
@@ -299,7 +300,7 @@ def _push_branch(root: Path, remote: str) -> str:
     if res.code != 0:
         raise GitStateError(
             f"pushing the retrained results to {remote}/{branch} failed: "
-            f"{git.clip(res.err.strip(), 300, keep='tail')}",
+            f"{clip(res.err.strip(), 300, keep='tail')}",
             "Pull, then run the monitor again (the retrain is committed locally).",
         )
     return f"pushed the commit to {remote}/{branch}"

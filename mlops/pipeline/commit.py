@@ -21,7 +21,9 @@ from mlops.pipeline.records import RunRecord, RunStore
 from mlops.pipeline.runner import ensure_project
 
 LOG = Path(".mlops/logs/commit.log")
-ALWAYS = ("dvc.yaml", "dvc.lock", PIPELINE_FILE, PARAMS_FILE, ".dvc/config", ".dvcignore")
+ALWAYS: tuple[str, ...] = (
+    "dvc.yaml", "dvc.lock", PIPELINE_FILE, PARAMS_FILE, ".dvc/config", ".dvcignore",
+)  # fmt: skip
 ALWAYS += ("reports/model-card.md", "reports/model-card.html")  # mlops.reports.card
 
 

@@ -307,8 +307,8 @@ def _data_section(rep: MergeRequestReport) -> list[str]:
         _drift_line("the previous data", drift.get("previous")),
         _drift_line("the training data", drift.get("reference")),
     ]
-    lines = [ln for ln in lines if ln]
-    out += lines or ["- drift: not measured (no earlier data to compare with)"]
+    measured = [ln for ln in lines if ln]
+    out += measured or ["- drift: not measured (no earlier data to compare with)"]
     return out
 
 

@@ -188,7 +188,7 @@ def starting_lock(root: Path, commit: str, stages: list[str], limit: int = 500) 
         return [(lock.get(s) or {}).get("outs") for s in stages]
 
     wanted = outs(_lock_text_at(root, commit))
-    rev = commit
+    rev: str | None = commit
     for _ in range(limit):
         parent = git.rev_parse(root, f"{rev}^")
         text = git.show_file(root, parent, "dvc.lock") if parent else None

@@ -172,8 +172,8 @@ def desired_version(
     latest = art.latest(blessed_only=True) if art else None
     registered_at = latest.registered_at if latest else None
     if holder is not None and (registered_at is None or holder.assigned_at >= registered_at):
-        v = art.version(holder.version) if art else None
-        tag = v.registration.tag if v and v.registration else None
+        held = art.version(holder.version) if art else None
+        tag = held.registration.tag if held and held.registration else None
         return Desired(
             env,
             name,

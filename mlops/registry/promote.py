@@ -303,9 +303,10 @@ def _promote_pinned(
         description=description,
     )
     if accepted:
+        link = f" {result.merge_request_url}" if result.merge_request_url else ""
         result.next_step = (
-            f"Review and merge the merge request{' ' + result.merge_request_url if url else ''}"
-            f" ({branch} -> {target}); CI then deploys {env}."
+            f"Review and merge the merge request{link} ({branch} -> {target}); "
+            f"CI then deploys {env}."
         )
     else:
         result.next_step = (

@@ -131,7 +131,7 @@ def next_version(registry: Registry, name: str, bump: str | None) -> str:
     part = bump or "patch"
     if not versions:
         return str(FIRST_VERSION[part])
-    return str(max(versions).bump(part))  # type: ignore[type-var]
+    return str(max(versions).bump(part))
 
 
 @lock.locked

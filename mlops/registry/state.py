@@ -236,7 +236,8 @@ class Artifact:
         """The registered version at `commit` (the active one if there are several)."""
         found = [v for v in self.by_commit.get(commit, ()) if v.registered]
         active = [v for v in found if v.active]
-        return (active or found or [None])[-1]
+        candidates = active or found
+        return candidates[-1] if candidates else None
 
     def registered_versions(self, active_only: bool = True) -> list[Version]:
         """Registered versions, highest SemVer first."""
@@ -436,12 +437,12 @@ def build_registry(root: Path, refs: list[git.TagRef]) -> Registry:
         events.append(e)
     for ref, p in other_tags:
         a = art(p.name)
-        version = None
+        version: str | None = None
         if p.stage is not None:
-            v = a.version_at(ref.commit) or a.versions.get(ref.commit)
-            if v is None:
-                v = a.add_version(Version(p.name, ref.commit, ref.commit))
-            version = v.version
+            at = a.version_at(ref.commit) or a.versions.get(ref.commit)
+            if at is None:
+                at = a.add_version(Version(p.name, ref.commit, ref.commit))
+            version = at.version
         e = event(ref, p, version)
         if p.stage is not None:
             v.stage_events.setdefault(p.stage, []).append(e)

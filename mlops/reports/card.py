@@ -167,7 +167,7 @@ def write_card(project: Any, record: Any) -> Path:
     """Write `reports/model-card.md` and `.html` (atomically); the Markdown file's path."""
     sections = build_card(project, record)
     name = project.pipeline.model.name
-    md = project.root / CARD_MD
+    md: Path = project.root / CARD_MD
     md.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(md, render_markdown(name, sections))
     atomic_write_text(project.root / CARD_HTML, render_html(name, sections))

@@ -7,6 +7,7 @@ and horizontal bars (per slice). `render_html(evaluation, plots)` builds the pag
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 from typing import Any
 
@@ -26,12 +27,14 @@ def _svg(body: list[str], title: str, width: int = W, height: int = H) -> str:
     )
 
 
-def _scale(lo: float, hi: float, a: float, b: float):
+def _scale(lo: float, hi: float, a: float, b: float) -> Callable[[float], float]:
     span = (hi - lo) or 1.0
     return lambda v: a + (v - lo) / span * (b - a)
 
 
-def _axes(xlo, xhi, ylo, yhi, xlabel: str, ylabel: str) -> tuple[list[str], Any, Any]:
+def _axes(
+    xlo: float, xhi: float, ylo: float, yhi: float, xlabel: str, ylabel: str
+) -> tuple[list[str], Any, Any]:
     x0, x1, y0, y1 = M["l"], W - M["r"], H - M["b"], M["t"]
     pad = 6  # keep lines on the edge of the range (a perfect ROC curve) off the frame
     sx, sy = _scale(xlo, xhi, x0 + pad, x1 - pad), _scale(ylo, yhi, y0 - pad, y1 + pad)

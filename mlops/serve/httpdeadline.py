@@ -26,7 +26,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     header_seconds: float = 30.0  # set from ServeConfig.read_timeout before serving
     _header_timer: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+    def connection_made(self, transport: Any) -> None:
         """Start the clock for the first request's headers."""
         super().connection_made(transport)
         self._arm()

@@ -95,7 +95,7 @@ def _table(results: dict[str, Any]) -> list[dict[str, Any]]:
     n = len(results["params"])
     rows = []
     for i in range(n):
-        row = {
+        row: dict[str, Any] = {
             "rank": int(results["rank_test_score"][i]),
             "params": {k.split("__", 1)[-1]: _plain(v) for k, v in results["params"][i].items()},
             "mean_score": round(float(results["mean_test_score"][i]), 6),
