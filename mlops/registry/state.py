@@ -439,10 +439,9 @@ def build_registry(root: Path, refs: list[git.TagRef]) -> Registry:
         a = art(p.name)
         version: str | None = None
         if p.stage is not None:
-            at = a.version_at(ref.commit) or a.versions.get(ref.commit)
-            if at is None:
-                at = a.add_version(Version(p.name, ref.commit, ref.commit))
-            version = at.version
+            held = a.version_at(ref.commit) or a.versions.get(ref.commit)
+            v = held if held is not None else a.add_version(Version(p.name, ref.commit, ref.commit))
+            version = v.version
         e = event(ref, p, version)
         if p.stage is not None:
             v.stage_events.setdefault(p.stage, []).append(e)
