@@ -6,6 +6,12 @@
 
 Functions raise `mlops.errors.MlopsError` subclasses for expected failures (each maps to an exit
 code); they never print.
+
+Importing this module loads no domain package: each function imports what it uses, so a command
+pays only for its own packages (`tests/test_structure.py` holds this). Add a use case as a
+function here, importing inside it; a group of related ones may go in a module of this package,
+re-exported below. The result types are importable from here for type checking
+(`if TYPE_CHECKING: from mlops.api import MonitorReport`).
 """
 
 from __future__ import annotations
