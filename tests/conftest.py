@@ -97,3 +97,10 @@ def trained(tmp_path: Path, _trained_template: Path) -> Path:
     dest = tmp_path / "trained"
     shutil.copytree(_trained_template, dest, symlinks=True)
     return dest
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that uses the trained project ran a real pipeline: it is `slow`, marked or not."""
+    for item in items:
+        if "_trained_template" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

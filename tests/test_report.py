@@ -14,6 +14,8 @@ from tests.gitlab_stub import GitLabStub
 from tests.helpers import git
 from tests.registry_helpers import NAME
 
+pytestmark = pytest.mark.slow  # every test here starts from the trained project
+
 TOKEN = "glpat-very-secret-token-42"
 
 
