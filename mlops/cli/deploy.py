@@ -7,12 +7,9 @@ from typing import Annotated
 import typer
 
 from mlops.cli import _ui
+from mlops.rendering import when
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
-
-
-def _when(ts: str | None) -> str:
-    return ts[:16].replace("T", " ") if ts else "-"
 
 
 def deploy(
@@ -145,7 +142,7 @@ def envs(json: JsonOpt = False) -> None:
             s.env,
             s.mode,
             s.live or "-",
-            _when(s.since),
+            when(s.since, seconds=False),
             s.desired or "-",
             s.stage or "-",  # the registry's assignment (mlops deploy, promote, `gto assign`)
             f"[{colour}]{s.state}[/]",

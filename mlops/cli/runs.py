@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 import typer
 
 from mlops.cli import _ui
+from mlops.rendering import when
 
 app = typer.Typer(
     help="Read the run records.\n\nEach run records what ran, on which commit, data and params, "
@@ -15,10 +15,6 @@ app = typer.Typer(
     "Example: mlops runs list --limit 5",
     no_args_is_help=True,
 )
-
-
-def _when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
 
 
 def _overrides(r) -> str:
@@ -167,7 +163,7 @@ def show(
         return
     console = _ui.out()
     console.print(f"[bold]run {r.id}[/]  {r.outcome} (exit {r.exit_code})")
-    console.print(f"started {_when(r.started)}, took {_ui.fmt_seconds(r.duration)}")
+    console.print(f"started {when(r.started)}, took {_ui.fmt_seconds(r.duration)}")
     console.print(
         f"git {r.git_commit or '(no commit)'}{' (dirty)' if r.git_dirty else ''}"
         f" on {r.git_branch or '-'}"
