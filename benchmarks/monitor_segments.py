@@ -15,7 +15,8 @@ Each reading runs in a fresh process (cold: no index, no cache of ours; the OS p
 not dropped, so a local disk read is a warm-cache read, as on a host that just wrote it):
 - json cold: `read_columns` on the JSON log with its index removed (every line parsed);
 - json warm: the same with the index an earlier run built (what a scheduled monitor finds);
-- segments dir / segments s3: `read_segments` (listing + fetch + Arrow IPC decode).
+- segments dir / segments s3: `read_segments` (listing + fetch + Arrow IPC decode); s3 through
+  pyarrow's own S3 filesystem, segments-s3-fsspec through s3fs (the reader before).
 Then `analyse` (the checks `mlops monitor` runs). Timed: read, analyse, total.
 """
 
@@ -80,7 +81,7 @@ def child(work: str, mode: str) -> dict:
     import numpy as np  # noqa: F401 - imported before the clock starts
     import pandas  # noqa: F401
     import pyarrow.compute
-    import pyarrow.json  # noqa: F401
+    import pyarrow.json
     import scipy.stats  # noqa: F401
 
     from mlops.config.models import MonitoringSpec
@@ -91,6 +92,7 @@ def child(work: str, mode: str) -> dict:
 
     if mode.startswith("segments"):
         import fsspec  # noqa: F401
+        import pyarrow.fs  # noqa: F401
         import s3fs  # noqa: F401
     w = Path(work)
     if mode == "json-cold":
@@ -102,6 +104,8 @@ def child(work: str, mode: str) -> dict:
         columns = read_columns(w / "log")
     elif mode == "segments-dir":
         columns = read_segments(str(w / "store"))
+    elif mode == "segments-s3-fsspec":  # the reader before pyarrow's own S3 filesystem
+        columns = read_segments(f"s3://{BUCKET}/staging", native_s3=False)
     else:
         columns = read_segments(f"s3://{BUCKET}/staging")
     t1 = time.perf_counter()
@@ -159,7 +163,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--child", nargs=2, metavar=("WORK", "MODE"))
-    parser.add_argument("--modes", default="json-cold,json-warm,segments-dir,segments-s3")
+    parser.add_argument(
+        "--modes", default="json-cold,json-warm,segments-dir,segments-s3,segments-s3-fsspec"
+    )
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(*args.child)))

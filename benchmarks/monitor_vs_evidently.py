@@ -16,7 +16,9 @@ Each side runs in its own process (peak memory is its own):
 - mlops: `read_columns` + `analyse` (what `mlops monitor` does): input drift of 6 features and
   dataset drift, prediction drift, data quality, online accuracy with its interval, health and
   the series over time. *cold*: no index yet (every line parsed); *warm*: the index built by an
-  earlier run (what a scheduled monitor finds). Timed from the log files on disk.
+  earlier run (what a scheduled monitor finds); *segments*: the same log as the columnar
+  segments servers ship (`read_segments` on a directory; no cache of ours). Timed from the log
+  files on disk.
 - Evidently: DataDriftPreset (the features and the prediction), ClassificationPreset (the
   labelled rows) and DataSummaryPreset, on frames already in memory (read from Parquet before
   the clock starts: reading the JSON log into pandas is not counted for Evidently).
@@ -177,6 +179,25 @@ def build(rows: int, work: Path) -> dict:
             "files": n_file}  # fmt: skip
 
 
+MODES = ("cold", "warm", "segments")
+
+
+def to_segments(work: Path) -> float:
+    """Each JSON log file converted to segments as a server ships them (two hosts), under
+    `work/store`; returns their size in MiB."""
+    from mlops.serve.segments import convert, segment_paths
+
+    total = 0
+    for i, path in enumerate(sorted((work / "log").glob("*.jsonl"))):
+        host = f"host-{i % 2}"
+        local = segment_paths(str(work / "store"), host, path.name[: -len(".jsonl")])
+        for kind, data in convert(path, host).items():
+            Path(local[kind]).parent.mkdir(parents=True, exist_ok=True)
+            Path(local[kind]).write_bytes(data)
+            total += len(data)
+    return total / 2**20
+
+
 # ---- children ----------------------------------------------------------------------------------
 
 
@@ -190,6 +211,7 @@ def child_ours(work: str, mode: str) -> dict:
     from mlops.config.models import MonitoringSpec
     from mlops.monitor.checks import LiveModel, analyse
     from mlops.monitor.logdata import INDEX_DIR, read_columns
+    from mlops.monitor.segments import read_segments
     from mlops.monitor.window import Window
 
     w = Path(work)
@@ -198,7 +220,8 @@ def child_ours(work: str, mode: str) -> dict:
     spec = MonitoringSpec.model_validate({"performance": {"min": 0.85}})
     base = current_rss_mb()
     t0 = time.perf_counter()
-    columns = read_columns(w / "log")
+    # segments: the columnar segments servers ship (nothing cached of ours)
+    columns = read_segments(str(w / "store")) if mode == "segments" else read_columns(w / "log")
     t1 = time.perf_counter()
     live = LiveModel.read(w / "bundle", "v1")
     report = analyse(columns, live, spec, Window(None, 2e9, "whole log"), env="bench")
@@ -295,8 +318,10 @@ def main() -> None:
             f"{data['log_mb']:.0f} MiB of JSON (built in {time.perf_counter() - t0:.0f}s)",
             flush=True,
         )
+        segments_mb = to_segments(work)
+        print(f"the same log as shipped segments: {segments_mb:.0f} MiB of Arrow IPC", flush=True)
         results: dict = {"data": data, "ours": {}, "evidently": None}
-        for mode in ("cold", "warm"):
+        for mode in MODES:
             runs = []
             for _ in range(args.repeat):
                 res, wall = run_child(sys.executable, "ours", str(work), mode)
@@ -324,7 +349,7 @@ def main() -> None:
                 f"(frames loaded: {ev['loaded_mb']:.0f} MB)",
                 flush=True,
             )
-            for mode in ("cold", "warm"):
+            for mode in MODES:
                 ours = results["ours"][mode]
                 print(
                     f"ratio {mode}: {ev['seconds'] / ours['seconds']:.0f}x faster, "

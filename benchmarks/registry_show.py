@@ -6,7 +6,8 @@ Reproduce (from the repository root, in the project's virtualenv, which has gto 
     .venv/bin/python benchmarks/registry_show.py --quick    # 3 runs of each
 
 The repository is built with `git fast-import` (300 commits, 300 registrations, 1,200 stage
-assignments over three stages, one artifact, distinct tagger times). Both tools run as a user
+assignments over three stages, spread over five artifacts by default, distinct tagger
+times). Both tools run as a user
 runs them, in a fresh process (`mlops registry show --json`, `gto show --json`), alternately in
 one loop so machine noise hits both alike; their JSON is checked to agree before timing.
 """
@@ -29,8 +30,9 @@ NAME = "bench-model"
 STAGES = ("staging", "production", "canary")
 
 
-def build_repo(root: Path, versions: int = 300, assignments: int = 1200) -> int:
-    """A git repository whose tags are `versions` registrations and `assignments` stage tags."""
+def build_repo(root: Path, versions: int = 300, assignments: int = 1200, models: int = 5) -> int:
+    """A git repository whose tags are `versions` registrations and `assignments` stage tags,
+    spread evenly over `models` artifacts (`bench-model`, `bench-model-2`, ...)."""
     subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)
     t0 = 1_700_000_000
     who = "Bench <bench@example.com>"
@@ -48,23 +50,27 @@ def build_repo(root: Path, versions: int = 300, assignments: int = 1200) -> int:
         data(f"train {i}\n")
         lines.append(f"M 644 inline model.txt\ndata {len(str(i))}\n{i}")
     tags = 0
+    names = model_names(models)
     for i in range(1, versions + 1):
+        name = names[i % models]
         version = f"v{i // 100}.{(i // 10) % 10}.{i % 10}"
-        lines.append(f"tag {NAME}@{version}")
+        lines.append(f"tag {name}@{version}")
         lines.append(f"from :{i}")
         lines.append(f"tagger {who} {t0 + 10 * i} +0000")
         data(
-            f"Registering artifact {NAME} version {version}\n\n"
+            f"Registering artifact {name} version {version}\n\n"
             f"blessed: true\nmetrics: accuracy={0.9 + i / 10000:.4f}\n"
         )
         tags += 1
     for n in range(1, assignments + 1):
         i = min(versions, 1 + (n * versions) // assignments)
+        i = max(m for m in range(1, i + 1) if m % models == n % models) if i >= models else i
+        name = names[i % models]
         stage = STAGES[n % len(STAGES)]
-        lines.append(f"tag {NAME}#{stage}#{n}")
+        lines.append(f"tag {name}#{stage}#{n}")
         lines.append(f"from :{i}")
         lines.append(f"tagger {who} {t0 + 10 * versions + 10 * n} +0000")
-        data(f"Assigning stage {stage} to artifact {NAME}\n")
+        data(f"Assigning stage {stage} to artifact {name}\n")
         tags += 1
     stream = "\n".join(lines) + "\n"
     subprocess.run(
@@ -74,9 +80,15 @@ def build_repo(root: Path, versions: int = 300, assignments: int = 1200) -> int:
     return tags
 
 
+def model_names(models: int) -> list[str]:
+    """The artifacts' names: `bench-model` first, as in the one-model repository."""
+    return [NAME] + [f"{NAME}-{k}" for k in range(2, models + 1)]
+
+
 def timed(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
     """(wall seconds, CPU seconds of the process and its children, stdout)."""
     env = {**os.environ, "GTO_NO_ANALYTICS": "1", "DVC_NO_ANALYTICS": "1"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: both tools' bytecode is cached
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
@@ -91,12 +103,13 @@ def timed(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 runs of each instead of 7")
+    parser.add_argument("--models", type=int, default=5, help="artifacts the tags spread over")
     args = parser.parse_args()
     runs = 3 if args.quick else 7
     with tempfile.TemporaryDirectory(prefix="bench-registry-") as tmp:
         root = Path(tmp) / "repo"
         t = time.perf_counter()
-        tags = build_repo(root)
+        tags = build_repo(root, models=args.models)
         print(f"built a repository with {tags} registry tags in {time.perf_counter() - t:.1f}s")
         mlops_cmd = [str(BIN / "mlops"), "registry", "show", "--json"]
         gto_cmd = [str(BIN / "gto"), "show", "--json"]
@@ -105,8 +118,11 @@ def main() -> None:
         theirs = timed(gto_cmd, root)[2]
         ours_j, theirs_j = json.loads(ours), json.loads(theirs)
         keys = ("version", "stage", "registered", "active")
-        same = {k: ours_j[NAME][k] for k in keys} == theirs_j[NAME]
-        print(f"same answer: {same} ({theirs_j[NAME]})")
+        names = model_names(args.models)
+        same = sorted(ours_j) == sorted(theirs_j) == sorted(names) and all(
+            {k: ours_j[n][k] for k in keys} == theirs_j[n] for n in names
+        )
+        print(f"same answer for {len(names)} models: {same} ({NAME}: {theirs_j.get(NAME)})")
         if not same:
             raise SystemExit("the two tools disagree; not timing")
         times: dict[str, list[tuple[float, float]]] = {"json": [], "table": [], "gto": []}

@@ -97,3 +97,29 @@ def trained(tmp_path: Path, _trained_template: Path) -> Path:
     dest = tmp_path / "trained"
     shutil.copytree(_trained_template, dest, symlinks=True)
     return dest
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that uses the trained project ran a real pipeline: it is `slow`, marked or not."""
+    for item in items:
+        if "_trained_template" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The penguin classifier's bundle (trained in-process, no pipeline), once per module."""
+    from tests.serve_helpers import build_bundle
+
+    return build_bundle(tmp_path_factory.mktemp("bundle") / "penguins-classifier")
+
+
+@pytest.fixture
+def staged(project: Path, bundle: Path) -> Path:
+    """The example project (initialised, not run) with `bundle` deployed to staging as v0.0.1."""
+    from mlops.deploy.target import open_target
+
+    target = open_target(project / ".mlops/envs/staging", create=True)
+    target.install(bundle, "v0.0.1", name="penguins-classifier", commit="0" * 40)
+    target.switch("v0.0.1")
+    return project

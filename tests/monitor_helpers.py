@@ -67,3 +67,15 @@ def serve_rows(
     finally:
         svc.log.close()
     return ids
+
+
+def set_monitoring(project: Path, monitoring: dict, span: dict | None = None) -> None:
+    """pipeline.yaml's `monitoring:` replaced (and the ingest span, when given)."""
+    import yaml
+
+    path = project / "pipeline.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["monitoring"] = monitoring
+    if span is not None:
+        data["stages"]["ingest"]["with"]["span"] = span
+    path.write_text(yaml.safe_dump(data, sort_keys=False))

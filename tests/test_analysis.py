@@ -13,7 +13,7 @@ import pytest
 
 from mlops.errors import ExitCode
 from mlops.pipeline.records import RunStore
-from tests.helpers import commit_all, git
+from tests.helpers import commit_all, git, replace_in, replaced
 
 pytestmark = pytest.mark.slow
 BUNDLE = "models/penguins-classifier"
@@ -161,11 +161,7 @@ def test_slices_of_sensitive_columns_in_report_and_json(trained: Path, cli):
     text = cli(["runs", "show"], cwd=trained).output
     assert "slices" in text and "island=Biscoe" in text
     pipe = trained / "pipeline.yaml"
-    pipe.write_text(
-        pipe.read_text().replace(
-            "    uses: evaluate\n", "    uses: evaluate\n    slices: [[island, sex]]\n"
-        )
-    )
+    replace_in(pipe, "    uses: evaluate\n", "    uses: evaluate\n    slices: [[island, sex]]\n")
     result = cli(["run", "--json"], cwd=trained)
     assert result.exit_code == 0, result.output
     crosses = [s for s in json.loads(result.output)["slices"] if s["spec"] == "island x sex"]
@@ -178,9 +174,9 @@ def test_sensitive_column_that_is_not_a_feature_is_still_sliced(trained: Path):
 
     pipe = trained / "pipeline.yaml"
     pipe.write_text(
-        pipe.read_text()
-        .replace("exclude: [year]", "exclude: [year, sex]")
-        .replace("sensitive: [sex, island]", "sensitive: [sex, island, year]")
+        replaced(pipe, "exclude: [year]", "exclude: [year, sex]").replace(
+            "sensitive: [sex, island]", "sensitive: [sex, island, year]"
+        )
     )
     result = api.run(trained)
     assert result.error is None, result.error
@@ -198,12 +194,11 @@ def test_slice_gate_fails_the_run(trained: Path, cli):
     floor = round(worst["metrics"]["accuracy"] + 0.01, 4)
     assert floor < meta["metrics"]["accuracy"]  # the overall figure would pass this bar
     pipe = trained / "pipeline.yaml"
-    pipe.write_text(
-        pipe.read_text().replace(
-            "      f1_macro: {min: 0.9}\n",
-            "      f1_macro: {min: 0.9}\n"
-            f"    slice_gates:\n      accuracy: {{min: {floor}, min_rows: 3}}\n",
-        )
+    replace_in(
+        pipe,
+        "      f1_macro: {min: 0.9}\n",
+        "      f1_macro: {min: 0.9}\n"
+        f"    slice_gates:\n      accuracy: {{min: {floor}, min_rows: 3}}\n",
     )
     result = cli(["run"], cwd=trained)
     assert result.exit_code == ExitCode.GATE_FAILED, result.output
@@ -313,7 +308,7 @@ def test_regression_lower_is_better_relative_tolerance_plots_and_quartile_slices
     rmse = data["metrics"]["rmse"]
     git(project, "checkout", "-q", "-b", "challenger")
     params = project / "params.yaml"
-    params.write_text(params.read_text().replace("alpha: 0.1", "alpha: 1000"))
+    replace_in(params, "alpha: 0.1", "alpha: 1000")
     second = cli(["run", "--json"], cwd=project)
     assert second.exit_code == ExitCode.GATE_FAILED, second.output
     gate = json.loads(second.output)["gates"][1]

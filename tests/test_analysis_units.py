@@ -13,6 +13,7 @@ from mlops.pipeline.experiments import parse_settings, set_params
 from mlops.pipeline.records import RunRecord
 from mlops.stages.evaluate import check_gates
 from mlops.stages.slices import check_slice_gates, slice_specs
+from tests.helpers import replace_in
 
 # ---- gates against a baseline ----------------------------------------------------------------
 
@@ -328,13 +329,12 @@ def test_tuning_search_on_real_data():
 
 def test_config_errors_for_slices_gates_and_tune_name_key_and_line(project, cli):
     pipe = project / "pipeline.yaml"
-    pipe.write_text(
-        pipe.read_text().replace(
-            "      f1_macro: {min: 0.9}\n",
-            "      f1_macro: {min: 0.9}\n"
-            "    slices: [[island, sex, year]]\n"
-            "    slice_gates:\n      accuracy: {min_rows: 5}\n",
-        )
+    replace_in(
+        pipe,
+        "      f1_macro: {min: 0.9}\n",
+        "      f1_macro: {min: 0.9}\n"
+        "    slices: [[island, sex, year]]\n"
+        "    slice_gates:\n      accuracy: {min_rows: 5}\n",
     )
     params = project / "params.yaml"
     params.write_text(params.read_text() + "tune:\n  method: sweep\n  space: {C: 3}\n")

@@ -25,7 +25,7 @@ from mlops.adapters.gitlab import MARKER
 from mlops.deploy.target import Target
 from tests.conftest import REPO_ROOT
 from tests.gitlab_stub import GitLabStub
-from tests.helpers import commit_all, git
+from tests.helpers import commit_all, git, replace_in
 from tests.registry_helpers import NAME, origin_for, refs
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -100,7 +100,7 @@ def test_merge_request_main_promotion_and_tag_pipelines(tools, repo, cli):
         # ---- a merge request: the pipeline runs, the report goes to the merge request
         git(root, "checkout", "-q", "-b", "feature")
         params = root / "params.yaml"
-        params.write_text(params.read_text().replace("C: 1.0", "C: 0.05"))
+        replace_in(params, "C: 1.0", "C: 0.05")
         commit_all(root, "Regularise more")
         git(root, "push", "-q", "origin", "feature")
         gitlab = {**stub.env(project="42", mr="7"), **MR}

@@ -21,7 +21,7 @@ import pytest
 
 from mlops.deploy.target import Target
 from tests.gitlab_stub import GitLabStub
-from tests.helpers import commit_all, git
+from tests.helpers import commit_all, git, replace_in
 from tests.registry_helpers import NAME, origin_for, refs
 from tests.test_cicd_e2e import MR, PUSH, TOKEN, gcl, tools  # noqa: F401
 
@@ -61,7 +61,7 @@ def test_pipelines_by_event(tools, trained: Path, tmp_path: Path, cli):  # noqa:
         # ---- a merge request's pipeline: check, run, report (no register, no deploy)
         git(root, "checkout", "-q", "-b", "feature")
         params = root / "params.yaml"
-        params.write_text(params.read_text().replace("C: 1.0", "C: 0.05"))
+        replace_in(params, "C: 1.0", "C: 0.05")
         commit_all(root, "Regularise more")
         git(root, "push", "-q", "origin", "feature")
         out = pipeline(root, {**stub.env(project="42", mr="7"), **MR})

@@ -10,6 +10,7 @@ import typer.main
 from mlops.cli import app
 from mlops.cli._docs import _commands
 from mlops.errors import ExitCode
+from tests.helpers import replace_in
 
 
 def all_commands() -> list[list[str]]:
@@ -59,7 +60,7 @@ def test_bad_config_exits_2_lists_every_problem_and_writes_nothing(project: Path
 
 def test_check_json_on_error_prints_structured_issues(project: Path, cli):
     pipe = project / "pipeline.yaml"
-    pipe.write_text(pipe.read_text().replace("version: 1", "version: 2"))
+    replace_in(pipe, "version: 1", "version: 2")
     result = cli(["check", "--json"], cwd=project)
     assert result.exit_code == ExitCode.USAGE
     data = json.loads(result.output)

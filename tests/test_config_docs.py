@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from mlops.config import models
 from mlops.config.reference import SECTIONS, json_schema, render, undocumented
 from mlops.errors import ExitCode
+from tests.helpers import replace_in, replaced
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,14 +87,14 @@ def test_schema_writes_a_file(tmp_path: Path, cli):
 
 def test_check_points_unknown_keys_to_their_section(project: Path, cli):
     pipe = project / "pipeline.yaml"
-    text = pipe.read_text().replace("  task: classification", "  taks: classification")
+    text = replaced(pipe, "  task: classification", "  taks: classification")
     text = text.replace(
         "      output: data/raw/penguins.csv\n",
         "      output: data/raw/penguins.csv\n      sapn: 1\n",
     )
     pipe.write_text(text)
     params = project / "params.yaml"
-    params.write_text(params.read_text().replace("  seed: 42", "  seeed: 42"))
+    replace_in(params, "  seed: 42", "  seeed: 42")
     result = cli(["check"], cwd=project)
     assert result.exit_code == ExitCode.USAGE, result.output
     out = result.output

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from mlops.errors import ExitCode
+from tests.helpers import replace_in
 
 pytestmark = pytest.mark.slow
 BUNDLE = "models/penguins-classifier"
@@ -58,21 +59,20 @@ def test_corrupt_data_stops_the_run_and_lists_every_problem(trained: Path, cli):
 def test_span_drift_is_recorded_and_pipeline_yaml_decides(trained: Path, cli):
     lock_before = (trained / "dvc.lock").read_bytes()
     pipe = trained / "pipeline.yaml"
-    pipe.write_text(
-        pipe.read_text().replace(
-            "      output: data/raw/penguins.csv\n",
-            "      output: data/raw/penguins.csv\n"
-            "      span: {column: island, from: Biscoe, to: Biscoe}\n",
-        )
+    replace_in(
+        pipe,
+        "      output: data/raw/penguins.csv\n",
+        "      output: data/raw/penguins.csv\n"
+        "      span: {column: island, from: Biscoe, to: Biscoe}\n",
     )
     assert "on_drift: continue" in pipe.read_text()  # the template's setting
-    pipe.write_text(pipe.read_text().replace("on_drift: continue", "on_drift: stop"))
+    replace_in(pipe, "on_drift: continue", "on_drift: stop")
     stopped = cli(["run"], cwd=trained)
     assert stopped.exit_code == ExitCode.DATA_VALIDATION, stopped.output
     assert "DATASET DRIFT" in stopped.output and "on_drift: stop" in stopped.output
     assert (trained / "dvc.lock").read_bytes() == lock_before
 
-    pipe.write_text(pipe.read_text().replace("on_drift: stop", "on_drift: continue"))
+    replace_in(pipe, "on_drift: stop", "on_drift: continue")
     went_on = cli(["run"], cwd=trained)
     assert went_on.exit_code == 0, went_on.output
     report = json.loads((trained / "reports/validation.json").read_text())
@@ -84,7 +84,7 @@ def test_span_drift_is_recorded_and_pipeline_yaml_decides(trained: Path, cli):
     assert profile["rows"] == 168 and profile["columns"]["island"]["top"] == {"Biscoe": 168}
 
     # the whole source against this span's profile, with `retrain`: a standalone check exits 7
-    pipe.write_text(pipe.read_text().replace("on_drift: continue", "on_drift: retrain"))
+    replace_in(pipe, "on_drift: continue", "on_drift: retrain")
     checked = cli(["validate", "data/source/penguins.csv", "--json"], cwd=trained)
     assert checked.exit_code == ExitCode.MONITOR_BREACH, checked.output
     assert json.loads(checked.output)["action"] == "retrain"

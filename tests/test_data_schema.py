@@ -14,6 +14,7 @@ from pandera.io.pandas_io import deserialize_schema, serialize_schema
 from mlops.data.checks import validate_chunk
 from mlops.data.schema import infer_schema, read_schema, validate_frame, write_schema
 from mlops.errors import ExitCode
+from tests.helpers import replace_in
 
 
 @pytest.fixture(scope="module")
@@ -110,11 +111,7 @@ def test_validate_infer_writes_and_refuses_to_overwrite(project: Path, cli):
 
 def test_drift_and_anomaly_settings_are_checked(project: Path, cli):
     pipe = project / "pipeline.yaml"
-    pipe.write_text(
-        pipe.read_text().replace(
-            "on_drift: continue}", "on_drift: sometimes}\n      anomalies: {min_rowz: 3}"
-        )
-    )
+    replace_in(pipe, "on_drift: continue}", "on_drift: sometimes}\n      anomalies: {min_rowz: 3}")
     result = cli(["check"], cwd=project)
     assert result.exit_code == ExitCode.USAGE
     assert "stages.validate.with.drift.on_drift" in result.output

@@ -19,7 +19,7 @@ from mlops.bundle import read_metadata, write_bundle
 from mlops.deploy.faults import FAULT_ENV
 from mlops.deploy.target import Target
 from mlops.errors import ExitCode
-from tests.helpers import commit_all, git
+from tests.helpers import commit_all, git, replace_in
 from tests.registry_helpers import NAME, origin_for, refs
 
 pytestmark = pytest.mark.slow
@@ -50,7 +50,7 @@ def _released_template(tmp_path_factory: pytest.TempPathFactory, _trained_templa
     assert api.register(root).version == "v0.0.1"
     metas["v0.0.1"] = read_metadata(root / BUNDLE)
     params = root / "params.yaml"
-    params.write_text(params.read_text().replace("C: 1.0", "C: 0.3"))
+    replace_in(params, "C: 1.0", "C: 0.3")
     result = api.run(root)
     assert result.error is None, result.error
     api.commit(root)

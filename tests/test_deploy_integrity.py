@@ -15,7 +15,7 @@ from mlops import api
 from mlops.deploy.integrity import dvc_dir_md5, recorded_md5, tree_hashes
 from mlops.deploy.target import Target
 from mlops.errors import ExitCode
-from tests.helpers import git
+from tests.helpers import git, replace_in
 from tests.registry_helpers import NAME
 from tests.test_deploy import _released_template  # noqa: F401  (a fixture)
 
@@ -114,7 +114,7 @@ def test_check_refuses_unknown_schemes_and_missing_filesystems(
     project: Path, cli, url: str, words: list[str]
 ):
     pipe = project / "pipeline.yaml"
-    pipe.write_text(pipe.read_text().replace("target: .mlops/envs/staging", f"target: '{url}'"))
+    replace_in(pipe, "target: .mlops/envs/staging", f"target: '{url}'")
     r = cli(["check"], cwd=project)
     assert r.exit_code == ExitCode.USAGE, r.output
     text = " ".join(r.output.split())

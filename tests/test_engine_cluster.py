@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from mlops.errors import ExitCode, UsageError
+from tests.helpers import replace_in, replaced
 
 METRIC_TOLERANCE = 1e-9  # the same rows, the same seeds: the same model up to float noise
 
@@ -241,7 +242,7 @@ def test_ingest_reads_a_partitioned_source_on_the_cluster(project: Path, cli, ad
     for i, start in enumerate(range(0, len(source), 120)):
         source.iloc[start : start + 120].to_csv(parts / f"day-{i}.csv", index=False)
     pipe = project / "pipeline.yaml"
-    text = pipe.read_text().replace("source: data/source/penguins.csv", "source: data/source/parts")
+    text = replaced(pipe, "source: data/source/penguins.csv", "source: data/source/parts")
     text = text.replace(
         "output: data/raw/penguins.csv\n",
         "output: data/raw/penguins.csv\n      span: {column: year, from: 2008, to: 2009}\n",
@@ -268,10 +269,8 @@ def test_engine_command_reports_the_cluster(project: Path, cli, address):
     text = cli(["engine"], cwd=project)
     assert f"dask: {address} from DASK_SCHEDULER_ADDRESS (2 workers, 2 threads" in text.output
     pipe = project / "pipeline.yaml"
-    pipe.write_text(
-        pipe.read_text().replace(
-            "engine: dask\n", "engine: {kind: dask, scheduler: tcp://127.0.0.1:9, timeout: 1}\n"
-        )
+    replace_in(
+        pipe, "engine: dask\n", "engine: {kind: dask, scheduler: tcp://127.0.0.1:9, timeout: 1}\n"
     )
     unreachable = cli(["engine"], cwd=project)
     assert unreachable.exit_code == ExitCode.USAGE

@@ -10,7 +10,7 @@ import pytest
 
 from mlops.errors import ExitCode
 from mlops.pipeline.records import RunStore
-from tests.helpers import git
+from tests.helpers import git, replace_in
 
 pytestmark = pytest.mark.slow
 SKIP = (".git", ".mlops", ".dvc/cache", ".dvc/tmp")
@@ -122,7 +122,7 @@ def test_failed_experiment_leaves_the_workspace_as_it_was(trained: Path, cli):
 
 def test_experiment_sees_uncommitted_changes(trained: Path, cli):
     pipe = trained / "pipeline.yaml"
-    pipe.write_text(pipe.read_text().replace("accuracy: {min: 0.9}", "accuracy: {min: 0.9999}"))
+    replace_in(pipe, "accuracy: {min: 0.9}", "accuracy: {min: 0.9999}")
     result = cli(["exp", "run", "-S", "train.C=2", "--json"], cwd=trained)
     assert result.exit_code == ExitCode.GATE_FAILED, result.output
     gates = json.loads(result.output)[0]["gates"]

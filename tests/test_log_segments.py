@@ -10,7 +10,6 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from mlops.deploy.target import open_target
 from mlops.errors import UsageError
 from mlops.monitor.logdata import read_columns
 from mlops.monitor.segments import check_url, list_segments, read_segments
@@ -18,20 +17,6 @@ from mlops.serve.log import PredictionLog, log_files
 from mlops.serve.segments import Shipper, host_id
 from tests.monitor_helpers import group, serve_rows
 from tests.segment_helpers import compared, ship_rows
-from tests.serve_helpers import build_bundle
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_bundle(tmp_path_factory.mktemp("bundle") / "penguins-classifier")
-
-
-@pytest.fixture
-def staged(project: Path, bundle: Path) -> Path:
-    target = open_target(project / ".mlops/envs/staging", create=True)
-    target.install(bundle, "v0.0.1", name="penguins-classifier", commit="0" * 40)
-    target.switch("v0.0.1")
-    return project
 
 
 def _sorted(table: pa.Table, keys: list[str]) -> list[tuple]:

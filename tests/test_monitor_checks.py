@@ -16,16 +16,10 @@ from mlops.monitor.checks import LiveModel, analyse
 from mlops.monitor.logdata import read_columns
 from mlops.monitor.window import Window, buckets
 from tests.monitor_helpers import group, serve_rows
-from tests.serve_helpers import build_bundle
 
 SPEC = MonitoringSpec.model_validate(
     {"performance": {"metric": "accuracy", "min": 0.85, "min_labels": 30}}
 )
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_bundle(tmp_path_factory.mktemp("bundle") / "penguins-classifier")
 
 
 @pytest.fixture(scope="module")

@@ -11,35 +11,11 @@ import yaml
 
 from mlops.deploy.target import open_target
 from mlops.pipeline.records import RunStore
-from tests.monitor_helpers import group, serve_rows
-from tests.serve_helpers import build_bundle
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_bundle(tmp_path_factory.mktemp("bundle") / "penguins-classifier")
-
-
-@pytest.fixture
-def staged(project: Path, bundle: Path) -> Path:
-    """The example project (initialised, not run) with a bundle deployed to staging."""
-    target = open_target(project / ".mlops/envs/staging", create=True)
-    target.install(bundle, "v0.0.1", name="penguins-classifier", commit="0" * 40)
-    target.switch("v0.0.1")
-    return project
+from tests.monitor_helpers import group, serve_rows, set_monitoring
 
 
 def _log(project: Path) -> Path:
     return project / ".mlops/envs/staging/predictions"
-
-
-def _set_monitoring(project: Path, monitoring: dict, span: dict | None = None) -> None:
-    path = project / "pipeline.yaml"
-    data = yaml.safe_load(path.read_text())
-    data["monitoring"] = monitoring
-    if span is not None:
-        data["stages"]["ingest"]["with"]["span"] = span
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 def test_a_breach_exits_7_in_every_format_and_is_recorded(staged: Path, bundle: Path, cli):
@@ -112,7 +88,7 @@ def test_usage_errors_and_nothing_deployed(project: Path, cli):
 
 
 def test_dry_run_shows_the_retrain_it_would_do(staged: Path, bundle: Path, cli):
-    _set_monitoring(
+    set_monitoring(
         staged,
         {"on_breach": "retrain", "retrain": {"span": "widen", "deploy": "staging"}},
         span={"column": "year", "from": 2007, "to": 2008},
@@ -134,7 +110,7 @@ def test_dry_run_shows_the_retrain_it_would_do(staged: Path, bundle: Path, cli):
 
 
 def test_rollback_needs_evidence_against_the_live_version(staged: Path, bundle: Path, cli):
-    _set_monitoring(staged, {"on_breach": "rollback"})
+    set_monitoring(staged, {"on_breach": "rollback"})
     rows, labels = group("Dream")
     serve_rows(bundle, _log(staged), rows, labels, version="v0.0.1")
     r = cli(["monitor", "--env", "staging", "--json"], cwd=staged)
@@ -145,7 +121,7 @@ def test_rollback_needs_evidence_against_the_live_version(staged: Path, bundle: 
 
 
 def test_a_retrain_refuses_a_dirty_work_tree_and_says_so(staged: Path, bundle: Path, cli):
-    _set_monitoring(staged, {"on_breach": "retrain"})  # not committed: the tree is dirty
+    set_monitoring(staged, {"on_breach": "retrain"})  # not committed: the tree is dirty
     rows, labels = group("Dream")
     serve_rows(bundle, _log(staged), rows, labels, version="v0.0.1")
     r = cli(["monitor", "--env", "staging", "--json"], cwd=staged)
@@ -161,7 +137,7 @@ def test_a_retrain_refuses_a_dirty_work_tree_and_says_so(staged: Path, bundle: P
 def test_a_retrain_that_fails_its_gates_leaves_the_work_tree_as_it_was(trained: Path, cli):
     from tests.helpers import commit_all, git
 
-    _set_monitoring(
+    set_monitoring(
         trained,
         {"on_breach": "retrain", "retrain": {"deploy": "staging"}},
         span={"column": "year", "from": 2007, "to": 2008},

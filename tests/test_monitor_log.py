@@ -12,12 +12,6 @@ from mlops.monitor import logdata
 from mlops.monitor.logdata import INDEX_DIR, read_columns
 from mlops.serve.log import log_files
 from tests.monitor_helpers import group, serve_rows
-from tests.serve_helpers import build_bundle
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_bundle(tmp_path_factory.mktemp("bundle") / "penguins-classifier")
 
 
 @pytest.fixture(scope="module")

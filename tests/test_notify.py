@@ -13,11 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops.deploy.target import open_target
 from mlops.monitor import notify
 from mlops.pipeline.records import RunStore
-from tests.monitor_helpers import group, serve_rows
-from tests.serve_helpers import build_bundle
+from tests.monitor_helpers import group, serve_rows, set_monitoring
 
 SECRET = "s3cr3t-hook-path-123"
 
@@ -70,31 +68,11 @@ def endpoint():
     ep.stop()
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_bundle(tmp_path_factory.mktemp("bundle") / "penguins-classifier")
-
-
-@pytest.fixture
-def staged(project: Path, bundle: Path) -> Path:
-    target = open_target(project / ".mlops/envs/staging", create=True)
-    target.install(bundle, "v0.0.1", name="penguins-classifier", commit="0" * 40)
-    target.switch("v0.0.1")
-    return project
-
-
-def _notify(project: Path, notify_spec: dict) -> None:
-    path = project / "pipeline.yaml"
-    data = yaml.safe_load(path.read_text())
-    data["monitoring"] = {"notify": notify_spec}
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-
-
 def test_one_message_per_breach_episode_and_one_when_it_resolves(
     staged: Path, bundle: Path, endpoint: Endpoint, cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HOOK_URL", f"json://127.0.0.1:{endpoint.port}/{SECRET}")
-    _notify(staged, {"urls": ["env:HOOK_URL"]})
+    set_monitoring(staged, {"notify": {"urls": ["env:HOOK_URL"]}})
     drifted = staged / "drifted"
     rows, labels = group("Dream")
     serve_rows(bundle, drifted, rows, labels, version="v0.0.1")
@@ -141,7 +119,7 @@ def test_a_failed_delivery_is_sent_again_next_time(
     down = Endpoint(status=500)
     try:
         monkeypatch.setenv("HOOK", f"127.0.0.1:{down.port}")
-        _notify(staged, {"urls": ["json://${HOOK}/alerts"]})
+        set_monitoring(staged, {"notify": {"urls": ["json://${HOOK}/alerts"]}})
         drifted = staged / "drifted"
         rows, labels = group("Dream")
         serve_rows(bundle, drifted, rows, labels, version="v0.0.1")
@@ -181,7 +159,7 @@ def test_notify_settings_are_checked(project: Path, cli) -> None:
         ({"url": ["json://x"]}, "url"),
         ({"on": ["sometimes"]}, "on"),
     ]:
-        _notify(project, bad)
+        set_monitoring(project, {"notify": bad})
         r = cli(["check"], cwd=project)
         assert r.exit_code == 2, r.output
         assert "monitoring.notify" in r.output and words in r.output, r.output
@@ -213,7 +191,7 @@ def test_a_gitlab_issue_per_episode_closed_when_it_resolves(
     monkeypatch.setenv("CI_API_V4_URL", f"http://127.0.0.1:{endpoint.port}/api/v4")
     monkeypatch.setenv("CI_PROJECT_ID", "42")
     monkeypatch.setenv("MLOPS_GITLAB_TOKEN", "glpat-issue-token")
-    _notify(staged, {"gitlab_issue": {"labels": ["ml", "alert"]}})
+    set_monitoring(staged, {"notify": {"gitlab_issue": {"labels": ["ml", "alert"]}}})
     drifted = staged / "drifted"
     rows, labels = group("Dream")
     serve_rows(bundle, drifted, rows, labels, version="v0.0.1")

@@ -11,6 +11,7 @@ import pytest
 from mlops.config.preflight import KNOWN_KINDS, METRICS, estimator_kind, read_header
 from mlops.errors import ExitCode
 from mlops.pipeline.records import RunStore
+from tests.helpers import replace_in, replaced
 
 
 def break_config(root: Path) -> None:
@@ -23,7 +24,7 @@ def break_config(root: Path) -> None:
     text = text.replace("f1_macro: {min: 0.9}", "rmse: {max: 0.9}\n    slices: [colour]")
     pipe.write_text(text)
     params = root / "params.yaml"
-    params.write_text(params.read_text().replace("LogisticRegression", "Ridge"))
+    replace_in(params, "LogisticRegression", "Ridge")
 
 
 def line_of(root: Path, file: str, needle: str) -> int:
@@ -60,12 +61,11 @@ def test_check_reports_every_problem_with_file_line_and_fix(project: Path, cli):
 
 def test_check_flags_a_span_column_the_source_lacks(project: Path, cli):
     pipe = project / "pipeline.yaml"
-    pipe.write_text(
-        pipe.read_text().replace(
-            "      output: data/raw/penguins.csv\n",
-            "      output: data/raw/penguins.csv\n      span: {column: date, from: 2008-01-01}\n",
-            1,
-        )
+    replace_in(
+        pipe,
+        "      output: data/raw/penguins.csv\n",
+        "      output: data/raw/penguins.csv\n      span: {column: date, from: 2008-01-01}\n",
+        1,
     )
     result = cli(["check"], cwd=project)
     assert result.exit_code == ExitCode.USAGE, result.output
@@ -78,7 +78,7 @@ def test_inferred_regression_rejects_accuracy_gates(project: Path, cli):
     """`task: auto` on a float target is regression: accuracy gates are caught before training
     (today they ran the whole pipeline, then said `got None`)."""
     pipe = project / "pipeline.yaml"
-    text = pipe.read_text().replace("target: species", "target: body_mass_g")
+    text = replaced(pipe, "target: species", "target: body_mass_g")
     text = text.replace("task: classification", "task: auto")
     pipe.write_text(text)
     src = project / "data/source/penguins.csv"
@@ -103,7 +103,7 @@ def test_inferred_regression_rejects_accuracy_gates(project: Path, cli):
 
 def test_a_valid_project_passes(project: Path, cli):
     pipe = project / "pipeline.yaml"
-    pipe.write_text(pipe.read_text().replace("f1_macro: {min: 0.9}", "test_rows: {min: 50}"))
+    replace_in(pipe, "f1_macro: {min: 0.9}", "test_rows: {min: 50}")
     result = cli(["check"], cwd=project)
     assert result.exit_code == 0, result.output
 
@@ -177,7 +177,7 @@ def test_a_column_the_contract_declares_is_left_to_validate(project: Path, cli):
     result = cli(["check"], cwd=project)
     assert result.exit_code == 0, result.output
     schema = project / "data/schema.yaml"
-    schema.write_text(schema.read_text().replace("  sex:", "  sex_removed:"))
+    replace_in(schema, "  sex:", "  sex_removed:")
     result = cli(["check"], cwd=project)
     assert result.exit_code == ExitCode.USAGE, result.output
     assert "a sensitive column 'sex' is not a column of data/source/penguins.csv" in result.output

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mlops.errors import ExitCode
-from tests.helpers import commit_all, git
+from tests.helpers import commit_all, git, replace_in
 from tests.registry_helpers import NAME, gto_state, mlops_state, origin_for, refs
 
 pytestmark = pytest.mark.slow
@@ -45,7 +45,7 @@ def lock_out(root: Path, path: str) -> str:
 
 def test_run_commit_pushes_data_first_then_commits_the_results(trained: Path, cli):
     params = trained / "params.yaml"
-    params.write_text(params.read_text().replace("C: 1.0", "C: 0.3"))
+    replace_in(params, "C: 1.0", "C: 0.3")
     (trained / "notes.txt").write_text("not the pipeline's\n")
     result = cli(["run", "--commit", "--json"], cwd=trained)
     assert result.exit_code == 0, result.output
@@ -65,7 +65,7 @@ def test_run_commit_pushes_data_first_then_commits_the_results(trained: Path, cl
     again = cli(["commit"], cwd=trained)
     assert again.exit_code == 0 and "nothing to commit" in again.output
     # a change not yet run is refused: the lock would not describe the work tree
-    params.write_text(params.read_text().replace("C: 0.3", "C: 0.5"))
+    replace_in(params, "C: 0.3", "C: 0.5")
     refused = cli(["commit"], cwd=trained)
     assert refused.exit_code == ExitCode.GIT_STATE
     assert "mlops run" in refused.output
@@ -147,7 +147,7 @@ def test_register_refusals(trained: Path, cli):
     assert refs(trained) == tags
     # a gate moved: evaluate reruns, the verdict changes, but the model is the same one
     pipe = trained / "pipeline.yaml"
-    pipe.write_text(pipe.read_text().replace("accuracy: {min: 0.9}", "accuracy: {min: 0.999}"))
+    replace_in(pipe, "accuracy: {min: 0.9}", "accuracy: {min: 0.999}")
     assert cli(["run"], cwd=trained).exit_code == ExitCode.GATE_FAILED
     assert cli(["commit"], cwd=trained).exit_code == 0
     result = cli(["register"], cwd=trained)
@@ -156,7 +156,7 @@ def test_register_refusals(trained: Path, cli):
     assert refs(trained) == tags
     # a new model that failed its gates: refused with the reason, unless forced
     params = trained / "params.yaml"
-    params.write_text(params.read_text().replace("C: 1.0", "C: 0.5"))
+    replace_in(params, "C: 1.0", "C: 0.5")
     assert cli(["run"], cwd=trained).exit_code == ExitCode.GATE_FAILED
     assert cli(["commit"], cwd=trained).exit_code == 0
     result = cli(["register"], cwd=trained)

@@ -21,7 +21,7 @@ import dvc_s3  # noqa: F401
 import moto  # noqa: F401
 import pytest
 
-from tests.helpers import git
+from tests.helpers import git, replace_in
 from tests.s3_helpers import moto_server
 
 pytestmark = pytest.mark.slow
@@ -68,13 +68,12 @@ def test_runners_share_data_and_models_through_an_s3_remote(
     trained: Path, cli, tmp_path: Path, s3_server: str, aws_env
 ):
     pipe = trained / "pipeline.yaml"
-    pipe.write_text(
-        pipe.read_text().replace(
-            "remote:\n  url: .mlops/remote            # a local DVC remote (git-ignored); use "
-            "s3://... for a shared one\n",
-            f"remote:\n  name: shared\n  url: s3://{BUCKET}/store\n"
-            f"  options: {{endpointurl: '{s3_server}'}}\n",
-        )
+    replace_in(
+        pipe,
+        "remote:\n  url: .mlops/remote            # a local DVC remote (git-ignored); use "
+        "s3://... for a shared one\n",
+        f"remote:\n  name: shared\n  url: s3://{BUCKET}/store\n"
+        f"  options: {{endpointurl: '{s3_server}'}}\n",
     )
     assert f"s3://{BUCKET}/store" in pipe.read_text()
     ran = cli(["run", "--commit", "--json"], cwd=trained)
@@ -111,7 +110,7 @@ def test_runners_share_data_and_models_through_an_s3_remote(
 
 def test_a_missing_remote_plugin_is_named_before_anything_is_committed(trained: Path, cli):
     pipe = trained / "pipeline.yaml"
-    pipe.write_text(pipe.read_text().replace("url: .mlops/remote", "url: gs://bucket/store"))
+    replace_in(pipe, "url: .mlops/remote", "url: gs://bucket/store")
     result = cli(["run", "--commit"], cwd=trained)
     assert result.exit_code == 2, result.output
     assert "needs DVC's gs plugin" in result.output and "pip install 'dvc[gs]'" in result.output

@@ -11,8 +11,10 @@ import pytest
 from mlops.adapters.gitlab import MARKER
 from mlops.errors import ExitCode
 from tests.gitlab_stub import GitLabStub
-from tests.helpers import git
+from tests.helpers import git, replace_in
 from tests.registry_helpers import NAME
+
+pytestmark = pytest.mark.slow  # every test here starts from the trained project
 
 TOKEN = "glpat-very-secret-token-42"
 
@@ -42,7 +44,7 @@ def make_branch(trained: Path) -> Path:
     (lower accuracy, a failed gate, drift against the previous data)."""
     git(trained, "checkout", "-q", "-b", "feature")
     params = trained / "params.yaml"
-    params.write_text(params.read_text().replace("C: 1.0", "C: 0.05"))
+    replace_in(params, "C: 1.0", "C: 0.05")
     edit_json(trained / "reports/metrics.json", accuracy=0.9, f1_macro=0.88)
     meta = trained / f"models/{NAME}/metadata.json"
     verdict = {"blessed": False, "gates": [

@@ -13,7 +13,7 @@ import pytest
 from mlops import api
 from mlops.errors import ExitCode
 from mlops.pipeline.records import RunStore
-from tests.helpers import commit_all, git
+from tests.helpers import commit_all, git, replace_in, replaced
 
 pytestmark = pytest.mark.slow
 BUNDLE = "models/penguins-classifier"
@@ -56,7 +56,7 @@ def test_second_run_skips_everything_without_dvc(trained: Path, cli):
 
 def test_param_change_reruns_only_dependent_stages(trained: Path):
     params = trained / "params.yaml"
-    params.write_text(params.read_text().replace("C: 1.0", "C: 0.3"))
+    replace_in(params, "C: 1.0", "C: 0.3")
     result = api.run(trained)
     assert result.error is None
     st = statuses(result)
@@ -82,7 +82,7 @@ def test_a_change_is_never_skipped(trained: Path, change: str):
         expect = None
     elif change == "command":
         pipe = trained / "pipeline.yaml"
-        pipe.write_text(pipe.read_text().replace("exclude: [year]", "exclude: [year, sex]"))
+        replace_in(pipe, "exclude: [year]", "exclude: [year, sex]")
         expect = "train"
     else:
         (trained / "reports/metrics.json").unlink()
@@ -111,7 +111,7 @@ def test_failing_stage_leaves_outputs_and_lock_as_they_were(trained: Path, cli):
     bundle_before = (trained / BUNDLE / "metadata.json").read_bytes()
     # break training: an estimator hyper-parameter the class does not accept
     params = trained / "params.yaml"
-    params.write_text(params.read_text().replace("C: 1.0", "C: 1.0\n  no_such_option: 3"))
+    replace_in(params, "C: 1.0", "C: 1.0\n  no_such_option: 3")
     result = cli(["run"], cwd=trained)
     assert result.exit_code == ExitCode.USAGE, (
         result.output
@@ -127,21 +127,19 @@ def test_failing_stage_leaves_outputs_and_lock_as_they_were(trained: Path, cli):
 
 def test_failing_custom_command_exits_8_and_restores_its_outputs(trained: Path, cli):
     pipe = trained / "pipeline.yaml"
-    pipe.write_text(
-        pipe.read_text().replace(
-            "environments:",
-            "  report:\n    cmd: python -c \"open('reports/extra.txt','w').write('v1')\"\n"
-            "    deps: [reports/metrics.json]\n    outs: [reports/extra.txt]\n"
-            "environments:",
-        )
+    replace_in(
+        pipe,
+        "environments:",
+        "  report:\n    cmd: python -c \"open('reports/extra.txt','w').write('v1')\"\n"
+        "    deps: [reports/metrics.json]\n    outs: [reports/extra.txt]\n"
+        "environments:",
     )
     assert cli(["run"], cwd=trained).exit_code == 0
     lock_before = (trained / "dvc.lock").read_bytes()
-    pipe.write_text(
-        pipe.read_text().replace(
-            "open('reports/extra.txt','w').write('v1')",
-            "open('reports/extra.txt','w').write('half'); raise SystemExit(9)",
-        )
+    replace_in(
+        pipe,
+        "open('reports/extra.txt','w').write('v1')",
+        "open('reports/extra.txt','w').write('half'); raise SystemExit(9)",
     )
     result = cli(["run"], cwd=trained)
     assert result.exit_code == ExitCode.STAGE_FAILED, result.output
@@ -154,7 +152,7 @@ def test_invalid_data_stops_at_validate_with_exit_3(trained: Path, cli):
     lock_before = (trained / "dvc.lock").read_bytes()
     model_before = (trained / BUNDLE / "model.skops").read_bytes()
     src = trained / "data/source/penguins.csv"
-    text = src.read_text().replace("Adelie,Torgersen,39.1,", "Adelie,Atlantis,-39.1,", 1)
+    text = replaced(src, "Adelie,Torgersen,39.1,", "Adelie,Atlantis,-39.1,", 1)
     src.write_text(text)
     result = cli(["run"], cwd=trained)
     assert result.exit_code == ExitCode.DATA_VALIDATION, result.output
@@ -166,7 +164,7 @@ def test_invalid_data_stops_at_validate_with_exit_3(trained: Path, cli):
 
 def test_failed_gate_exits_4_with_table(trained: Path, cli):
     pipe = trained / "pipeline.yaml"
-    pipe.write_text(pipe.read_text().replace("accuracy: {min: 0.9}", "accuracy: {min: 0.999}"))
+    replace_in(pipe, "accuracy: {min: 0.9}", "accuracy: {min: 0.999}")
     result = cli(["run"], cwd=trained)
     assert result.exit_code == ExitCode.GATE_FAILED, result.output
     assert "FAIL" in result.output and "0.999" in result.output
@@ -189,7 +187,7 @@ def test_run_json_and_runs_list_show(trained: Path, cli):
 
 def test_dry_run_changes_nothing(trained: Path, cli):
     params = trained / "params.yaml"
-    params.write_text(params.read_text().replace("C: 1.0", "C: 0.2"))
+    replace_in(params, "C: 1.0", "C: 0.2")
     lock_before = (trained / "dvc.lock").read_bytes()
     result = cli(["run", "--dry", "--json"], cwd=trained)
     assert result.exit_code == 0, result.output
@@ -204,7 +202,7 @@ def test_dry_run_changes_nothing(trained: Path, cli):
 
 def test_status_explains_why(trained: Path, cli):
     params = trained / "params.yaml"
-    params.write_text(params.read_text().replace("C: 1.0", "C: 0.7"))
+    replace_in(params, "C: 1.0", "C: 0.7")
     result = cli(["status", "--json"], cwd=trained)
     rows = {r["name"]: r for r in json.loads(result.output)}
     assert rows["train"]["state"] == "changed"
@@ -241,11 +239,7 @@ def test_noop_run_loads_neither_the_config_models_nor_dvc(trained: Path):
 def test_moved_baseline_branch_is_not_a_noop(trained: Path):
     """A `not_worse_than: <branch>` baseline that moved makes evaluate rerun, nothing else."""
     pipe = trained / "pipeline.yaml"
-    pipe.write_text(
-        pipe.read_text().replace(
-            "f1_macro: {min: 0.9}", "f1_macro: {min: 0.9, not_worse_than: main}"
-        )
-    )
+    replace_in(pipe, "f1_macro: {min: 0.9}", "f1_macro: {min: 0.9, not_worse_than: main}")
     git(trained, "checkout", "-q", "-b", "feature")
     assert api.run(trained).error is None
     commit_all(trained, "gate against main")
@@ -265,13 +259,12 @@ def test_interrupted_stage_exits_130_and_keeps_the_lock(trained: Path, cli):
     """Ctrl-C reaches the stage's process (same process group); the run says it was interrupted
     (not "stage failed") and leaves dvc.lock as it was."""
     pipe = trained / "pipeline.yaml"
-    pipe.write_text(
-        pipe.read_text().replace(
-            "environments:",
-            '  slow:\n    cmd: python -c "import os, signal; os.kill(os.getpid(), signal.SIGINT)"\n'
-            "    deps: [reports/metrics.json]\n    outs: [reports/slow.txt]\n"
-            "environments:",
-        )
+    replace_in(
+        pipe,
+        "environments:",
+        '  slow:\n    cmd: python -c "import os, signal; os.kill(os.getpid(), signal.SIGINT)"\n'
+        "    deps: [reports/metrics.json]\n    outs: [reports/slow.txt]\n"
+        "environments:",
     )
     lock_before = (trained / "dvc.lock").read_bytes()
     result = cli(["run"], cwd=trained)

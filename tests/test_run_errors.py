@@ -14,6 +14,7 @@ import pytest
 from mlops.errors import ExitCode
 from mlops.pipeline.outcome import LOG_ROOT
 from mlops.pipeline.records import RunStore
+from tests.helpers import replace_in
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.slow
 def add_stage(root: Path, text: str) -> None:
     """Insert stage definitions (YAML, indented under `stages:`) before `environments:`."""
     pipe = root / "pipeline.yaml"
-    pipe.write_text(pipe.read_text().replace("environments:", text + "environments:", 1))
+    replace_in(pipe, "environments:", text + "environments:", 1)
 
 
 def failed_log(root: Path, stage: str) -> str:
@@ -49,12 +50,11 @@ def test_exception_in_a_builtin_stage_shows_its_type_and_message(project: Path, 
 
 def test_builtin_configuration_error_is_shown(project: Path, cli):
     pipe = project / "pipeline.yaml"
-    pipe.write_text(
-        pipe.read_text().replace(
-            "      output: data/raw/penguins.csv\n",
-            "      output: data/raw/penguins.csv\n      span: {column: year, from: 2050}\n",
-            1,
-        )
+    replace_in(
+        pipe,
+        "      output: data/raw/penguins.csv\n",
+        "      output: data/raw/penguins.csv\n      span: {column: year, from: 2050}\n",
+        1,
     )
     result = cli(["run", "ingest"], cwd=project)
     assert result.exit_code == ExitCode.USAGE, result.output

@@ -12,7 +12,7 @@ import yaml
 from mlops.config.models import IngestWith, SpanSpec
 from mlops.errors import UsageError
 from mlops.stages.span import span_mask
-from tests.helpers import commit_all
+from tests.helpers import commit_all, replace_in
 
 
 def span(text: str) -> SpanSpec:
@@ -89,13 +89,12 @@ def test_a_natural_yaml_date_runs_and_dvc_tracks_it(project: Path, cli):
     frame["date"] = pd.date_range("2011-06-01", periods=len(frame), freq="D").strftime("%d/%m/%Y")
     frame.to_csv(src, index=False)
     pipe = project / "pipeline.yaml"
-    pipe.write_text(
-        pipe.read_text().replace(
-            "      output: data/raw/penguins.csv\n",
-            "      output: data/raw/penguins.csv\n"
-            "      span: {column: date, from: 2012-01-01, to: 2012-03-31, format: '%d/%m/%Y'}\n",
-            1,
-        )
+    replace_in(
+        pipe,
+        "      output: data/raw/penguins.csv\n",
+        "      output: data/raw/penguins.csv\n"
+        "      span: {column: date, from: 2012-01-01, to: 2012-03-31, format: '%d/%m/%Y'}\n",
+        1,
     )
     commit_all(project, "span")
     assert cli(["check"], cwd=project).exit_code == 0
@@ -108,7 +107,7 @@ def test_a_natural_yaml_date_runs_and_dvc_tracks_it(project: Path, cli):
     assert "--with span.from=2012-01-01 --with span.to=2012-03-31" in dvc_yaml
     assert cli(["status"], cwd=project).exit_code == 0
     # moving the span reruns ingest
-    pipe.write_text(pipe.read_text().replace("to: 2012-03-31", "to: 2012-01-31"))
+    replace_in(pipe, "to: 2012-03-31", "to: 2012-01-31")
     result = cli(["run", "ingest"], cwd=project)
     assert result.exit_code == 0, result.output
     assert len(pd.read_csv(project / "data/raw/penguins.csv")) == 31

@@ -15,7 +15,7 @@ from typer.core import TyperGroup
 
 from mlops import __version__
 from mlops.adapters import lock
-from mlops.cli import _ui
+from mlops.cli import _params, _ui  # _params: start-up cost of a command
 from mlops.errors import ExitCode, MlopsError
 
 
@@ -135,4 +135,6 @@ _register()
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    app(args=argv if argv is not None else sys.argv[1:], prog_name="mlops")
+    args = argv if argv is not None else sys.argv[1:]
+    with _params.only_command(app, args):  # build only the command that runs (start-up time)
+        app(args=args, prog_name="mlops")

@@ -8,10 +8,7 @@ import typer
 
 from mlops.cli import _ui
 from mlops.cli._options import JsonOpt, PushAutoOpt, RemoteOpt
-
-
-def _when(ts: str | None) -> str:
-    return ts[:16].replace("T", " ") if ts else "-"
+from mlops.rendering import when
 
 
 def deploy(
@@ -136,7 +133,7 @@ def envs(json: JsonOpt = False) -> None:
             s.env,
             s.mode,
             s.live or "-",
-            _when(s.since),
+            when(s.since, seconds=False),
             s.desired or "-",
             s.stage or "-",  # the registry's assignment (mlops deploy, promote, `gto assign`)
             f"[{colour}]{s.state}[/]",

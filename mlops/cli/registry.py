@@ -9,6 +9,7 @@ import typer
 
 from mlops.cli import _ui
 from mlops.cli._options import JsonOpt, MessageOpt, PushOpt, RemoteOpt
+from mlops.rendering import when
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -21,11 +22,6 @@ app = typer.Typer(
     "Example: mlops registry show penguins-classifier",
     no_args_is_help=True,
 )
-
-
-def _when(ts: str | None) -> str:
-    """`2026-11-22T01:35:04+00:00` -> `2026-11-22 01:35` (UTC)."""
-    return ts[:16].replace("T", " ") if ts else "-"
 
 
 def _table(*columns: str, title: str | None = None) -> Table:
@@ -235,7 +231,7 @@ def _print_versions(art: Artifact) -> None:
         t.add_row(
             v.version + state,
             v.commit[:8],
-            _when(d["registered_at"]),
+            when(d["registered_at"], seconds=False),
             blessed,
             ", ".join(d["stages"]) or "-",
             _metrics(v.metrics, 2),
@@ -270,7 +266,7 @@ def history(
         d = e.to_dict()
         version = d["version"] or "-"
         t.add_row(
-            _when(d["timestamp"]),
+            when(d["timestamp"], seconds=False),
             d["event"],
             version[:12] if len(version) == 40 else version,
             e.stage or "-",
@@ -308,9 +304,12 @@ def lineage(
     blessed = {True: "blessed", False: "NOT blessed", None: "no verdict"}[lin.blessed]
     console.print(f"[bold]{lin.name} {lin.version}[/]{state}  {blessed}")
     who = f"{lin.author} <{lin.author_email}>"
-    console.print(f"commit     {lin.commit}  by {who}, {_when(lin.date)}")
+    console.print(f"commit     {lin.commit}  by {who}, {when(lin.date, seconds=False)}")
     console.print(f"           {lin.subject}", markup=False)
-    console.print(f"registered {_when(lin.registered_at)} by {lin.registered_by} (tag {lin.tag})")
+    console.print(
+        f"registered {when(lin.registered_at, seconds=False)} by {lin.registered_by} "
+        f"(tag {lin.tag})"
+    )
     if lin.bundle:
         console.print(f"bundle     {lin.bundle['path']}  md5 {lin.bundle['md5']}")
     if lin.identity:
@@ -350,12 +349,12 @@ def lineage(
     console.print(h)
     s = _table("time (UTC)", "event", "stage", "by", "tag", title="stages")
     for ev in lin.stages:
-        s.add_row(_when(ev["at"]), ev["event"], ev["stage"], ev["author"], ev["tag"])
+        s.add_row(when(ev["at"], seconds=False), ev["event"], ev["stage"], ev["author"], ev["tag"])
     console.print(s if lin.stages else "stages: never assigned")
     if lin.deployments:
         d = _table("environment", "deployed", title="deployments")
         for rec in lin.deployments:
-            d.add_row(str(rec.get("env")), _when(rec.get("at")))
+            d.add_row(str(rec.get("env")), when(rec.get("at"), seconds=False))
         console.print(d)
     for note in lin.notes:
         _ui.err().print(f"[yellow]note:[/] {note}", markup=True)

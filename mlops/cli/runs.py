@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -12,6 +11,7 @@ if TYPE_CHECKING:
 
 from mlops.cli import _ui
 from mlops.cli._options import JsonOpt, RemoteOpt
+from mlops.rendering import when
 
 app = typer.Typer(
     help="Read the run records.\n\nEach run records what ran, on which commit, data and params, "
@@ -19,10 +19,6 @@ app = typer.Typer(
     "Example: mlops runs list --limit 5",
     no_args_is_help=True,
 )
-
-
-def _when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
 
 
 def _overrides(r: RunRecord) -> str:
@@ -171,7 +167,7 @@ def show(
         return
     console = _ui.out()
     console.print(f"[bold]run {r.id}[/]  {r.outcome} (exit {r.exit_code})")
-    console.print(f"started {_when(r.started)}, took {_ui.fmt_seconds(r.duration)}")
+    console.print(f"started {when(r.started)}, took {_ui.fmt_seconds(r.duration)}")
     console.print(
         f"git {r.git_commit or '(no commit)'}{' (dirty)' if r.git_dirty else ''}"
         f" on {r.git_branch or '-'}"

@@ -8,6 +8,10 @@ import itertools
 import math
 from typing import TYPE_CHECKING, Any
 
+from mlops.rendering import CUR_COLOR, REF_COLOR, html_table
+from mlops.rendering import md_table as _md_table
+from mlops.rendering import shares_svg as _bars_svg
+
 if TYPE_CHECKING:
     from mlops.data.drift import ColumnDrift, DriftReport
     from mlops.data.schema import Failure
@@ -89,12 +93,6 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _md_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(_md_escape(c) for c in r) + " |" for r in rows]
-    return out
-
-
 def drift_markdown(r: DriftReport) -> list[str]:
     lines = [f"**{drift_summary(r)}**", ""]
     rows = [
@@ -153,43 +151,6 @@ border-bottom:1px solid #eaeef2}th{background:#f6f8fa}
 .card h3{font-size:15px;margin:0 0 4px}
 .legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px}
 """
-REF_COLOR = "#8c959f"
-CUR_COLOR = "#0969da"
-
-
-def _bars_svg(labels: list[str], ref: list[float], cur: list[float]) -> str:
-    """Grouped bars of reference and current shares; inline SVG, no scripts."""
-    w, h, pad = 320, 150, 18
-    n = max(len(ref), 1)
-    rs = sum(ref) or 1.0
-    cs = sum(cur) or 1.0
-    rp = [v / rs for v in ref]
-    cp = [v / cs for v in cur]
-    top = max([*rp, *cp, 1e-9])
-    slot = (w - 2) / n
-    bw = max(slot / 2 - 1, 0.5)
-    parts = [f'<svg width="{w}" height="{h + pad}" viewBox="0 0 {w} {h + pad}" role="img">']
-    for i in range(n):
-        x = 1 + i * slot
-        for j, (share, color) in enumerate(((rp[i], REF_COLOR), (cp[i], CUR_COLOR))):
-            bh = share / top * (h - 4)
-            tip = html.escape(f"{labels[i] if i < len(labels) else i}: {share:.1%}")
-            parts.append(
-                f'<rect x="{x + j * bw:.1f}" y="{h - bh:.1f}" width="{bw:.1f}" '
-                f'height="{bh:.1f}" fill="{color}"><title>{tip}</title></rect>'
-            )
-    parts.append(f'<line x1="0" y1="{h}" x2="{w}" y2="{h}" stroke="#d0d7de"/>')
-    if labels:
-        parts.append(
-            f'<text x="1" y="{h + 13}" font-size="10" fill="#656d76">'
-            f"{html.escape(labels[0][:18])}</text>"
-        )
-        parts.append(
-            f'<text x="{w - 1}" y="{h + 13}" font-size="10" fill="#656d76" text-anchor="end">'
-            f"{html.escape(labels[-1][:18])}</text>"
-        )
-    parts.append("</svg>")
-    return "".join(parts)
 
 
 def _fmt_edge(v: float) -> str:
@@ -232,18 +193,6 @@ def _num(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, int | float) else "-"
 
 
-def _html_table(header: tuple[str, ...], rows: list[tuple[str, ...]], bad_col: int = -1) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = []
-    for r in rows:
-        cells = []
-        for i, cell in enumerate(r):
-            cls = ' class="bad"' if i == bad_col and cell in ("yes",) else ""
-            cells.append(f"<td{cls}>{html.escape(cell)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
-
-
 def drift_html(r: DriftReport, title: str) -> str:
     cls = "bad" if r.dataset_drift else "ok"
     rows = [
@@ -254,7 +203,9 @@ def drift_html(r: DriftReport, title: str) -> str:
     return (
         f"<h2>Drift against the {html.escape(title)}</h2>"
         f'<p class="{cls}">{html.escape(drift_summary(r))}</p>'
-        + _html_table(("column", "type", "method", "score", "drift when", "drifted"), rows, 5)
+        + html_table(
+            ("column", "type", "method", "score", "drift when", "drifted"), rows, bad_col=5
+        )
         + '<p class="legend"><span style="background:'
         + REF_COLOR
         + '"></span>reference<span style="background:'
@@ -280,7 +231,7 @@ def html_report(report: ValidationReport) -> str:
     if report.failures:
         parts.append("<h2>Failures</h2>")
         parts.append(
-            _html_table(
+            html_table(
                 ("column", "check", "failing", "share", "examples", "rows"),
                 failure_rows(report.failures, report.rows),
             )

@@ -25,6 +25,7 @@ from mlops.errors import MlopsError, UsageError
 from mlops.monitor.checks import LiveModel, MonitorReport, analyse
 from mlops.monitor.logdata import read_columns
 from mlops.monitor.window import Window
+from mlops.registry.desired import previous_version
 
 
 def resolve_window(since: str | None, default: str | None, now: float) -> Window:
@@ -40,24 +41,6 @@ def resolve_window(since: str | None, default: str | None, now: float) -> Window
     if seconds is None:
         return Window(None, now, "whole log")
     return Window(now - seconds, now, f"last {describe_seconds(seconds)}")
-
-
-def previous_version(project: Any, env: str, live: str, target: Any) -> tuple[str | None, str]:
-    """The version `env` ran before `live`, and where that was found."""
-    from mlops.registry.desired import previous_version as registry_previous
-
-    try:
-        prev = registry_previous(project.root, env, project=project)
-        if prev.current == live:
-            return prev.version, "registry"
-    except MlopsError:
-        pass
-    for event in reversed(target.history()):
-        if event.get("event") in ("deploy", "rollback") and event.get("version") == live:
-            before = event.get("previous")
-            if before and before != live:
-                return str(before), "deployment history"
-    return None, ""
 
 
 def _git_state(root: Path) -> tuple[str | None, bool | None, str | None]:
@@ -223,7 +206,13 @@ def monitor_project(
         target = open_target(project.root / spec_target)
         live_dir = target.require_current()
     live = LiveModel.read(live_dir, live_dir.name, extra_files=(DEPLOYMENT,))
-    previous, found_in = previous_version(project, env, live.version, target)
+    try:
+        prev = previous_version(
+            project.root, env, project=project, live=live.version, deployments=target.history()
+        )
+        previous, found_in = prev.version, prev.source
+    except MlopsError:
+        previous, found_in = None, ""
     if log_dir is not None and not Path(log_dir).is_dir():
         raise UsageError(
             f"no prediction log at {log_dir}",

@@ -4,29 +4,21 @@ an issue), and a self-contained HTML page with plots over time drawn as inline S
 from __future__ import annotations
 
 import html
-import itertools
-import time
 from typing import TYPE_CHECKING, Any
 
 from mlops.data.render import CSS, drift_html, drift_markdown, drift_summary
-from mlops.reports.figures import COLORS
+from mlops.rendering import (  # noqa: F401 - the names this module used
+    COLORS,
+    _tick,
+    timeseries_svg,
+)
+from mlops.rendering import html_table as _table
+from mlops.rendering import md_table as _md_table
+from mlops.rendering import num as _num
+from mlops.rendering import when as _when
 
 if TYPE_CHECKING:
     from mlops.monitor.checks import MonitorReport
-
-
-def _num(v: Any, digits: int = 4) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.{digits}g}"
-    return str(v)
-
-
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
 
 
 def headline(r: MonitorReport) -> str:
@@ -148,14 +140,6 @@ def action_lines(r: MonitorReport) -> list[str]:
 # ---- Markdown --------------------------------------------------------------------------------
 
 
-def _md_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
-    def cell(c: str) -> str:
-        return c.replace("|", "\\|").replace("\n", " ")
-
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return out + ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
-
-
 def markdown(r: MonitorReport) -> str:
     """The report as Markdown (an issue, a merge-request comment, a CI job summary)."""
     mark = "BREACH" if r.breaches else ("empty window" if r.empty else "ok")
@@ -181,103 +165,6 @@ def markdown(r: MonitorReport) -> str:
 
 
 # ---- HTML ------------------------------------------------------------------------------------
-
-W, H = 520, 220
-L, R, T, B = 48, 110, 26, 34
-
-
-def _tick(ts: float, step: float) -> str:
-    fmt = "%H:%M" if step < 86400 else "%m-%d"
-    return time.strftime(fmt, time.gmtime(ts))
-
-
-def timeseries_svg(
-    edges: list[float],
-    lines: dict[str, list[float | None]],
-    title: str,
-    ylabel: str,
-    *,
-    threshold: float | None = None,
-    ymin: float | None = None,
-    ymax: float | None = None,
-) -> str:
-    """Lines over time buckets (a gap where a bucket has no value), with a legend and an
-    optional dashed threshold. Pure SVG, no scripts."""
-    step = edges[1] - edges[0] if len(edges) > 1 else 1.0
-    mids = [(a + b) / 2 for a, b in itertools.pairwise(edges)]
-    values = [v for vs in lines.values() for v in vs if v is not None]
-    if threshold is not None:
-        values.append(threshold)
-    lo = min(values) if ymin is None and values else (ymin or 0.0)
-    hi = max(values) if ymax is None and values else (ymax if ymax is not None else 1.0)
-    if hi <= lo:
-        hi = lo + 1.0
-    x0, x1, y0, y1 = L, W - R, H - B, T
-
-    def sx(t: float) -> float:
-        span = (edges[-1] - edges[0]) or 1.0
-        return x0 + (t - edges[0]) / span * (x1 - x0)
-
-    def sy(v: float) -> float:
-        return y0 - (v - lo) / (hi - lo) * (y0 - y1)
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
-        f'viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="10">',
-        f'<text x="{(x0 + x1) / 2}" y="14" text-anchor="middle" font-size="12" '
-        f'font-weight="bold">{html.escape(title)}</text>',
-        f'<rect x="{x0}" y="{y1}" width="{x1 - x0}" height="{y0 - y1}" fill="none" stroke="#bbb"/>',
-    ]
-    for i in range(5):
-        v = lo + (hi - lo) * i / 4
-        parts.append(
-            f'<text x="{x0 - 4}" y="{sy(v) + 3:.1f}" text-anchor="end">{v:.3g}</text>'
-            f'<line x1="{x0}" y1="{sy(v):.1f}" x2="{x1}" y2="{sy(v):.1f}" stroke="#eee"/>'
-        )
-    n_ticks = min(6, len(edges))
-    for i in range(n_ticks):
-        t = edges[0] + (edges[-1] - edges[0]) * i / max(n_ticks - 1, 1)
-        parts.append(
-            f'<text x="{sx(t):.1f}" y="{y0 + 14}" text-anchor="middle">{_tick(t, step)}</text>'
-        )
-    parts.append(
-        f'<text x="12" y="{(y0 + y1) / 2}" text-anchor="middle" '
-        f'transform="rotate(-90 12 {(y0 + y1) / 2})">{html.escape(ylabel)}</text>'
-    )
-    if threshold is not None:
-        parts.append(
-            f'<line x1="{x0}" y1="{sy(threshold):.1f}" x2="{x1}" y2="{sy(threshold):.1f}" '
-            'stroke="#cf222e" stroke-dasharray="4 3"/>'
-        )
-    for i, (name, vals) in enumerate(lines.items()):
-        color = COLORS[i % len(COLORS)]
-        segment: list[str] = []
-        segments = []
-        for t, v in zip(mids, vals, strict=True):
-            if v is None:
-                if segment:
-                    segments.append(segment)
-                segment = []
-                continue
-            segment.append(f"{sx(t):.1f},{sy(v):.1f}")
-        if segment:
-            segments.append(segment)
-        for seg in segments:
-            if len(seg) == 1:
-                x, y = seg[0].split(",")
-                parts.append(f'<circle cx="{x}" cy="{y}" r="2" fill="{color}"/>')
-            else:
-                parts.append(
-                    f'<polyline points="{" ".join(seg)}" fill="none" stroke="{color}" '
-                    'stroke-width="1.6"/>'
-                )
-        ly = T + 10 + 13 * i
-        parts.append(
-            f'<rect x="{x1 + 8}" y="{ly - 8}" width="9" height="9" fill="{color}"/>'
-            f'<text x="{x1 + 21}" y="{ly}">{html.escape(name[:16])}</text>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
 
 
 def figures(r: MonitorReport) -> list[str]:
@@ -330,14 +217,6 @@ def figures(r: MonitorReport) -> list[str]:
             )
         )
     return out
-
-
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def html_report(r: MonitorReport) -> str:

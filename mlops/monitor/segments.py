@@ -17,6 +17,7 @@ expected columns is skipped and named in the notes.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -132,22 +133,75 @@ def list_segments(url: str) -> dict[str, list[str]]:
 
     fs, root = fsspec.core.url_to_fs(url)
     root = root.rstrip("/")
-    out: dict[str, list[str]] = {t: [] for t in TABLES}
+    found: list[str] = []
     for top in ("logs", "feedback"):
         try:
-            found = fs.glob(f"{root}/{top}/*/*.arrow")
+            found += fs.glob(f"{root}/{top}/*/*.arrow")
         except (FileNotFoundError, NotADirectoryError):
             continue
-        for path in found:
-            name = path.rsplit("/", 1)[-1]
-            if name.startswith("."):
-                continue  # a local upload's temporary file
-            table = name.rsplit(".", 2)[-2] if name.count(".") >= 2 else ""
-            if table in TABLES and (top == "feedback") == (table == "feedback"):
-                out[table].append(path)
+    return _classify(root, found)
+
+
+def _classify(root: str, found: list[str]) -> dict[str, list[str]]:
+    """Paths `<root>/<logs|feedback>/<host>/<name>.<table>.arrow` by table, oldest first."""
+    out: dict[str, list[str]] = {t: [] for t in TABLES}
+    for path in found:
+        parts = path.rsplit("/", 3)[-3:]
+        if len(parts) != 3 or parts[0] not in ("logs", "feedback") or not path.startswith(root):
+            continue
+        name = parts[2]
+        if name.startswith(".") or not name.endswith(".arrow"):
+            continue  # a local upload's temporary file
+        table = name.rsplit(".", 2)[-2] if name.count(".") >= 2 else ""
+        if table in TABLES and (parts[0] == "feedback") == (table == "feedback"):
+            out[table].append(path)
     for paths in out.values():
         paths.sort(key=lambda p: (p.rsplit("/", 1)[-1], p))
     return out
+
+
+def _arrow_s3(url: str) -> tuple[dict[str, list[str]], dict[str, Any]] | None:
+    """Listing and bytes of the segments under an `s3://` URL through pyarrow's own S3
+    filesystem (C++: listing, and fetching on its threads without fsspec's event loop, about
+    twice as fast; buffers Arrow allocated, so the checks read them without copies). Credentials,
+    region and endpoint (`AWS_ENDPOINT_URL`) come from the environment, as for s3fs. None where
+    pyarrow has no S3 support, so the caller reads through fsspec."""
+    import pyarrow as pa
+
+    try:
+        from pyarrow import fs as pafs
+
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        if endpoint:
+            scheme, _, host = endpoint.partition("://")
+            s3 = pafs.S3FileSystem(endpoint_override=host.rstrip("/"), scheme=scheme)
+        else:
+            s3 = pafs.S3FileSystem()
+    except (ImportError, AttributeError, pa.ArrowException, OSError):
+        return None
+    root = url.removeprefix("s3://").rstrip("/")
+    found: list[str] = []
+    for top in ("logs", "feedback"):
+        selector = pafs.FileSelector(f"{root}/{top}", recursive=True, allow_not_found=True)
+        try:
+            infos = s3.get_file_info(selector)
+        except FileNotFoundError:
+            continue
+        found += [i.path for i in infos if i.type == pafs.FileType.File]
+    listed = _classify(root, found)
+
+    def get(path: str) -> Any:
+        try:
+            with s3.open_input_stream(path) as fh:
+                return fh.read_buffer()
+        except (OSError, pa.ArrowException) as exc:
+            return exc
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    every = [p for paths in listed.values() for p in paths]
+    with ThreadPoolExecutor(16) as pool:  # network waits, not CPU: the calls release the GIL
+        return listed, dict(zip(every, pool.map(get, every), strict=True))
 
 
 def _fetch(fs: Any, paths: list[str]) -> dict[str, Any]:
@@ -169,18 +223,25 @@ def _fetch(fs: Any, paths: list[str]) -> dict[str, Any]:
     return {p: got.get(p, FileNotFoundError(p)) for p in paths}
 
 
-def read_segments(url: str, since: float | None = None) -> LogColumns:
-    """Every host's shipped log under `url` with `ts >= since` (feedback whenever it came)."""
+def read_segments(url: str, since: float | None = None, *, native_s3: bool = True) -> LogColumns:
+    """Every host's shipped log under `url` with `ts >= since` (feedback whenever it came).
+
+    `s3://` is read through pyarrow's S3 filesystem where pyarrow has one (`native_s3=False`:
+    through fsspec, as every other scheme is); both give the same tables."""
     import fsspec
     import pyarrow as pa
     import pyarrow.compute as pc
 
     t0 = time.perf_counter()
     out = LogColumns(pa.table({}), pa.table({}), pa.table({}), url)
-    fs, _ = fsspec.core.url_to_fs(url)
-    listed = list_segments(url)
+    arrow = _arrow_s3(url) if native_s3 and url.startswith("s3://") else None
+    if arrow is not None:
+        listed, fetched = arrow
+    else:
+        fs, _ = fsspec.core.url_to_fs(url)
+        listed = list_segments(url)
+        fetched = _fetch(fs, [p for paths in listed.values() for p in paths])
     every = [p for paths in listed.values() for p in paths]
-    fetched = _fetch(fs, every)
     tables: dict[str, list[Any]] = {t: [] for t in TABLES}
     skipped: list[str] = []
     hosts: set[str] = set()
@@ -191,9 +252,12 @@ def read_segments(url: str, since: float | None = None) -> LogColumns:
             try:
                 if isinstance(data, BaseException) or data is None:
                     raise OSError(str(data))
-                source = data if isinstance(data, pa.MemoryMappedFile) else pa.py_buffer(data)
+                if isinstance(data, pa.MemoryMappedFile | pa.Buffer):
+                    source = data
+                else:
+                    source = pa.py_buffer(data)
                 table = pa.ipc.open_file(source).read_all()
-                size = source.size() if isinstance(source, pa.MemoryMappedFile) else len(data)
+                size = source.size() if isinstance(source, pa.MemoryMappedFile) else source.size
             except (OSError, pa.ArrowException) as exc:
                 skipped.append(f"{name} ({type(exc).__name__})")
                 continue

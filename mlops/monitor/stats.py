@@ -46,15 +46,13 @@ def z_value(confidence: float) -> float:
 
 
 def wilson(successes: int, n: int, confidence: float) -> tuple[float, float]:
-    """Wilson score interval of a proportion."""
+    """Wilson score interval of a proportion (SciPy's `binomtest(...).proportion_ci`)."""
     if n == 0:
         return 0.0, 1.0
-    z = z_value(confidence)
-    p = successes / n
-    denom = 1 + z * z / n
-    center = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, center - half), min(1.0, center + half)
+    from scipy.stats import binomtest
+
+    ci = binomtest(int(successes), int(n)).proportion_ci(confidence, method="wilson")
+    return max(0.0, float(ci.low)), min(1.0, float(ci.high))
 
 
 def confusion(y: np.ndarray, p: np.ndarray, k: int) -> np.ndarray:

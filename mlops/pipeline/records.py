@@ -2,8 +2,10 @@
 
 Each record is stored in git (`mlops.pipeline.gitrecords`: one ref per record, pushed and fetched
 with the code) and indexed in `.mlops/runs.db`, one row per run; JSON columns hold params, hashes,
-metrics and stage results so that SQLite's JSON functions can filter on them. Every read first
-indexes the records git has that the index lacks (CI's and teammates' after a `git fetch`).
+metrics and stage results. The index orders and limits in SQL (most recent first, by kind); a
+`mlops runs list --where/--sort` query is applied in Python to the records read back
+(`mlops.pipeline.query`: a few thousand records take milliseconds). Every read first indexes the
+records git has that the index lacks (CI's and teammates' after a `git fetch`).
 """
 
 from __future__ import annotations

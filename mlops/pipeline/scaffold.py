@@ -103,18 +103,16 @@ def _merge_gitignore(path: Path) -> bool:
     return True
 
 
-def init_project(dest: Path | str, force: bool = False) -> InitResult:
-    """Scaffold a project in `dest`; refuse to overwrite existing files unless `force`."""
-    import io
+PIP_SPEC_NOTE = (
+    "mlops was installed from a local directory, which a CI runner cannot reach: set "
+    "MLOPS_PIP_SPEC in .gitlab-ci.yml (or as a CI/CD variable) to where it installs from, "
+    "e.g. mlops[serve]@git+https://gitlab.example.com/tools/mlops.git@v0.1.0"
+)
 
-    import pandas as pd
 
-    from mlops.data.schema import infer_schema, write_schema
-
-    root = Path(dest).resolve()
-    if root.exists() and not root.is_dir():
-        raise UsageError(f"{root} exists and is not a directory")
-    planned = [*TEMPLATES, SAMPLE, SCHEMA]
+def start_project(root: Path, planned: list[str], force: bool) -> InitResult:
+    """The directory made ready for a new project's files: refuse (nothing changed) when any of
+    `planned` exists unless `force`; a git repository of its own, fetching run records."""
     clashes = [p for p in planned if (root / p).exists()]
     if clashes and not force:
         raise UsageError(
@@ -128,24 +126,14 @@ def init_project(dest: Path | str, force: bool = False) -> InitResult:
         git.init(root)
         result.git_initialised = True
     gitrecords.ensure_refspec(root)  # `git fetch` brings the run records of CI and teammates
-    log = root / ".mlops" / "logs" / "init.log"
-    spec = pip_spec()
-    for rel, name in TEMPLATES.items():
-        atomic_write_text(root / rel, template(name).replace(PIP_SPEC_PLACEHOLDER, spec))
-        result.written.append(rel)
-    if not spec:
-        result.notes.append(
-            "mlops was installed from a local directory, which a CI runner cannot reach: set "
-            "MLOPS_PIP_SPEC in .gitlab-ci.yml (or as a CI/CD variable) to where it installs from, "
-            "e.g. mlops[serve]@git+https://gitlab.example.com/tools/mlops.git@v0.1.0"
-        )
-    data = sample_data()
-    atomic_write_bytes(root / SAMPLE, data)
-    result.written.append(SAMPLE)
-    write_schema(root / SCHEMA, infer_schema(pd.read_csv(io.BytesIO(data))))
-    result.written.append(SCHEMA)
+    return result
+
+
+def finish_project(root: Path, result: InitResult) -> None:
+    """After the project's files are written: .gitignore, DVC and its remote, dvc.yaml."""
     if _merge_gitignore(root / ".gitignore"):
         result.written.append(".gitignore")
+    log = root / ".mlops" / "logs" / "init.log"
     if not (root / ".dvc").is_dir():
         dvc.init(root, log)
         result.dvc_initialised = True
@@ -154,4 +142,30 @@ def init_project(dest: Path | str, force: bool = False) -> InitResult:
     dvc.configure_remote(root, remote.name, remote.url, log, remote.options)
     if write_dvc_yaml(project):
         result.written.append("dvc.yaml")
+
+
+def init_project(dest: Path | str, force: bool = False) -> InitResult:
+    """Scaffold a project in `dest`; refuse to overwrite existing files unless `force`."""
+    import io
+
+    import pandas as pd
+
+    from mlops.data.schema import infer_schema, write_schema
+
+    root = Path(dest).resolve()
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"{root} exists and is not a directory")
+    result = start_project(root, [*TEMPLATES, SAMPLE, SCHEMA], force)
+    spec = pip_spec()
+    for rel, name in TEMPLATES.items():
+        atomic_write_text(root / rel, template(name).replace(PIP_SPEC_PLACEHOLDER, spec))
+        result.written.append(rel)
+    if not spec:
+        result.notes.append(PIP_SPEC_NOTE)
+    data = sample_data()
+    atomic_write_bytes(root / SAMPLE, data)
+    result.written.append(SAMPLE)
+    write_schema(root / SCHEMA, infer_schema(pd.read_csv(io.BytesIO(data))))
+    result.written.append(SCHEMA)
+    finish_project(root, result)
     return result

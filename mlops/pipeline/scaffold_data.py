@@ -19,17 +19,16 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops.adapters import dvc, git
-from mlops.config import load_project
 from mlops.config.yamlfile import atomic_write_text
 from mlops.errors import UsageError
-from mlops.pipeline.compile import write_dvc_yaml
 from mlops.pipeline.scaffold import (
+    PIP_SPEC_NOTE,
     PIP_SPEC_PLACEHOLDER,
     TEMPLATES,
     InitResult,
-    _merge_gitignore,
+    finish_project,
     pip_spec,
+    start_project,
     template,
 )
 
@@ -302,18 +301,7 @@ def init_from_data(
     output = f"data/raw/{re.sub(r'[^A-Za-z0-9_.-]+', '-', data.stem)}{suffix}"
     planned = ["pipeline.yaml", "params.yaml", ".gitlab-ci.yml", SCHEMA]
     planned += [] if inside else [source]
-    clashes = [p for p in planned if (root / p).exists()]
-    if clashes and not force:
-        raise UsageError(
-            f"{root} already has {', '.join(clashes)}; nothing was changed",
-            "Use `mlops init --force` to overwrite them, or choose an empty directory.",
-        )
-    root.mkdir(parents=True, exist_ok=True)
-    result = InitResult(root)
-    top = git.toplevel(root)
-    if top is None or top.resolve() != root:
-        git.init(root)
-        result.git_initialised = True
+    result = start_project(root, planned, force)
     spec = pip_spec()
     files = {
         "pipeline.yaml": pipeline_text(plan, target, source, output),
@@ -329,17 +317,7 @@ def init_from_data(
         result.written.append(source)
     write_schema(root / SCHEMA, infer_schema(frame))
     result.written.append(SCHEMA)
-    if _merge_gitignore(root / ".gitignore"):
-        result.written.append(".gitignore")
-    log = root / ".mlops" / "logs" / "init.log"
-    if not (root / ".dvc").is_dir():
-        dvc.init(root, log)
-        result.dvc_initialised = True
-    project = load_project(root)
-    remote = project.pipeline.remote
-    dvc.configure_remote(root, remote.name, remote.url, log, remote.options)
-    if write_dvc_yaml(project):
-        result.written.append("dvc.yaml")
+    finish_project(root, result)
     result.notes.append(
         f"task: {plan['task']} ({plan['task_why']}); model {plan['name']}; "
         f"gate {plan['metric']} >= {plan['minimum']} ({plan['how']}) and not worse than "
@@ -354,8 +332,5 @@ def init_from_data(
     for role in sorted(plan["roles"]):
         result.notes.append("excluded " + plan["roles"][role].line())
     if not spec:
-        result.notes.append(
-            "mlops was installed from a local directory, which a CI runner cannot reach: set "
-            "MLOPS_PIP_SPEC in .gitlab-ci.yml (or as a CI/CD variable) to where it installs from"
-        )
+        result.notes.append(PIP_SPEC_NOTE)
     return result

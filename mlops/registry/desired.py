@@ -242,31 +242,69 @@ def previous_version(
     *,
     project: Project | None = None,
     registry: Registry | None = None,
+    live: str | None = None,
+    deployments: list[dict[str, Any]] | None = None,
 ) -> Previous:
-    """The version `env` ran before the current one; `GitStateError` (exit 5) when none."""
+    """The version `env` ran before the current one; `GitStateError` (exit 5) when none.
+
+    Where it is found, in order: the stage tags (the assignment before the current one), the
+    history of the environment's pin file; with `deployments` (the target's deployment events,
+    oldest first), the event that deployed `live`. A version the environment was rolled back
+    away from is never the answer (rolling back to it again would undo the rollback). With
+    `live`, git's answer counts only when its current version is `live` (what a monitor sees
+    running); otherwise the deployment events decide."""
     project = project or load_project(root)
     spec = environment(project, env)
     name = name or project.pipeline.model.name
     registry = registry or read_registry(project.root)
-    art = registry.artifact(name)
-    holder = art.in_stage(env)
-    prev = art.previous_in_stage(env)
-    if holder is not None and prev is not None:
-        return Previous(env, name, holder.version, prev.version, prev.commit, "stage tags")
-    if spec.pin is not None:
-        found = _previous_from_pin_history(project.root, spec.pin, registry, name)
-        if found is not None:
-            current, version = found
+    art = registry.artifacts.get(name)
+    if art is None and not (live and deployments):
+        registry.artifact(name)  # raises, naming the artifacts there are
+    holder = art.in_stage(env) if art else None
+    prev = art.previous_in_stage(env) if art else None
+    found: Previous | None = None
+    if art is None:
+        pass
+    elif holder is not None and prev is not None:
+        found = Previous(env, name, holder.version, prev.version, prev.commit, "stage tags")
+    elif spec.pin is not None:
+        pinned = _previous_from_pin_history(project.root, spec.pin, registry, name)
+        if pinned is not None:
+            current, version = pinned
             v = art.version(version)
-            return Previous(
+            found = Previous(
                 env, name, current, version, v.commit if v else "", f"history of {spec.pin}"
             )
-    now = holder.version if holder else "nothing"
+    if found is not None and (live is None or found.current == live):
+        return found
+    if live is not None and deployments:
+        version = previous_from_deployments(deployments, live)
+        if version is not None:
+            v = art.version(version) if art else None
+            return Previous(env, name, live, version, v.commit if v else "", "deployment history")
+    now = live or (holder.version if holder else "nothing")
     raise GitStateError(
         f"nothing to roll back to: {env} runs {now} and no earlier version of {name} is "
         "recorded there",
         f"Promote a version explicitly: `mlops promote {name} VERSION --to {env}`.",
     )
+
+
+def previous_from_deployments(events: list[dict[str, Any]], live: str) -> str | None:
+    """From deployment events (oldest first: `event`, `version`, `previous`), the version that
+    ran before the latest deployment of `live`, skipping versions rolled back away from."""
+    rolled_back = {
+        str(e.get("previous"))
+        for e in events
+        if e.get("event") == "rollback" and e.get("previous") not in (None, "")
+    }
+    for event in reversed(events):
+        if event.get("event") not in ("deploy", "rollback") or event.get("version") != live:
+            continue
+        before = event.get("previous")
+        if before and str(before) != live and str(before) not in rolled_back:
+            return str(before)
+    return None
 
 
 def _previous_from_pin_history(

@@ -1,0 +1,199 @@
+"""The inputs and predictions of live traffic: drift against the bundle's references, and
+data quality (refused requests, missing values)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from mlops.monitor.arrays import _categorical, _is_numeric, _mask, _np, _text
+from mlops.monitor.logdata import FEATURE_PREFIX
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from mlops.config.models import MonitoringSpec
+    from mlops.monitor.arrays import _Frame
+    from mlops.monitor.checks import LiveModel, MonitorReport
+    from mlops.monitor.window import Window
+
+
+def _chunk(name: str, col: Any, ref_dtype: str) -> Any:
+    """A `ColumnChunk` (what `compare` reads) of one logged column."""
+    import numpy as np
+    import pandas as pd
+
+    from mlops.data.columns import ColumnChunk, kind_of, summarize
+
+    rows = len(col)
+    if kind_of(ref_dtype) == "numeric" or _is_numeric(col):
+        if _is_numeric(col):
+            series = pd.Series(_np(col))
+        else:
+            series = pd.Series(_text(col).to_numpy(zero_copy_only=False))
+        return summarize(name, series, ref_dtype, keep_values=False)
+    codes, values = _categorical(col)
+    counts = np.bincount(codes[codes >= 0], minlength=len(values))
+    merged: dict[str, int] = {}
+    for v, c in zip(values, counts.tolist(), strict=True):
+        if v is not None and c:
+            merged[v] = merged.get(v, 0) + c
+    return ColumnChunk(
+        name,
+        "categorical",
+        ref_dtype,
+        rows,
+        missing=int((codes < 0).sum()),
+        counts=pd.Series(list(merged.values()), index=list(merged), dtype="int64"),
+    )
+
+
+def _chunks(table: pa.Table, names: list[str], reference: dict[str, Any]) -> list[Any]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlops.data.columns import THREADS
+
+    jobs = [
+        (n, table.column(FEATURE_PREFIX + n), reference["columns"][n].get("dtype", "str"))
+        for n in names
+        if FEATURE_PREFIX + n in table.column_names
+    ]
+    if table.num_rows >= 50_000 and len(jobs) > 1:
+        with ThreadPoolExecutor(THREADS) as pool:  # numpy sorts release the GIL
+            return list(pool.map(lambda j: _chunk(*j), jobs))
+    return [_chunk(*j) for j in jobs]
+
+
+def _prediction_reference(live: LiveModel) -> tuple[dict[str, Any] | None, str]:
+    """The predictions' reference profile: the evaluation set's predictions, else the training
+    labels (bundles written before evaluate stored them)."""
+    if live.prediction_reference:
+        return live.prediction_reference, "the evaluation set's predictions"
+    target = live.target
+    col = (live.reference.get("columns") or {}).get(target or "")
+    if col is None:
+        return None, ""
+    profile = {"format": 2, "rows": live.reference.get("rows", 0), "columns": {"prediction": col}}
+    return profile, "the training labels (this bundle stores no evaluation predictions)"
+
+
+def _drift(
+    report: MonitorReport,
+    live: LiveModel,
+    spec: MonitoringSpec,
+    live_table: pa.Table,
+    features: list[str],
+    window: Window,
+) -> None:
+    """Input and prediction drift, their p-values adjusted together: with default settings the
+    chance of any drift breach on traffic like the reference's held-out rows is at most
+    `monitoring.drift.alpha` (`mlops.data.calibration`)."""
+    from mlops.data.drift import compare, correct
+
+    n_live = live_table.num_rows
+    ref, source = _prediction_reference(live)
+    names: list[str] = []
+    if ref is not None:
+        names = [n for n in ("prediction", "confidence") if n in ref["columns"]]
+        if "confidence" in names and live_table.column("confidence").null_count == n_live:
+            names.remove("confidence")
+    if n_live < spec.min_rows:
+        report.drift_note = (
+            f"{n_live} rows of {live.version} in the window; drift is judged from "
+            f"monitoring.min_rows = {spec.min_rows}"
+        )
+    else:
+        report.drift = compare(
+            _chunks(live_table, features, live.reference),
+            live.reference,
+            spec.drift,
+            columns=features,
+            label=f"live inputs ({live.version}, {window.label}) vs training data",
+            family=len(names),
+            defer_correction=True,
+        )
+        if report.drift.missing_columns:
+            report.notes.append(
+                "features the log lacks: " + ", ".join(report.drift.missing_columns)
+            )
+        if live.excluded:
+            report.notes.append(
+                "not checked for drift (identifier or time columns): " + ", ".join(live.excluded)
+            )
+    if ref is None:
+        report.prediction_note = "no reference for the predictions in the bundle"
+    elif n_live < spec.min_rows:
+        report.prediction_note = report.drift_note
+    else:
+        chunks = [
+            _chunk(n, live_table.column(n), ref["columns"][n].get("dtype", "str")) for n in names
+        ]
+        report.prediction_drift = compare(
+            chunks,
+            ref,
+            spec.drift,
+            columns=names,
+            label=f"predictions ({live.version}) vs {source}",
+            family=len(features),
+            defer_correction=True,
+        )
+        report.prediction_note = f"against {source}"
+        unseen = report.prediction_drift.column("prediction").stats.get("unseen") or []
+        if "prediction" in names and unseen:
+            share = report.prediction_drift.column("prediction").stats.get("unseen_share", 0)
+            report.notes.append(
+                f"predicted classes {source} never had: {', '.join(map(str, unseen))} "
+                f"({share:.1%} of live predictions; tested with the rest, not a breach alone)"
+            )
+    family = [r for r in (report.drift, report.prediction_drift) if r is not None]
+    correct(family, spec.drift.correction, spec.drift.alpha)
+
+
+def _quality(
+    report: MonitorReport,
+    live: LiveModel,
+    spec: MonitoringSpec,
+    live_table: pa.Table,
+    features: list[str],
+    err: pa.Table,
+    f: _Frame,
+    requests: int,
+    refused: int,
+) -> None:
+    status = f.status
+    schema_refused = int((status == 422).sum())
+    malformed = int(((status >= 400) & (status < 500) & (status != 422)).sum())
+    total = requests + refused
+    rejected = schema_refused + malformed
+    fields: dict[str, int] = {}
+    if err.num_rows:
+        for text in _mask(err.select(["fields"]), f.e_in).column("fields").to_pylist():
+            if not text:
+                continue
+            try:
+                for name, count in json.loads(text).items():
+                    fields[str(name)] = fields.get(str(name), 0) + int(count)
+            except (ValueError, TypeError, AttributeError):
+                continue
+    missing = {}
+    n_live = live_table.num_rows
+    ref_rows = max(int(live.reference.get("rows") or 0), 1)
+    for name in features:
+        col_name = FEATURE_PREFIX + name
+        if col_name in live_table.column_names and n_live:
+            ref_missing = (live.reference["columns"][name].get("missing") or 0) / ref_rows
+            missing[name] = {
+                "live": round(live_table.column(col_name).null_count / n_live, 6),
+                "training": round(ref_missing, 6),
+            }
+    report.quality = {
+        "requests": total,
+        "rejected": rejected,
+        "out_of_schema": schema_refused,
+        "malformed": malformed,
+        "rejected_share": round(rejected / total, 6) if total else 0.0,
+        "max_rejected": spec.quality.max_rejected,
+        "fields": dict(sorted(fields.items(), key=lambda kv: -kv[1])),
+        "missing": missing,
+        "judged": total >= spec.min_rows,
+    }
