@@ -583,6 +583,10 @@ def deploy(
             _notify_deploy(root, record)
             _push_records(root, push, remote)
         raise
+    from mlops.config.targets import container_note
+
+    if (note := container_note(env, result.target)) is not None:  # a CI job in a container
+        result.notes.append(note)
     if rollback and push is not False and result.action == "deployed":
         from mlops.deploy.repin import pin_merge_request
 

@@ -110,7 +110,9 @@ DESCRIPTIONS: dict[str, str] = {
     "Environment.track": "`latest`: deploy every version that passes its gates.",
     "Environment.pin": "A file (`deploy/production.yaml`) naming the version to run; changed "
     "through merge requests (`mlops promote`).",
-    "Environment.target": "Where deployments go: a directory or an object-storage prefix.",
+    "Environment.target": "Where deployments go: a directory or an object-storage prefix. "
+    "The variable MLOPS_TARGET_<ENV> (or MLOPS_TARGETS, a prefix: <prefix>/<env>) overrides "
+    "it, e.g. in CI on container runners.",
     "Environment.promotion": "`merge_request` (review a change of the pin file) or `tag`.",
     "Environment.url": "Where the environment's server answers (for smoke tests and links).",
     "DriftSpec.method": "`auto` (Wasserstein/std for numbers, Jensen-Shannon for categories), "
