@@ -378,6 +378,7 @@ def serve(
             config.cache_dir = str(default_log.parent.absolute())
     else:
         config.bundle, config.target, default_log = resolve_serve_source(root, env, bundle)
+    config.env = env
     if env is not None:  # a checkout: verify versions against what git recorded
         from mlops.config.check import load_pipeline
 
@@ -444,7 +445,7 @@ def resolve_serve_source(
     root: Path | str, env: str | None, bundle: Path | str | None
 ) -> tuple[str | None, str | None, Path]:
     """(bundle dir, target dir, default prediction-log dir) for `--env` or `--bundle`."""
-    from mlops.deploy.target import PREDICTIONS, is_target, open_target
+    from mlops.deploy.target import PREDICTIONS, Target, is_target, open_target
     from mlops.errors import UsageError
 
     if (env is None) == (bundle is None):
@@ -464,8 +465,9 @@ def resolve_serve_source(
 
             open_any(spec_target, where=f"environments.{env}.target")
             return None, spec_target, Path(root).resolve() / ".mlops" / PREDICTIONS / env
-        target = open_target(Path(root).resolve() / spec_target)
-        target.require_current()
+        # nothing deployed yet (even no directory): the server starts, /ready answers 503
+        # until `mlops deploy --env ENV` writes `current`, then it switches to it
+        target = Target((Path(root).resolve() / spec_target).absolute())
         return None, str(target.root), target.predictions_dir
     path = Path(bundle).absolute()  # type: ignore[arg-type]
     if is_target(path):
