@@ -10,7 +10,8 @@ Layout (docs/architecture.md, "Deployment target layout")::
                                         verified: {version, dvc_md5, manifest_sha256, written_at}
     <url>/events/<ts>-<random>.json     one object per deployment event, created If-None-Match
     <url>/deploy-journal.json           a deploy in progress (repaired by the next deploy)
-    <url>/deploy-lock.json              the deploying process's lease (If-None-Match)
+    <url>/deploy-lock/<n>.json          the deploy lease, generation n (If-None-Match create);
+    <url>/deploy-lock/<n>.released      written by its holder on release (see `lock`)
     <url>/logs/<host>/, feedback/<host>/  the serving hosts' prediction logs (mlops.serve.segments)
 
 Object stores have no rename: a version is "installed" once its manifest exists, and only the
@@ -50,7 +51,7 @@ CURRENT = "current"
 VERSIONS = "versions"
 EVENTS = "events"
 JOURNAL = "deploy-journal.json"
-LOCK = "deploy-lock.json"
+LOCK = "deploy-lock"  # lease generations: <n>.json (claimed), <n>.released
 LEASE_SECONDS = 30 * 60
 
 
@@ -219,9 +220,16 @@ class RemoteTarget:
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """A lease on the target (If-None-Match create); waits while another deploy holds it.
+        """A lease on the target; waits while another deploy holds it.
 
-        A lease whose holder died on this host, or that expired (30 minutes), is taken over.
+        Leases are numbered generations, each claimed by an exclusive create (If-None-Match:
+        *) of `deploy-lock/<n>.json`, so at most one process ever claims generation n. The
+        highest generation is the lease: it is free once its holder wrote `<n>.released`, or
+        when it is stale (its holder died on this host, or it expired after 30 minutes); then
+        waiters race to create n+1 and exactly one wins. Nothing live is ever deleted or
+        overwritten, so two waiters that saw the same stale lease cannot both take it over (a
+        delete-then-create takeover could). A winner that finds a higher generation than its
+        own after claiming (it slept through several) releases its claim and waits again.
         """
         me = {
             "token": secrets.token_hex(8),
@@ -229,22 +237,55 @@ class RemoteTarget:
             "pid": os.getpid(),
             "expires": time.time() + LEASE_SECONDS,
         }
-        while not self.store.write_bytes(LOCK, _json(me), exclusive=True):
-            try:
-                held = json.loads(self.store.read_bytes(LOCK) or b"{}")
-            except ValueError:
-                held = {}
-            if not isinstance(held, dict) or _stale(held):
-                self.store.delete([LOCK])
+        while True:
+            head, held, free = self._lease_head()
+            if free or _stale(held):
+                mine = head + 1
+                if self.store.write_bytes(_lease_key(mine), _json(me), exclusive=True):
+                    if self._lease_head()[0] == mine:
+                        break
+                    self._release(mine)  # an older generation than the live one: give it up
                 continue
             time.sleep(1.0)
+        self._forget_leases(mine)
         try:
             yield
         finally:
-            with contextlib.suppress(MlopsError, ValueError):
-                held = json.loads(self.store.read_bytes(LOCK) or b"{}")
-                if isinstance(held, dict) and held.get("token") == me["token"]:
-                    self.store.delete([LOCK])
+            with contextlib.suppress(MlopsError):
+                self._release(mine)
+
+    def _lease_head(self) -> tuple[int, dict[str, Any], bool]:
+        """(highest generation, its lease record, whether it is free)."""
+        claimed, released = set(), set()
+        for key in self.store.list(LOCK):
+            stem, _, kind = key.rsplit("/", 1)[-1].partition(".")
+            if stem.isdigit() and len(stem) == 12:
+                (claimed if kind == "json" else released if kind == "released" else set()).add(
+                    int(stem)
+                )
+        if not claimed:
+            return max(released, default=0), {}, True
+        head = max(claimed)
+        if head in released:
+            return head, {}, True
+        try:
+            held = json.loads(self.store.read_bytes(_lease_key(head)) or b"{}")
+        except ValueError:
+            held = {}
+        return head, held if isinstance(held, dict) else {}, False
+
+    def _release(self, generation: int) -> None:
+        self.store.write_bytes(f"{LOCK}/{generation:012d}.released", b"", exclusive=True)
+
+    def _forget_leases(self, mine: int) -> None:
+        """Delete generations older than the one before `mine` (the two newest stay)."""
+        old = []
+        for key in self.store.list(LOCK):
+            stem = key.rsplit("/", 1)[-1].partition(".")[0]
+            if stem.isdigit() and int(stem) < mine - 1:
+                old.append(key)
+        with contextlib.suppress(MlopsError):
+            self.store.delete(old)
 
     def read_journal(self) -> dict[str, Any] | None:
         """The journal of an interrupted deploy ({} when unreadable), or None."""
@@ -385,6 +426,10 @@ class RemoteTarget:
         ):
             pass
         return record
+
+
+def _lease_key(generation: int) -> str:
+    return f"{LOCK}/{generation:012d}.json"
 
 
 def _stale(held: dict[str, Any]) -> bool:
