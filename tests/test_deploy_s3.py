@@ -221,6 +221,21 @@ def test_two_servers_follow_one_s3_target_under_load(on_s3, tmp_path: Path):
     assert all(SECRET not in out for out in outs)
 
 
+def test_a_sigkilled_deploy_leaves_no_scratch_directory_after_the_next(
+    on_s3, tmp_path: Path, monkeypatch
+):
+    root, _ = on_s3
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))  # the deploys' temporary directory
+    killed = deploy_cli(root, "--version", "v0.0.1", fault="kill@installed")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    left = list(tmp.glob("mlops-target-*"))
+    assert any(f.is_file() for p in left for f in p.rglob("*"))  # the killed deploy's files
+    assert deploy_cli(root, "--version", "v0.0.1").returncode == 0
+    assert list(tmp.glob("mlops-target-*")) == []  # its own removed at exit, the dead one too
+
+
 def test_sigkilled_deploys_to_s3_leave_the_fleet_serving_and_the_next_deploy_repairs(
     on_s3, tmp_path: Path
 ):

@@ -29,6 +29,7 @@ import shutil
 import socket
 import tempfile
 import time
+import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -97,7 +98,7 @@ class RemoteTarget:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.root = store.display
-        self._tmp: tempfile.TemporaryDirectory | None = None
+        self._tmp: Path | None = None
 
     def __repr__(self) -> str:
         return f"RemoteTarget({self.root})"
@@ -213,8 +214,9 @@ class RemoteTarget:
     def scratch_dir(self, prefix: str) -> Path:
         """A new, absent local path in a temporary directory removed with this object."""
         if self._tmp is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="mlops-target-")
-        return Path(self._tmp.name) / f"{prefix}{secrets.token_hex(4)}"
+            self._tmp = new_scratch_root()
+            weakref.finalize(self, shutil.rmtree, self._tmp, True)
+        return self._tmp / f"{prefix}{secrets.token_hex(4)}"
 
     # ---- changing -----------------------------------------------------------------------
 
@@ -426,6 +428,43 @@ class RemoteTarget:
         ):
             pass
         return record
+
+
+SCRATCH_PREFIX = "mlops-target-"
+
+
+def new_scratch_root(base: Path | str | None = None) -> Path:
+    """A new private directory `<tmp>/mlops-target-<pid>-<random>` for this process's
+    downloads; first removes the ones whose process is gone (a SIGKILLed deploy's), so a killed
+    deploy leaves nothing behind once the next one (or any `mlops` reading a target) starts."""
+    base = Path(base if base is not None else tempfile.gettempdir())
+    remove_dead_scratch(base)
+    path = base / f"{SCRATCH_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    path.mkdir(mode=0o700, parents=True)
+    return path
+
+
+def remove_dead_scratch(base: Path) -> list[Path]:
+    """Remove `base/mlops-target-<pid>-*` directories of processes that no longer exist on
+    this host; the removed paths. Others' (alive, or another user's) are left alone."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for path in base.glob(f"{SCRATCH_PREFIX}*-*"):
+            pid = path.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
+            if not pid.isdigit() or path.is_symlink() or not path.is_dir():
+                continue
+            if path.stat().st_uid != os.getuid():
+                continue  # another user's
+            try:
+                os.kill(int(pid), 0)
+                continue  # alive
+            except ProcessLookupError:
+                pass
+            except (OSError, OverflowError):
+                continue  # another user's process, or not a pid: not ours to judge
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 def _lease_key(generation: int) -> str:
