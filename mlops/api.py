@@ -613,6 +613,8 @@ def deploy(
         )
         what = ", ".join(rendered.changed) or "unchanged"
         result.notes.append(f"Kubernetes manifests in {rendered.directory}: {what}")
+        if rendered.pushed:
+            result.notes.append(f"Kubernetes manifests pushed to {rendered.pushed}")
     _push_records(root, push, remote)
     return result
 

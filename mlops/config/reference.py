@@ -51,6 +51,12 @@ DESCRIPTIONS: dict[str, str] = {
     "KubernetesSpec.workers": "`mlops serve --workers` inside each pod.",
     "KubernetesSpec.port": "The container and Service port.",
     "KubernetesSpec.service_type": "The Service's type.",
+    "KubernetesSpec.config_repo": "Push the manifests to this separate git repository (the one "
+    "Argo CD or Flux watches) instead of committing them under deploy/k8s/ENV/ here.",
+    "ConfigRepository.url": "The config repository's git URL (no credentials: git's helper or "
+    "an SSH key supplies them; MLOPS_GIT_TOKEN in CI).",
+    "ConfigRepository.branch": "The branch Argo CD or Flux follows (it must exist).",
+    "ConfigRepository.path": "The directory in that repository (default: MODEL/ENV).",
     "KubernetesResources.requests": "Requested `cpu` and `memory` (Kubernetes quantities).",
     "KubernetesResources.limits": "Limits for `cpu` and `memory` (Kubernetes quantities).",
     "KubernetesAutoscale.min": "Fewest pods.",
@@ -249,6 +255,7 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("kubernetes", m.KubernetesSpec, "`environments.NAME.kubernetes:`"),
     ("kubernetes resources", m.KubernetesResources, "`environments.NAME.kubernetes.resources:`"),
     ("kubernetes autoscale", m.KubernetesAutoscale, "`environments.NAME.kubernetes.autoscale:`"),
+    ("config repository", m.ConfigRepository, "`environments.NAME.kubernetes.config_repo:`"),
     ("monitoring", m.MonitoringSpec, "`monitoring:`"),
     ("notify", m.NotifySpec, "`monitoring.notify:`"),
     ("gitlab issue", m.GitLabIssueSpec, "`monitoring.notify.gitlab_issue:`"),
