@@ -32,7 +32,8 @@ def hermetic_env(tmp_path_factory: pytest.TempPathFactory):
         MLOPS_TRACEBACK="0",
         XDG_CACHE_HOME=str(home / ".cache"),
     )
-    for var in ("GIT_DIR", "GIT_WORK_TREE", "CI_COMMIT_TAG", "MLOPS_GITLAB_TOKEN"):
+    for var in ("GIT_DIR", "GIT_WORK_TREE", "CI_COMMIT_TAG", "MLOPS_GITLAB_TOKEN", "GITLAB_CI",
+                "MLOPS_TARGETS", "MLOPS_TARGET_STAGING", "MLOPS_TARGET_PRODUCTION"):  # fmt: skip
         os.environ.pop(var, None)
     # `import dvc` binds DVC's log handlers to the sys.stdout of that moment; if the first import
     # happened inside a CliRunner invocation, they would write to its closed stream afterwards

@@ -62,6 +62,12 @@ def on_s3(tmp_path: Path, _released_template: Path, s3_env) -> tuple[Path, str]:
     return root, url
 
 
+def lease_free(keys: list[str]) -> bool:
+    """The deploy lease's newest generation is released (nobody holds the target)."""
+    claimed = sorted(k for k in keys if k.startswith("deploy-lock/") and k.endswith(".json"))
+    return not claimed or claimed[-1].replace(".json", ".released") in keys
+
+
 def deploy_cli(root: Path, *args: str, fault: str | None = None) -> subprocess.CompletedProcess:
     env = {**python_env(), **({FAULT_ENV: fault} if fault else {})}
     return subprocess.run(
@@ -131,7 +137,7 @@ def test_s3_target_layout_and_git_hashes(on_s3, s3_env):
     assert "current" in keys and f"versions/v0.0.1/{'manifest.json'}" in keys
     assert "versions/v0.0.1/deployment.json" in keys
     assert [k for k in keys if k.startswith("events/")] and "deploy-journal.json" not in keys
-    assert "deploy-lock.json" not in keys
+    assert lease_free(keys)
     pointer = t.pointer()
     commit = git(root, "rev-parse", f"{NAME}@v0.0.1^{{commit}}")
     # the pointer's content hash is DVC's directory hash that git recorded at the tag
@@ -215,6 +221,21 @@ def test_two_servers_follow_one_s3_target_under_load(on_s3, tmp_path: Path):
     assert all(SECRET not in out for out in outs)
 
 
+def test_a_sigkilled_deploy_leaves_no_scratch_directory_after_the_next(
+    on_s3, tmp_path: Path, monkeypatch
+):
+    root, _ = on_s3
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))  # the deploys' temporary directory
+    killed = deploy_cli(root, "--version", "v0.0.1", fault="kill@installed")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    left = list(tmp.glob("mlops-target-*"))
+    assert any(f.is_file() for p in left for f in p.rglob("*"))  # the killed deploy's files
+    assert deploy_cli(root, "--version", "v0.0.1").returncode == 0
+    assert list(tmp.glob("mlops-target-*")) == []  # its own removed at exit, the dead one too
+
+
 def test_sigkilled_deploys_to_s3_leave_the_fleet_serving_and_the_next_deploy_repairs(
     on_s3, tmp_path: Path
 ):
@@ -242,7 +263,7 @@ def test_sigkilled_deploys_to_s3_leave_the_fleet_serving_and_the_next_deploy_rep
             assert out["repaired"], step
             assert assert_complete(t) == "v0.0.2"
             keys = t.store.list()
-            assert "deploy-journal.json" not in keys and "deploy-lock.json" not in keys, step
+            assert "deploy-journal.json" not in keys and lease_free(keys), step
             assert set(t.versions()) == {"v0.0.1", "v0.0.2"}  # no incomplete upload left
             wait_for(lambda: all(served(p)["version"] == "v0.0.2" for p in ports))
         events = [e["event"] for e in t.history()]

@@ -187,6 +187,15 @@ def test_the_shipped_examples_fit_the_rendered_layout():
     assert app_doc["kind"] == "Application" and app_doc["apiVersion"] == "argoproj.io/v1alpha1"
     assert app_doc["spec"]["source"]["path"] == f"{MANIFEST_DIR}/production"
     assert "CreateNamespace=true" in app_doc["spec"]["syncPolicy"]["syncOptions"]
+    repo, kust = yaml.safe_load_all((examples / "flux-kustomization.yaml").read_text())
+    assert (repo["apiVersion"], repo["kind"]) == ("source.toolkit.fluxcd.io/v1", "GitRepository")
+    assert (kust["apiVersion"], kust["kind"]) == ("kustomize.toolkit.fluxcd.io/v1", "Kustomization")
+    assert kust["spec"]["sourceRef"] == {"kind": "GitRepository", "name": repo["metadata"]["name"]}
+    assert kust["spec"]["path"] == f"./{MANIFEST_DIR}/production" and kust["spec"]["prune"]
+    assert kust["spec"]["targetNamespace"] == app_doc["spec"]["destination"]["namespace"]
+    for doc in (repo, kust):  # the fields each CRD requires (Flux v2 API reference)
+        assert doc["spec"]["interval"] and doc["metadata"]["namespace"] == "flux-system"
+    assert repo["spec"]["url"] and repo["spec"]["ref"]["branch"] == "main"
     secret = yaml.safe_load((examples / "storage-secret.yaml").read_text())
     kubernetes_validate.validate(secret, K8S_VERSION, strict=True)
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):  # placeholders, no values
@@ -240,3 +249,58 @@ def test_push_from_behind_puts_only_the_manifests_on_the_remote_tip(
     assert "deploy/k8s/staging/deployment.yaml" in files and "local.txt" not in files
     r = cli(["manifests", "--env", "staging", "--version", "v3.0.0", "--push"], cwd=project)
     assert r.exit_code == 0 and git(origin, "log", "-1", "--format=%s", "main") == log[0]
+
+
+def test_push_to_a_separate_config_repository(project: Path, tmp_path: Path, cli):
+    """`kubernetes.config_repo`: the manifests go to the repository Argo CD or Flux watches
+    (a bare repository here), at its path on its branch; the project's history is untouched."""
+    config = tmp_path / "gitops.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(config))
+    seed = tmp_path / "seed"
+    git(tmp_path, "clone", "-q", str(config), str(seed))
+    (seed / "README.md").write_text("cluster config\n")
+    commit_all(seed, "first")
+    git(seed, "push", "-q", "origin", "main")
+    repo = {"url": str(config), "branch": "main", "path": "apps/penguins/staging"}
+    _kubernetes(project, {**SPEC, "config_repo": repo})
+    commit_all(project, "kubernetes for staging, pushed to the config repository")
+    head = git(project, "rev-parse", "HEAD")
+    r = cli(["manifests", "--env", "staging", "--version", "v2.0.0", "--push", "--json"],
+            cwd=project)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["pushed"].startswith(f"{config} main:apps/penguins/staging @ ")
+    assert git(project, "rev-parse", "HEAD") == head  # nothing committed in the project
+    assert git(project, "status", "--porcelain", "--", "pipeline.yaml") == ""
+    files = git(config, "ls-tree", "-r", "--name-only", "main").split()
+    assert files == ["README.md"] + [f"apps/penguins/staging/{n}" for n in
+                                     ("deployment.yaml", "hpa.yaml", "kustomization.yaml",
+                                      "service.yaml")]  # fmt: skip
+    assert git(config, "log", "-1", "--format=%s", "main").startswith("deploy/k8s/staging:")
+    shown = git(config, "show", "main:apps/penguins/staging/deployment.yaml")
+    assert "mlops.dev/version: v2.0.0" in shown
+    assert shown + "\n" == (project / "deploy/k8s/staging/deployment.yaml").read_text()
+    # the same version again: no commit; a new one without autoscale: hpa.yaml goes
+    r = cli(["manifests", "--env", "staging", "--version", "v2.0.0", "--push"], cwd=project)
+    assert r.exit_code == 0 and "(unchanged)" in r.output
+    assert len(git(config, "log", "--format=%H", "main").split()) == 2
+    _kubernetes(project, {**{k: v for k, v in SPEC.items() if k != "autoscale"},
+                          "config_repo": repo})  # fmt: skip
+    r = cli(["manifests", "--env", "staging", "--version", "v2.1.0", "--push"], cwd=project)
+    assert r.exit_code == 0, r.output
+    files = git(config, "ls-tree", "-r", "--name-only", "main").split()
+    assert "apps/penguins/staging/hpa.yaml" not in files
+    assert len(git(config, "log", "--format=%H", "main").split()) == 3
+
+
+@pytest.mark.parametrize(
+    ("repo", "key"),
+    [({"url": "https://ci:glpat-SECRET1234@gitlab.example.com/ops/gitops.git"}, "url"),
+     ({"url": "/srv/gitops.git", "path": "../outside"}, "path"),
+     ({"url": "--upload-pack=evil"}, "url")],
+)  # fmt: skip
+def test_bad_config_repositories_are_refused(project: Path, cli, repo: dict, key: str):
+    _kubernetes(project, {**SPEC, "config_repo": repo})
+    r = cli(["check"], cwd=project)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert f"environments.staging.kubernetes.config_repo.{key}" in r.output
+    assert "glpat-SECRET1234" not in r.output

@@ -46,12 +46,7 @@ def test_usage_errors_exit_before_serving(project: Path, cli, bundles):
     assert r.exit_code == ExitCode.USAGE and "exactly one of --env" in r.output
     r = cli(["serve", "--env", "qa"], cwd=project)
     assert r.exit_code == ExitCode.USAGE and "staging, production" in r.output
-    shutil.rmtree(project / "data")  # a serving host has the git checkout, not the data
-    (project / "params.yaml").unlink()
-    r = cli(["serve", "--env", "staging"], cwd=project)
-    assert r.exit_code == ExitCode.GIT_STATE
-    assert "nothing is deployed" in r.output or "does not exist" in r.output
-    assert "mlops deploy" in r.output
+    # `--env staging` with nothing deployed starts and waits (tests/test_serve_first_deploy.py)
     r = cli(["serve", "--bundle", "models/nope"], cwd=project)
     assert r.exit_code == ExitCode.USAGE and "no bundle" in r.output
     (project / "file").write_text("")

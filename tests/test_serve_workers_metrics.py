@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import time
 from pathlib import Path
 
 import httpx
@@ -101,3 +105,51 @@ def test_two_workers_ship_every_row_on_sigterm(tmp_path: Path, bundle: Path):
     shipped = read_segments(str(store))
     assert shipped.predictions.num_rows == n
     assert len(set(shipped.predictions["request_id"].to_pylist())) == n  # none twice
+
+
+def _live_pids(shared: Path) -> set[int]:
+    return {int(f.stem.rsplit("_", 1)[-1]) for f in shared.glob("gauge_live*_*.db")}
+
+
+def _until(check, seconds: float = 120.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError("condition never held")
+
+
+def test_a_sigkilled_workers_live_gauges_are_dropped(tmp_path: Path, bundle: Path, monkeypatch):
+    """uvicorn restarts a SIGKILLed worker; the request it had in flight leaves the figures."""
+    shared = tmp_path / "metrics"
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(shared))
+    port = free_port()
+    proc = start_cli_server(["--bundle", str(bundle), "--workers", "2"], tmp_path, port)
+    url = f"http://127.0.0.1:{port}"
+
+    def in_flight() -> float:
+        r = httpx.get(f"{url}/metrics", timeout=10)
+        return _samples(r.text).get(("mlops_requests_in_flight", ()), 0.0)
+
+    stuck = socket.create_connection(("127.0.0.1", port))
+    try:
+        workers = _until(lambda: p if len(p := _live_pids(shared)) == 2 else None)
+        # a request whose body never ends: in flight in whichever worker took it
+        stuck.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 1000\r\n\r\n[")  # fmt: skip
+        _until(lambda: in_flight() == 1)
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        stuck.close()
+        # the supervisor starts two new workers; a scrape of either drops the dead ones' gauges
+        _until(lambda: len(_live_pids(shared) - workers) == 2)
+        _until(lambda: httpx.get(f"{url}/ready", timeout=10).status_code == 200)
+        assert in_flight() == 0
+        assert not (_live_pids(shared) & workers)  # their live files are gone
+        r = httpx.post(f"{url}/predict", json=[ROW], timeout=10)
+        assert r.status_code == 200
+    finally:
+        stuck.close()
+        stop(proc)

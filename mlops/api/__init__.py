@@ -409,6 +409,10 @@ def deploy(
             _notify_deploy(root, record)
             _push_records(root, push, remote)
         raise
+    from mlops.config.targets import container_note
+
+    if (note := container_note(env, result.target)) is not None:  # a CI job in a container
+        result.notes.append(note)
     if rollback and push is not False and result.action == "deployed":
         from mlops.deploy.repin import pin_merge_request
 
@@ -433,6 +437,8 @@ def deploy(
         )
         what = ", ".join(rendered.changed) or "unchanged"
         result.notes.append(f"Kubernetes manifests in {rendered.directory}: {what}")
+        if rendered.pushed:
+            result.notes.append(f"Kubernetes manifests pushed to {rendered.pushed}")
     _push_records(root, push, remote)
     return result
 

@@ -26,7 +26,11 @@ def manifests(
         bool, typer.Option("--commit", help="Commit deploy/k8s/ENV/ when it changed.")
     ] = False,
     push: Annotated[
-        bool, typer.Option("--push", help="Push that commit to the current branch.")
+        bool,
+        typer.Option(
+            "--push",
+            help="Push that commit to the current branch (or to kubernetes.config_repo).",
+        ),
     ] = False,
     remote: RemoteOpt = "origin",
     json: JsonOpt = False,
@@ -38,7 +42,8 @@ def manifests(
     /health, credentials from a Secret), a Service, and a HorizontalPodAutoscaler when
     `autoscale:` is set. The version is a pod annotation: a new version is a rollout. Argo CD
     or Flux applies the directory from git; `mlops deploy` renders it for you when the
-    environment has `kubernetes:`.
+    environment has `kubernetes:`. With `kubernetes.config_repo`, --push commits the files to
+    that separate repository (the one Argo CD or Flux watches) instead of this one.
 
     Example: mlops manifests --env production --commit
     """
@@ -50,7 +55,9 @@ def manifests(
         _ui.print_json(result.to_dict())
         return
     changed = ", ".join(result.changed) if result.changed else "unchanged"
-    _ui.out().print(f"{result.directory}: {changed}")
+    _ui.out().print(f"{result.directory}: {changed}", markup=False)
+    if result.pushed:
+        _ui.out().print(f"pushed to {result.pushed}", markup=False)
 
 
 def register(app: typer.Typer) -> None:

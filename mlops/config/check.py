@@ -22,6 +22,7 @@ from mlops.config.resolve import (
     resolve_cmd,
     with_model,
 )
+from mlops.config.targets import apply_overrides
 from mlops.config.yamlfile import Loc, YamlDoc, format_loc, read_yaml
 from mlops.errors import ConfigError, ConfigIssue
 
@@ -370,6 +371,7 @@ def load_project(root: Path | str = ".") -> Project:
     issues += serrs
     if issues or pipeline is None or params is None or params_raw is None:
         raise ConfigError(issues)
+    pipeline = apply_overrides(pipeline)  # MLOPS_TARGET_<ENV>, MLOPS_TARGETS (CI, pods)
     return Project(root, pipeline, params, params_raw, stages)
 
 
@@ -398,4 +400,4 @@ def load_pipeline(root: Path | str = ".") -> Pipeline:
         )
     if issues or pipeline is None:
         raise ConfigError(issues)
-    return pipeline
+    return apply_overrides(pipeline)  # MLOPS_TARGET_<ENV>, MLOPS_TARGETS (CI, pods)

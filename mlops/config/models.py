@@ -231,6 +231,36 @@ class KubernetesAutoscale(Strict):
         return self
 
 
+class ConfigRepository(Strict):
+    """A separate git repository Argo CD or Flux watches: the manifests are pushed there."""
+
+    url: str = Field(min_length=1, max_length=500)
+    branch: str = Field("main", pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
+    path: str | None = Field(None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9._/-]{0,199}$")
+
+    @field_validator("url")
+    @classmethod
+    def _no_credentials(cls, v: str) -> str:
+        """A URL with a password or token in it would land in logs: refused."""
+        import re
+
+        if re.match(r"^[a-z][a-z0-9+.-]*://[^/@]*:[^/@]*@", v):
+            raise ValueError(
+                "credentials in the URL: give them to git instead (MLOPS_GIT_TOKEN, a "
+                "credential helper, an SSH key)"
+            )
+        if v.startswith("-"):
+            raise ValueError("a URL cannot start with '-'")
+        return v
+
+    @field_validator("path")
+    @classmethod
+    def _inside(cls, v: str | None) -> str | None:
+        if v is not None and (".." in v.split("/") or v.startswith("/")):
+            raise ValueError("a path inside the repository (no '..', not absolute)")
+        return v.rstrip("/") if v else v
+
+
 class KubernetesSpec(Strict):
     """`kubernetes:` of an environment: what `mlops manifests` renders under deploy/k8s/ENV/."""
 
@@ -244,6 +274,7 @@ class KubernetesSpec(Strict):
     secret: str | None = Field(None, pattern=K8S_NAME, description="Secret with credentials")
     target: str | None = Field(None, description="the storage URL pods serve from")
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    config_repo: ConfigRepository | None = None
 
 
 class Environment(Strict):

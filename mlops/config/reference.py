@@ -51,6 +51,12 @@ DESCRIPTIONS: dict[str, str] = {
     "KubernetesSpec.workers": "`mlops serve --workers` inside each pod.",
     "KubernetesSpec.port": "The container and Service port.",
     "KubernetesSpec.service_type": "The Service's type.",
+    "KubernetesSpec.config_repo": "Push the manifests to this separate git repository (the one "
+    "Argo CD or Flux watches) instead of committing them under deploy/k8s/ENV/ here.",
+    "ConfigRepository.url": "The config repository's git URL (no credentials: git's helper or "
+    "an SSH key supplies them; MLOPS_GIT_TOKEN in CI).",
+    "ConfigRepository.branch": "The branch Argo CD or Flux follows (it must exist).",
+    "ConfigRepository.path": "The directory in that repository (default: MODEL/ENV).",
     "KubernetesResources.requests": "Requested `cpu` and `memory` (Kubernetes quantities).",
     "KubernetesResources.limits": "Limits for `cpu` and `memory` (Kubernetes quantities).",
     "KubernetesAutoscale.min": "Fewest pods.",
@@ -110,7 +116,9 @@ DESCRIPTIONS: dict[str, str] = {
     "Environment.track": "`latest`: deploy every version that passes its gates.",
     "Environment.pin": "A file (`deploy/production.yaml`) naming the version to run; changed "
     "through merge requests (`mlops promote`).",
-    "Environment.target": "Where deployments go: a directory or an object-storage prefix.",
+    "Environment.target": "Where deployments go: a directory or an object-storage prefix. "
+    "The variable MLOPS_TARGET_<ENV> (or MLOPS_TARGETS, a prefix: <prefix>/<env>) overrides "
+    "it, e.g. in CI on container runners.",
     "Environment.promotion": "`merge_request` (review a change of the pin file) or `tag`.",
     "Environment.url": "Where the environment's server answers (for smoke tests and links).",
     "DriftSpec.method": "`auto` (Wasserstein/std for numbers, Jensen-Shannon for categories), "
@@ -247,6 +255,7 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("kubernetes", m.KubernetesSpec, "`environments.NAME.kubernetes:`"),
     ("kubernetes resources", m.KubernetesResources, "`environments.NAME.kubernetes.resources:`"),
     ("kubernetes autoscale", m.KubernetesAutoscale, "`environments.NAME.kubernetes.autoscale:`"),
+    ("config repository", m.ConfigRepository, "`environments.NAME.kubernetes.config_repo:`"),
     ("monitoring", m.MonitoringSpec, "`monitoring:`"),
     ("notify", m.NotifySpec, "`monitoring.notify:`"),
     ("gitlab issue", m.GitLabIssueSpec, "`monitoring.notify.gitlab_issue:`"),

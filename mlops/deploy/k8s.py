@@ -45,14 +45,18 @@ class Rendered:
     directory: Path
     files: dict[str, str]
     changed: list[str] = field(default_factory=list)
+    pushed: str | None = None  # `URL BRANCH:PATH @ COMMIT` when pushed to a config repository
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "env": self.env,
             "directory": str(self.directory),
             "files": sorted(self.files),
             "changed": self.changed,
         }
+        if self.pushed is not None:
+            out["pushed"] = self.pushed
+        return out
 
 
 def resource_name(model: str, env: str) -> str:

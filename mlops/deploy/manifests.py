@@ -3,7 +3,9 @@
 The version in the manifests is the one given, else the one the environment's stage tag
 names (what `mlops deploy` last deployed there). With `commit`, the directory is committed on
 its own (no other staged change rides along); with `push`, that commit is pushed to the
-current branch, where Argo CD or Flux picks it up.
+current branch, where Argo CD or Flux picks it up. When the environment names a separate
+config repository (`kubernetes.config_repo`), nothing is committed here: `push` commits the
+files at its path on its branch's tip and pushes there.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 
 from mlops.adapters import git
 from mlops.config import load_project
+from mlops.config.models import ConfigRepository
 from mlops.deploy.k8s import MANIFEST_DIR, Rendered, render, write
 from mlops.errors import GitStateError, UsageError
 
@@ -60,6 +63,13 @@ def render_manifests(
         version = holder.version
     files = render(env, name, version, spec, envs[env].target)
     result = write(project.root, env, files)
+    if spec.config_repo is not None:  # Argo CD or Flux watches another repository
+        if push:
+            path = spec.config_repo.path or f"{name}/{env}"
+            result.pushed = push_to_config_repo(
+                project.root, spec.config_repo, path, result, message_for(env, name, version)
+            )
+        return result
     if commit and result.changed and git.toplevel(project.root) is not None:
         rel = f"{MANIFEST_DIR}/{env}"
         git.run(project.root, "add", "-A", "--", rel)
@@ -68,6 +78,42 @@ def render_manifests(
     if push and git.toplevel(project.root) is not None:
         _push(project.root, env, result, message_for(env, name, version), remote)
     return result
+
+
+def push_to_config_repo(
+    root: Path, repo: ConfigRepository, path: str, result: Rendered, message: str
+) -> str:
+    """Commit the rendered files at `path` on the config repository's branch tip and push;
+    returns `URL BRANCH:PATH @ COMMIT`. Files this render no longer has are removed there;
+    an unchanged directory makes no commit. The project's own branch is not touched (the
+    commit is built in this repository's object store on a temporary index)."""
+    where = f"{git.redact(repo.url)} {repo.branch}"
+    for _attempt in range(3):  # someone else may push between our fetch and our push
+        fetched = git.run(root, "fetch", "-q", "--", repo.url, f"refs/heads/{repo.branch}",
+                          check=False)  # fmt: skip
+        if fetched.code != 0:
+            raise GitStateError(
+                f"cannot fetch branch {repo.branch} of the config repository {where}: "
+                f"{git.redact(fetched.err.strip())[:300]}",
+                "Check kubernetes.config_repo (the branch must exist: push a first commit) "
+                "and that git can reach it with the job's credentials (MLOPS_GIT_TOKEN).",
+            )
+        tip = git.rev_parse(root, "FETCH_HEAD") or ""
+        files: dict[str, str | None] = {f"{path}/{n}": t for n, t in result.files.items()}
+        listed = git.run(root, "ls-tree", "--name-only", f"{tip}:{path}", check=False)
+        for n in listed.out.split() if listed.code == 0 else []:
+            files.setdefault(f"{path}/{n}", None)  # a file this render no longer has
+        new = git.commit_paths(root, tip, files, message)
+        if new == tip:
+            return f"{where}:{path} @ {tip[:12]} (unchanged)"
+        pushed = git.push(root, repo.url, [f"{new}:refs/heads/{repo.branch}"])
+        if pushed.code == 0:
+            return f"{where}:{path} @ {new[:12]}"
+    raise GitStateError(
+        f"the manifests commit could not be pushed to {where}: "
+        f"{git.redact(pushed.err.strip())[:300]}",
+        "Render and push again (`mlops manifests --env ENV --push`).",
+    )
 
 
 def message_for(env: str, name: str, version: str) -> str:

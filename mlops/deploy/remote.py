@@ -10,7 +10,8 @@ Layout (docs/architecture.md, "Deployment target layout")::
                                         verified: {version, dvc_md5, manifest_sha256, written_at}
     <url>/events/<ts>-<random>.json     one object per deployment event, created If-None-Match
     <url>/deploy-journal.json           a deploy in progress (repaired by the next deploy)
-    <url>/deploy-lock.json              the deploying process's lease (If-None-Match)
+    <url>/deploy-lock/<n>.json          the deploy lease, generation n (If-None-Match create);
+    <url>/deploy-lock/<n>.released      written by its holder on release (see `lock`)
     <url>/logs/<host>/, feedback/<host>/  the serving hosts' prediction logs (mlops.serve.segments)
 
 Object stores have no rename: a version is "installed" once its manifest exists, and only the
@@ -28,6 +29,7 @@ import shutil
 import socket
 import tempfile
 import time
+import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -50,7 +52,7 @@ CURRENT = "current"
 VERSIONS = "versions"
 EVENTS = "events"
 JOURNAL = "deploy-journal.json"
-LOCK = "deploy-lock.json"
+LOCK = "deploy-lock"  # lease generations: <n>.json (claimed), <n>.released
 LEASE_SECONDS = 30 * 60
 
 
@@ -96,7 +98,7 @@ class RemoteTarget:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.root = store.display
-        self._tmp: tempfile.TemporaryDirectory | None = None
+        self._tmp: Path | None = None
 
     def __repr__(self) -> str:
         return f"RemoteTarget({self.root})"
@@ -212,16 +214,24 @@ class RemoteTarget:
     def scratch_dir(self, prefix: str) -> Path:
         """A new, absent local path in a temporary directory removed with this object."""
         if self._tmp is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="mlops-target-")
-        return Path(self._tmp.name) / f"{prefix}{secrets.token_hex(4)}"
+            self._tmp = new_scratch_root()
+            weakref.finalize(self, shutil.rmtree, self._tmp, True)
+        return self._tmp / f"{prefix}{secrets.token_hex(4)}"
 
     # ---- changing -----------------------------------------------------------------------
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """A lease on the target (If-None-Match create); waits while another deploy holds it.
+        """A lease on the target; waits while another deploy holds it.
 
-        A lease whose holder died on this host, or that expired (30 minutes), is taken over.
+        Leases are numbered generations, each claimed by an exclusive create (If-None-Match:
+        *) of `deploy-lock/<n>.json`, so at most one process ever claims generation n. The
+        highest generation is the lease: it is free once its holder wrote `<n>.released`, or
+        when it is stale (its holder died on this host, or it expired after 30 minutes); then
+        waiters race to create n+1 and exactly one wins. Nothing live is ever deleted or
+        overwritten, so two waiters that saw the same stale lease cannot both take it over (a
+        delete-then-create takeover could). A winner that finds a higher generation than its
+        own after claiming (it slept through several) releases its claim and waits again.
         """
         me = {
             "token": secrets.token_hex(8),
@@ -229,22 +239,55 @@ class RemoteTarget:
             "pid": os.getpid(),
             "expires": time.time() + LEASE_SECONDS,
         }
-        while not self.store.write_bytes(LOCK, _json(me), exclusive=True):
-            try:
-                held = json.loads(self.store.read_bytes(LOCK) or b"{}")
-            except ValueError:
-                held = {}
-            if not isinstance(held, dict) or _stale(held):
-                self.store.delete([LOCK])
+        while True:
+            head, held, free = self._lease_head()
+            if free or _stale(held):
+                mine = head + 1
+                if self.store.write_bytes(_lease_key(mine), _json(me), exclusive=True):
+                    if self._lease_head()[0] == mine:
+                        break
+                    self._release(mine)  # an older generation than the live one: give it up
                 continue
             time.sleep(1.0)
+        self._forget_leases(mine)
         try:
             yield
         finally:
-            with contextlib.suppress(MlopsError, ValueError):
-                held = json.loads(self.store.read_bytes(LOCK) or b"{}")
-                if isinstance(held, dict) and held.get("token") == me["token"]:
-                    self.store.delete([LOCK])
+            with contextlib.suppress(MlopsError):
+                self._release(mine)
+
+    def _lease_head(self) -> tuple[int, dict[str, Any], bool]:
+        """(highest generation, its lease record, whether it is free)."""
+        claimed, released = set(), set()
+        for key in self.store.list(LOCK):
+            stem, _, kind = key.rsplit("/", 1)[-1].partition(".")
+            if stem.isdigit() and len(stem) == 12:
+                (claimed if kind == "json" else released if kind == "released" else set()).add(
+                    int(stem)
+                )
+        if not claimed:
+            return max(released, default=0), {}, True
+        head = max(claimed)
+        if head in released:
+            return head, {}, True
+        try:
+            held = json.loads(self.store.read_bytes(_lease_key(head)) or b"{}")
+        except ValueError:
+            held = {}
+        return head, held if isinstance(held, dict) else {}, False
+
+    def _release(self, generation: int) -> None:
+        self.store.write_bytes(f"{LOCK}/{generation:012d}.released", b"", exclusive=True)
+
+    def _forget_leases(self, mine: int) -> None:
+        """Delete generations older than the one before `mine` (the two newest stay)."""
+        old = []
+        for key in self.store.list(LOCK):
+            stem = key.rsplit("/", 1)[-1].partition(".")[0]
+            if stem.isdigit() and int(stem) < mine - 1:
+                old.append(key)
+        with contextlib.suppress(MlopsError):
+            self.store.delete(old)
 
     def read_journal(self) -> dict[str, Any] | None:
         """The journal of an interrupted deploy ({} when unreadable), or None."""
@@ -385,6 +428,47 @@ class RemoteTarget:
         ):
             pass
         return record
+
+
+SCRATCH_PREFIX = "mlops-target-"
+
+
+def new_scratch_root(base: Path | str | None = None) -> Path:
+    """A new private directory `<tmp>/mlops-target-<pid>-<random>` for this process's
+    downloads; first removes the ones whose process is gone (a SIGKILLed deploy's), so a killed
+    deploy leaves nothing behind once the next one (or any `mlops` reading a target) starts."""
+    base = Path(base if base is not None else tempfile.gettempdir())
+    remove_dead_scratch(base)
+    path = base / f"{SCRATCH_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    path.mkdir(mode=0o700, parents=True)
+    return path
+
+
+def remove_dead_scratch(base: Path) -> list[Path]:
+    """Remove `base/mlops-target-<pid>-*` directories of processes that no longer exist on
+    this host; the removed paths. Others' (alive, or another user's) are left alone."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for path in base.glob(f"{SCRATCH_PREFIX}*-*"):
+            pid = path.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
+            if not pid.isdigit() or path.is_symlink() or not path.is_dir():
+                continue
+            if path.stat().st_uid != os.getuid():
+                continue  # another user's
+            try:
+                os.kill(int(pid), 0)
+                continue  # alive
+            except ProcessLookupError:
+                pass
+            except (OSError, OverflowError):
+                continue  # another user's process, or not a pid: not ours to judge
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _lease_key(generation: int) -> str:
+    return f"{LOCK}/{generation:012d}.json"
 
 
 def _stale(held: dict[str, Any]) -> bool:

@@ -213,7 +213,8 @@ def create_app(service: Service) -> ServingApp:
         storage = service.storage_status()  # following a target: was it reachable?
         extra = {"storage": storage} if storage is not None else {}
         if m is None:
-            return _json(503, {"ready": False, "reason": "no model loaded", **extra})
+            waiting = service.waiting_detail()  # nothing deployed yet: what deploys one
+            return _json(503, {"ready": False, "reason": "no model loaded", **waiting, **extra})
         return _json(200, {"ready": True, "version": m.version, "name": m.name, **extra})
 
     @api.get("/version", summary="Name, version, commit and load time of the model served")

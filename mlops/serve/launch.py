@@ -59,6 +59,7 @@ def serve_config(
             config.cache_dir = str(default_log.parent.absolute())
     else:
         config.bundle, config.target, default_log = resolve_source(root, env, bundle)
+    config.env = env
     if env is not None:  # a checkout: verify versions against what git recorded
         from mlops.config.check import load_pipeline
 
@@ -105,7 +106,7 @@ def resolve_source(
     root: Path | str, env: str | None, bundle: Path | str | None
 ) -> tuple[str | None, str | None, Path]:
     """(bundle dir, target dir, default prediction-log dir) for `--env` or `--bundle`."""
-    from mlops.deploy.target import PREDICTIONS, is_target, open_target
+    from mlops.deploy.target import PREDICTIONS, Target, is_target, open_target
 
     if (env is None) == (bundle is None):
         raise UsageError("give exactly one of --env ENV or --bundle PATH", "See `mlops serve -h`.")
@@ -124,8 +125,9 @@ def resolve_source(
 
             open_any(spec_target, where=f"environments.{env}.target")
             return None, spec_target, Path(root).resolve() / ".mlops" / PREDICTIONS / env
-        found = open_target(Path(root).resolve() / spec_target)
-        found.require_current()
+        # nothing deployed yet (even no directory): the server starts, /ready answers 503
+        # until `mlops deploy --env ENV` writes `current`, then it switches to it
+        found = Target((Path(root).resolve() / spec_target).absolute())
         return None, str(found.root), found.predictions_dir
     assert bundle is not None  # exactly one of env and bundle was given
     path = Path(bundle).absolute()

@@ -12,6 +12,10 @@ How each family is combined across workers:
 - other gauges (model info, load time, ...): the highest value of a live worker, so a version
   shows 1 in `mlops_model_info` while any worker serves it.
 
+"Live" is kept true: a worker's live gauges are dropped when it exits cleanly, and at the next
+scrape (or the next worker start) when it died without a word (SIGKILL, OOM; uvicorn starts
+a replacement).
+
 The local dicts stay the source of the single-worker path: forwarding only happens when the
 directory is set (`enabled()`), and costs one memory-mapped write per change.
 """
@@ -112,8 +116,45 @@ class _Forward:
 
 def share(metrics: Metrics) -> None:
     """Forward every family's changes to the shared directory (call once per worker)."""
+    forget_dead_workers()  # a worker that replaces a crashed one
     for f in metrics.families:
         f.backend = _Forward(f)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's: not ours to judge
+    try:  # killed but not yet reaped by the supervisor: dead all the same
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def forget_dead_workers(path: str | None = None) -> list[int]:
+    """Drop the live gauges of workers that died without a clean exit (SIGKILL, OOM): uvicorn
+    restarts them, but their `gauge_live*_<pid>.db` files would keep counting (a request in
+    flight when the worker died would stay in flight forever). Their counters stay in the
+    totals. Returns the pids dropped."""
+    directory = Path(path or os.environ.get(ENV) or "")
+    if not str(directory) or not directory.is_dir():
+        return []
+    pids = set()
+    for f in directory.glob("gauge_live*_*.db"):
+        pid = f.stem.rsplit("_", 1)[-1]
+        if pid.isdigit():
+            pids.add(int(pid))
+    dead = sorted(p for p in pids if p != os.getpid() and not _alive(p))
+    if dead:
+        from prometheus_client import multiprocess
+
+        for pid in dead:
+            multiprocess.mark_process_dead(pid, str(directory))
+    return dead
 
 
 def render() -> bytes:
@@ -121,6 +162,7 @@ def render() -> bytes:
     from prometheus_client import CollectorRegistry, generate_latest
     from prometheus_client.multiprocess import MultiProcessCollector
 
+    forget_dead_workers()  # one listing of the directory per scrape
     registry = CollectorRegistry()
     MultiProcessCollector(registry)
     return generate_latest(registry)

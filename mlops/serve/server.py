@@ -105,7 +105,7 @@ def preflight(config: ServeConfig) -> dict:
     from mlops.serve.service import source_path
 
     path = source_path(config)
-    if path is None:  # an object-store target with nothing deployed yet: start anyway
+    if path is None:  # a followed target with nothing deployed yet: start anyway
         return {"name": "nothing yet", "version": "(waiting for a deployment)"}
     meta = verify_bundle(path, extra_files=(DEPLOYMENT,))
     check_model_file(path / MODEL_FILE, config.trusted_types)  # each worker would refuse it

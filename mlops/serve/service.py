@@ -59,6 +59,7 @@ class ServeConfig:
     log_url: str | None = None  # ship the log (spooled in log_dir) there as segments
     host_id: str | None = None  # the segments' host directory
     ship_seconds: float = 60.0  # a spool file is closed and shipped at this age
+    env: str | None = None  # `--env ENV`: named in /ready's hint before the first deployment
 
     def to_json(self) -> str:
         """The config as JSON (handed to worker processes)."""
@@ -164,9 +165,7 @@ def source_path(config: ServeConfig) -> Path | None:
         if isinstance(source, LocalSource):
             raise
         return None  # storage down at start: the workers start and wait
-    if found is None:
-        if isinstance(source, LocalSource):
-            source.target.require_current()  # raises NotDeployedError with a hint
+    if found is None:  # nothing deployed yet: the workers start and wait for it
         return None
     return source.materialize(found[1])
 
@@ -192,6 +191,7 @@ class Service:
         self.target = self.source.target if self.source is not None else None
         self.model: LoadedModel | None = None
         self.pending_error: dict[str, Any] | None = None
+        self.nothing_deployed = False  # the followed target has no `current` (at the last look)
         self._failed_key: tuple | None = None
         self.metrics = Metrics()
         self.shared_metrics = config.workers > 1 and multiproc.enabled()
@@ -221,12 +221,25 @@ class Service:
             found = self.source.peek()
         finally:
             self.metrics.target_reachable.set(1 if self.source.status.get("reachable") else 0)
+        self.nothing_deployed = found is None
         return found
+
+    def waiting_detail(self) -> dict[str, Any]:
+        """Why no model is loaded (for `/ready`'s 503): nothing deployed yet, and what deploys."""
+        if self.model is not None or self.source is None or not self.nothing_deployed:
+            return {}
+        env = self.config.env or "ENV"
+        return {
+            "detail": f"nothing is deployed to {self.target.root} yet: `mlops deploy --env "
+            f"{env}` deploys a version, and this server switches to it within "
+            f"{self.config.poll_seconds:g} s"
+        }
 
     def load_initial(self) -> LoadedModel | None:
         """Load what to serve now (raises `MlopsError` when it is not valid). None when a
-        followed object-store target has nothing deployed yet: the service starts and `/ready`
-        answers 503 until a version appears."""
+        followed target (a directory or object storage) has nothing deployed yet, or storage is
+        unreachable at start: the service starts and `/ready` answers 503 until a version
+        appears."""
         if self.model is not None:
             return self.model
         if self.source is not None:
@@ -236,9 +249,7 @@ class Service:
                 if isinstance(self.source, LocalSource):
                     raise
                 return None  # storage down at start: serve nothing yet, /ready says why
-            if found is None:
-                if isinstance(self.source, LocalSource):
-                    self.source.target.require_current()  # raises NotDeployedError
+            if found is None:  # nothing deployed yet: /ready answers 503 until it is
                 return None
             key, handle = found
             model = load_model(
