@@ -4,6 +4,16 @@
     python3 -m venv /tmp/evenv && /tmp/evenv/bin/pip install 'evidently==0.7.*' 'pandas<3' pyarrow
     .venv/bin/python benchmarks/drift_calibration.py --evidently /tmp/evenv/bin/python
     .venv/bin/python benchmarks/drift_calibration.py --trials 40 --sizes 100   # a quick look
+    # one cell at a time (each cell's figures land in their own file), then the table:
+    nice -n 15 .venv/bin/python benchmarks/drift_calibration.py --datasets penguins \
+        --scenarios null --sizes 300 --trials 100 --evidently /tmp/evenv/bin/python \
+        --cell-dir /tmp/drift-cells
+    .venv/bin/python benchmarks/drift_calibration.py --table /tmp/drift-cells
+
+Evidently needs pandas < 3, so it lives in its own virtual environment (above, under /tmp) and
+runs in a subprocess of that environment's python (`--evidently`); the samples go to it as
+Parquet files, so both tools judge the same rows. Neither `scripts/test.sh` nor CI installs
+Evidently: only this benchmark uses it.
 
 Two real datasets shipped offline, each with a real shift:
 - penguins (palmerpenguins): reference period 2007-2008, shifted traffic from 2009;
