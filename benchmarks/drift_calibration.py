@@ -4,6 +4,16 @@
     python3 -m venv /tmp/evenv && /tmp/evenv/bin/pip install 'evidently==0.7.*' 'pandas<3' pyarrow
     .venv/bin/python benchmarks/drift_calibration.py --evidently /tmp/evenv/bin/python
     .venv/bin/python benchmarks/drift_calibration.py --trials 40 --sizes 100   # a quick look
+    # one cell at a time (each cell's figures land in their own file), then the table:
+    nice -n 15 .venv/bin/python benchmarks/drift_calibration.py --datasets penguins \
+        --scenarios null --sizes 300 --trials 100 --evidently /tmp/evenv/bin/python \
+        --cell-dir /tmp/drift-cells
+    .venv/bin/python benchmarks/drift_calibration.py --table /tmp/drift-cells
+
+Evidently needs pandas < 3, so it lives in its own virtual environment (above, under /tmp) and
+runs in a subprocess of that environment's python (`--evidently`); the samples go to it as
+Parquet files, so both tools judge the same rows. Neither `scripts/test.sh` nor CI installs
+Evidently: only this benchmark uses it.
 
 Two real datasets shipped offline, each with a real shift:
 - penguins (palmerpenguins): reference period 2007-2008, shifted traffic from 2009;
@@ -205,7 +215,41 @@ def run_mlops(args: argparse.Namespace, sample_dir: Path | None) -> dict[str, An
                         key
                     ]
                 print(key, json.dumps(results[key]), flush=True)
+                if args.cell_dir:
+                    write_cell(Path(args.cell_dir), key, results[key])
     return results
+
+
+def write_cell(cell_dir: Path, key: str, row: dict[str, Any]) -> None:
+    """One cell's figures in its own file, written atomically: runs of other cells may share
+    the directory (several processes, or one after another) without losing each other's work."""
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    target = cell_dir / (key.replace("/", "__") + ".json")
+    with tempfile.NamedTemporaryFile("w", dir=cell_dir, suffix=".tmp", delete=False) as fh:
+        json.dump({key: row}, fh, indent=2)
+    Path(fh.name).replace(target)
+
+
+def table(results: dict[str, Any]) -> str:
+    """The Markdown table of docs/benchmarks.md, with each cell's sample count."""
+    cols = [*METHODS, "evidently"]
+    traffic = {"null": "held-out (false alarms)", "shifted": "shifted (detections)"}
+    lines = [
+        "| dataset | traffic | n | samples | " + " | ".join(cols) + " |",
+        "|---" * (len(cols) + 4) + "|",
+    ]
+    order = {"null": 0, "shifted": 1}
+    keys = sorted(
+        results, key=lambda k: (order[k.split("/")[1]], k.split("/")[0], int(k.split("/")[2]))
+    )
+    for key in keys:
+        name, scenario, n = key.split("/")
+        row = results[key]
+        cells = [f"{row[c]:.3f}" if c in row else "not measured" for c in cols]
+        lines.append(
+            f"| {name} | {traffic[scenario]} | {n} | {row['trials']} | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines)
 
 
 def child_evidently(sample_dir: str) -> dict[str, Any]:
@@ -262,20 +306,28 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--evidently", help="python of a venv with evidently 0.7 and pandas<3")
     parser.add_argument("--out", default="benchmarks/drift_calibration.json")
+    parser.add_argument(
+        "--cell-dir", help="also write each cell to DIR/<dataset>__<traffic>__<n>.json (atomic)"
+    )
+    parser.add_argument(
+        "--table", metavar="DIR", help="print the table of the cells in DIR, run nothing"
+    )
     parser.add_argument("--child-evidently", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_evidently:
         print(json.dumps(child_evidently(args.child_evidently)))
         return
+    if args.table:
+        merged: dict[str, Any] = {}
+        for path in sorted(Path(args.table).glob("*.json")):
+            merged.update(json.loads(path.read_text()))
+        print(table(merged))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         sample_dir = Path(tmp) if args.evidently else None
         results = run_mlops(args, sample_dir)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    cols = METHODS + (["evidently"] if args.evidently else [])
-    print("| dataset / traffic / n | " + " | ".join(cols) + " |")
-    print("|---" * (len(cols) + 1) + "|")
-    for key, row in results.items():
-        print(f"| {key} | " + " | ".join(f"{row.get(c, float('nan')):.3f}" for c in cols) + " |")
+    print(table(results))
 
 
 if __name__ == "__main__":

@@ -74,6 +74,42 @@ def test_challenger_worse_than_main_fails_with_both_values_and_tolerance(trained
     assert "reports/baseline.json" in (trained / "dvc.yaml").read_text()
 
 
+def test_probability_gates_are_paired_on_the_same_rows(trained: Path, cli):
+    """roc_auc and log_loss gates against main: main's bundle gives its probabilities on the
+    challenger's test rows (main never stored a log_loss), the gate judges the paired interval."""
+    git(trained, "checkout", "-q", "-b", "challenger")
+    set_gates(
+        trained,
+        "      roc_auc: {not_worse_than: main, tolerance: 0.5}\n"
+        "      log_loss: {not_worse_than: main, tolerance: 0.01}\n",
+    )
+    set_param(trained, "C: 1.0", "C: 0.01")  # much less confident: a far higher log loss
+    result = cli(["run"], cwd=trained)
+    assert result.exit_code == ExitCode.GATE_FAILED, result.output
+    metrics = json.loads((trained / "reports/metrics.json").read_text())
+    gates = {g["metric"]: g for g in metadata(trained)["verdict"]["gates"]}
+    auc, loss = gates["roc_auc"], gates["log_loss"]
+    for gate in (auc, loss):
+        assert "paired on the same" in gate["note"], gate
+        assert gate["paired"]["rows"] == value_rows(trained)
+        assert gate["paired"]["method"] == "paired bootstrap, 1000 resamples, seed 0"
+    assert loss["value"] == metrics["log_loss"] == loss["paired"]["challenger"]
+    assert auc["value"] == metrics["roc_auc"] == auc["paired"]["challenger"]
+    assert loss["paired"]["high"] < -0.01 and loss["passed"] is False  # worse beyond doubt
+    assert "lower is better" in loss["note"]
+    assert auc["passed"] is True  # within the wide tolerance
+    stored = json.loads(
+        subprocess.run(
+            ["git", "show", "main:reports/metrics.json"],
+            cwd=trained,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert "log_loss" not in stored and loss["baseline"] > 0
+
+
 def test_baseline_moving_reruns_evaluate_and_tolerance_decides(trained: Path, cli):
     git(trained, "checkout", "-q", "-b", "challenger")
     set_gates(trained, "      accuracy: {not_worse_than: main, tolerance: 0.2}\n")

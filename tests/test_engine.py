@@ -216,7 +216,14 @@ def test_incremental_training_over_local_chunks(tmp_path: Path):
     profile["columns"]["g"] = {"dtype": "str", "missing": 3, "top": {"u": 5}}
     schema = schema_from_profile(profile, ["a"], ["g"], {"g": ["u", "v"]})
     assert schema["features"] == [
-        {"name": "a", "dtype": "float64", "nullable": True, "min": -1.0, "max": 2.0},
+        {
+            "name": "a",
+            "dtype": "float64",
+            "nullable": True,
+            "min": -1.0,
+            "max": 2.0,
+            "range_source": "training data",  # no data contract: as train.input_schema
+        },
         {"name": "g", "dtype": "str", "nullable": True, "categories": ["u", "v"]},
     ]
 

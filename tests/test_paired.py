@@ -15,8 +15,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
 from mlops.config.models import GateSpec
+from mlops.errors import MlopsError
 from mlops.stages.evaluate import check_gates
-from mlops.stages.paired import paired_difference
+from mlops.stages.paired import align_proba, pairable, paired_difference
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +85,93 @@ def test_noise_alone_does_not_fail_the_gate():
         "paired": {"accuracy": p},
     }
     assert check_gates(gate, {"accuracy": p["challenger"]}, {"main": entry})[0]["passed"]
+
+
+@pytest.fixture(scope="module")
+def probabilities() -> dict:
+    """Real models' class probabilities on the same held-out penguins."""
+    df = load_penguins().dropna()
+    X, y = df[["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]], df.species
+    train, test = df.index[::2], df.index[1::2]
+    good = LogisticRegression(max_iter=2000).fit(X.loc[train], y.loc[train])
+    weak = DecisionTreeClassifier(max_depth=2, random_state=0).fit(X.loc[train], y.loc[train])
+    classes = list(good.classes_)
+    return {
+        "y": y.loc[test],
+        "classes": classes,
+        "good": good.predict_proba(X.loc[test]),
+        "weak": weak.predict_proba(X.loc[test]),
+    }
+
+
+def test_probability_metrics_are_paired_on_the_same_rows_and_match_sklearn(probabilities):
+    y, classes = probabilities["y"], probabilities["classes"]
+    good, weak = probabilities["good"], probabilities["weak"]
+    assert pairable("roc_auc", "classification", probabilities=True)
+    assert not pairable("roc_auc", "classification")  # the label-only path does not know it
+    auc = paired_difference("roc_auc", "classification", y, good, weak, classes=classes)
+    assert auc["challenger"] == pytest.approx(
+        m.roc_auc_score(y, good, multi_class="ovr", average="macro", labels=classes), abs=1e-6
+    )
+    assert auc["baseline"] == pytest.approx(
+        m.roc_auc_score(y, weak, multi_class="ovr", average="macro", labels=classes), abs=1e-6
+    )
+    assert auc["low"] <= auc["difference"] <= auc["high"] and auc["rows"] == len(y)
+    loss = paired_difference("log_loss", "classification", y, good, weak, classes=classes)
+    assert loss["challenger"] == pytest.approx(m.log_loss(y, good, labels=classes), abs=1e-6)
+    assert loss["baseline"] == pytest.approx(m.log_loss(y, weak, labels=classes), abs=1e-6)
+    # lower is better: the better (lower-loss) challenger has a positive difference
+    assert loss["difference"] > 0 and loss["low"] > 0
+    again = paired_difference("log_loss", "classification", y, good, weak, classes=classes)
+    assert again == loss  # seeded
+    same = paired_difference("roc_auc", "classification", y, good, good, classes=classes)
+    assert same["low"] == same["high"] == same["difference"] == 0.0
+    # two classes: the second class's probability, as roc_auc_score(y, proba[:, 1])
+    yb = (y == "Gentoo").to_numpy()
+    pb = np.column_stack([1 - good[:, 2], good[:, 2]])
+    wb = np.column_stack([1 - weak[:, 2], weak[:, 2]])
+    binary = paired_difference("roc_auc", "classification", yb, pb, wb, classes=[False, True])
+    assert binary["challenger"] == pytest.approx(m.roc_auc_score(yb, pb[:, 1]), abs=1e-6)
+    assert binary["baseline"] == pytest.approx(m.roc_auc_score(yb, wb[:, 1]), abs=1e-6)
+
+
+def test_a_weaker_challenger_fails_a_probability_gate_and_noise_does_not(probabilities):
+    y, classes = probabilities["y"], probabilities["classes"]
+    good, weak = probabilities["good"], probabilities["weak"]
+    worse = paired_difference("log_loss", "classification", y, weak, good, classes=classes)
+    gate = {"log_loss": GateSpec(not_worse_than="main", tolerance=0.01)}
+    entry = {"name": "main", "commit": "abc", "metrics": {"log_loss": 0.1}}
+    row = check_gates(
+        gate, {"log_loss": worse["challenger"]}, {"main": {**entry, "paired": {"log_loss": worse}}}
+    )[0]
+    assert not row["passed"] and "paired on the same" in row["note"]
+    assert "lower is better" in row["note"]
+    # a challenger whose probabilities differ from the champion's by a little noise only
+    rng = np.random.default_rng(3)
+    noisy = good * np.exp(rng.normal(0, 0.05, good.shape))
+    noisy /= noisy.sum(axis=1, keepdims=True)
+    near = paired_difference("roc_auc", "classification", y, noisy, good, classes=classes)
+    gate = {"roc_auc": GateSpec(not_worse_than="main", tolerance=0.01)}
+    entry = {"name": "main", "commit": "abc", "metrics": {"roc_auc": 0.99}}
+    row = check_gates(
+        gate, {"roc_auc": near["challenger"]}, {"main": {**entry, "paired": {"roc_auc": near}}}
+    )[0]
+    assert row["passed"] and near["low"] <= 0 <= near["high"] + 1e-12
+
+
+def test_baseline_probabilities_are_aligned_to_the_challenger_classes(probabilities):
+    y, classes = probabilities["y"], probabilities["classes"]
+    good = probabilities["good"]
+    reordered = good[:, ::-1]  # a baseline whose columns come in another order
+    aligned = align_proba(reordered, classes[::-1], classes)
+    np.testing.assert_array_equal(aligned, good)
+    # a baseline that never learnt Chinstrap gives it probability 0: its log loss is huge
+    two = align_proba(good[:, [0, 2]], [classes[0], classes[2]], classes)
+    assert (two[:, 1] == 0).all()
+    p = paired_difference("log_loss", "classification", y, good, two, classes=classes)
+    assert p["difference"] > 1 and p["low"] > 0
+    with pytest.raises(MlopsError, match="neither model"):
+        paired_difference("roc_auc", "classification", y, good, good, classes=classes[:2])
 
 
 def test_regression_lower_is_better_is_signed_so_positive_means_better():

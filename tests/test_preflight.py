@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from mlops.config.preflight import KNOWN_KINDS, METRICS, estimator_kind, read_header
+from mlops.config.preflight import (
+    GATED_ONLY,
+    KNOWN_KINDS,
+    METRICS,
+    estimator_kind,
+    read_header,
+)
 from mlops.errors import ExitCode
 from mlops.pipeline.records import RunStore
 from tests.helpers import replace_in, replaced
@@ -118,6 +124,8 @@ def test_metric_names_match_what_evaluate_computes():
     proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
     got = classification_metrics(y, np.array(["a", "b", "b", "b"]), proba, ["a", "b"])
     assert set(got) == set(METRICS["classification"])
+    gated = classification_metrics(y, np.array(["a", "b", "b", "b"]), proba, ["a", "b"], True)
+    assert set(gated) == set(METRICS["classification"]) | set(GATED_ONLY["classification"])
     reg = regression_metrics(pd.Series([1.0, 2.0, 3.0]), np.array([1.1, 1.9, 3.2]))
     assert set(reg) == set(METRICS["regression"])
 

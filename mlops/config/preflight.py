@@ -41,6 +41,8 @@ METRICS = {
     "regression": ("rmse", "mae", "r2"),
 }
 SLICE_ONLY = {"classification": ("positive_rate",), "regression": ()}
+# computed only when a gate names it (so reports without such a gate keep their bytes)
+GATED_ONLY = {"classification": ("log_loss",), "regression": ()}
 ANY_TASK = ("test_rows",)  # also in metrics.json: a gate may ask for enough test rows
 EXAMPLE_GATE = {"classification": "balanced_accuracy: {min: 0.6}", "regression": "r2: {min: 0.1}"}
 EXAMPLE_ESTIMATOR = {
@@ -160,16 +162,17 @@ def check_task(
     other = "regression" if task == "classification" else "classification"
     for name, stage in project.pipeline.stages.items():
         gated: list[tuple[Loc, str, tuple[str, ...]]] = [
-            (("stages", name, "gates", m), m, known + ANY_TASK) for m in stage.gates
+            (("stages", name, "gates", m), m, known + GATED_ONLY[task] + ANY_TASK)
+            for m in stage.gates
         ]
         gated += [
-            (("stages", name, "slice_gates", m), m, known + SLICE_ONLY[task])
+            (("stages", name, "slice_gates", m), m, known + GATED_ONLY[task] + SLICE_ONLY[task])
             for m in stage.slice_gates
         ]
         for loc, metric, allowed in gated:
             if metric in allowed:
                 continue
-            belongs = f" (a {other} metric)" if metric in METRICS[other] else ""
+            belongs = f" (a {other} metric)" if metric in METRICS[other] + GATED_ONLY[other] else ""
             issues.append(
                 ConfigIssue(
                     doc.file,

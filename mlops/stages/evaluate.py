@@ -27,7 +27,11 @@ if TYPE_CHECKING:
 LOWER_IS_BETTER = {"rmse", "mae", "log_loss", "mse"}
 
 
-def classification_metrics(y: pd.Series, pred: np.ndarray, proba: Any, classes: list) -> dict:
+def classification_metrics(
+    y: pd.Series, pred: np.ndarray, proba: Any, classes: list, log_loss: bool = False
+) -> dict:
+    """Metrics of predicted labels, `roc_auc` with probabilities, and `log_loss` when asked
+    (a gate names it; left out otherwise so that existing reports keep their bytes)."""
     from sklearn import metrics as m
 
     out = {
@@ -45,6 +49,8 @@ def classification_metrics(y: pd.Series, pred: np.ndarray, proba: Any, classes: 
             out["roc_auc"] = m.roc_auc_score(
                 y, proba, multi_class="ovr", average="macro", labels=classes
             )
+    if log_loss and proba is not None and set(y.unique()) <= set(classes):
+        out["log_loss"] = m.log_loss(y, proba, labels=classes)
     return {k: round(float(v), 6) for k, v in out.items()}
 
 
@@ -113,14 +119,15 @@ def check_gates(
                 base = (entry.get("metrics") or {}).get(metric)
                 res["tolerance"] = gate.tolerance
                 res["relative"] = gate.relative
-                if base is None:
+                if (entry.get("paired") or {}).get(metric):
+                    # the baseline's bundle scored here: its figure need not have been stored
+                    _paired_rule(res, entry, metric, value, gate)
+                elif base is None:
                     res["passed"] = True
                     why = entry.get("note") or f"no baseline in {name} yet"
                     if entry.get("metrics") is not None:
                         why = f"{name} has no {metric}"
                     res["note"] = f"{why}: passes (first run)"
-                elif (entry.get("paired") or {}).get(metric):
-                    _paired_rule(res, entry, metric, value, gate)
                 else:
                     lower = gate.direction == "lower" or (
                         gate.direction is None and metric in LOWER_IS_BETTER
@@ -179,30 +186,55 @@ def pair_baselines(
     y: pd.Series,
     pred: Any,
     task: str,
+    proba: Any = None,
+    classes: list | None = None,
 ) -> list[str]:
     """Score each baseline's bundle on the challenger's test rows and put the paired figures of
     every gated metric in its entry (`paired`), or why it could not (`paired_note`: the gate
-    then uses the stored figures). Returns lines for the stage's output."""
+    then uses the stored figures). Metrics of probabilities (`roc_auc`, `log_loss`) are paired
+    on both models' `predict_proba` (`proba`: the challenger's, columns in `classes`' order).
+    Returns lines for the stage's output."""
     from mlops.errors import MlopsError
-    from mlops.stages.paired import pairable, paired_difference, score_baseline
+    from mlops.stages.paired import align_proba, pairable, paired_difference, score_baseline
 
     lines = []
     for name, entry in baselines.items():
         metrics = [
-            (m, g) for m, g in gates.items() if g.not_worse_than == name and pairable(m, task)
+            (m, g)
+            for m, g in gates.items()
+            if g.not_worse_than == name and pairable(m, task, probabilities=True)
         ]
         if not metrics or not entry.get("commit"):
             continue
         try:
-            base_pred, _, _ = score_baseline(project, entry, test)
+            base_pred, base_proba, meta = score_baseline(project, entry, test)
         except MlopsError as exc:
             entry["paired_note"] = f"the baseline bundle could not score this split: {exc.message}"
             lines.append(f"baseline {name}: {entry['paired_note']}")
             continue
-        entry["paired"] = {
-            m: paired_difference(m, task, y, pred, base_pred, lower_is_better=_lower(m, g))
-            for m, g in metrics
-        }
+        paired, unpaired = {}, []
+        for m, g in metrics:
+            lower = _lower(m, g)
+            if pairable(m, task):
+                paired[m] = paired_difference(m, task, y, pred, base_pred, lower_is_better=lower)
+                continue
+            if proba is None or base_proba is None or not meta.get("classes"):
+                unpaired.append(m)
+                continue
+            try:
+                base = align_proba(base_proba, list(meta["classes"]), list(classes or []))
+                paired[m] = paired_difference(
+                    m, task, y, proba, base, lower_is_better=lower, classes=list(classes or [])
+                )
+            except MlopsError:
+                unpaired.append(m)
+        entry["paired"] = paired
+        if unpaired:
+            entry["paired_note"] = (
+                f"{', '.join(unpaired)} not paired: both models' probabilities of every "
+                "test label are needed"
+            )
+            lines.append(f"baseline {name}: {entry['paired_note']}")
         lines.append(f"baseline {name}: its bundle scored on the same {len(test)} test rows")
     return lines
 
@@ -260,12 +292,18 @@ def run(project: Project, stage: ResolvedStage) -> list[str]:
     proba = None
     if fit["task"] == "classification":
         proba = model.predict_proba(X) if hasattr(model, "predict_proba") else None
-        metrics = classification_metrics(y, pred, proba, classes)
+        stage_config = project.pipeline.stages[stage.name]
+        gated = {*stage_config.gates, *stage_config.slice_gates}
+        metrics = classification_metrics(y, pred, proba, classes, "log_loss" in gated)
 
         def metric_fn(ys, ps, pr):
             # ROC AUC only where every class occurs (otherwise it is undefined)
             m = classification_metrics(
-                ys, ps, pr if ys.nunique() == len(classes) else None, classes
+                ys,
+                ps,
+                pr if ys.nunique() == len(classes) else None,
+                classes,
+                "log_loss" in gated,
             )
             if len(classes) == 2:
                 m["positive_rate"] = round(float((ps == classes[1]).mean()), 6)
@@ -287,7 +325,9 @@ def run(project: Project, stage: ResolvedStage) -> list[str]:
     )
     predict_seconds = time.perf_counter() - t0
     baselines = read_baselines(project, args, config.gates)
-    baseline_lines = pair_baselines(project, config.gates, baselines, test, y, pred, fit["task"])
+    baseline_lines = pair_baselines(
+        project, config.gates, baselines, test, y, pred, fit["task"], proba, classes
+    )
     gates = check_gates(config.gates, metrics, baselines)
     gates += [
         {**g, "slice_gate": True} for g in slices.check_slice_gates(config.slice_gates, slice_table)

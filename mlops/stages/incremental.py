@@ -166,14 +166,57 @@ def task_from_profile(column: dict[str, Any], declared: str) -> str:
     return "classification"
 
 
+def _chunk_roles(df: pd.DataFrame, index: int, target: str) -> dict[str, Any] | None:
+    """`mlops.data.roles.infer_roles` of one chunk; None (no say) for a chunk too small to judge."""
+    from mlops.data.roles import MIN_ROWS, infer_roles
+
+    df = df[df[target].notna()] if target in df.columns else df
+    if len(df) < MIN_ROWS:
+        return None
+    return infer_roles(df, target=target)
+
+
+def roles_over_chunks(source: ChunkSource, profile: dict[str, Any], target: str) -> dict[str, Any]:
+    """Identifier and time columns of the whole data, judged chunk by chunk (one pass).
+
+    A column is flagged when every chunk large enough to judge flags it (with the first such
+    chunk's reason), as `train`'s in-memory path flags it on the whole frame; a column flagged
+    for being unique must moreover be unique over the whole data where the streamed profile
+    counts exactly (a per-chunk row number repeats from chunk to chunk: no identifier)."""
+    verdicts = [v for v in source.map(_chunk_roles, target) if v is not None]
+    if not verdicts:
+        return {}
+    columns = profile.get("columns", {})
+    roles = {}
+    for name, role in verdicts[0].items():
+        if not all(name in v and v[name].role == role.role for v in verdicts[1:]):
+            continue
+        p = columns.get(name, {})
+        exact = not p.get("distinct_is_lower_bound")
+        present = p.get("count", 0) - p.get("missing", 0)
+        by_uniqueness = role.role == "identifier" or "unique" in role.reason
+        if by_uniqueness and exact and p.get("distinct", present) < present:
+            continue
+        roles[name] = role
+    return roles
+
+
 def schema_from_profile(
     profile: dict[str, Any],
     numeric: list[str],
     categorical: list[str],
     categories: dict[str, list] | None = None,
+    contract: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The input schema (`schema.json`) from a profile, as `train.input_schema` makes it from
-    a frame: each feature's dtype, range and vocabulary (every feature nullable)."""
+    a frame: each feature's dtype, range and vocabulary (every feature nullable).
+
+    With a data contract, a number's accepted range is the contract's (`in_range`; none if it
+    gives none) and the profile's range is kept as `train_min`/`train_max`; without one, the
+    profile's range (`range_source` says which)."""
+    from mlops.stages.train import _contract_ranges
+
+    ranges = _contract_ranges(contract)
     features = []
     for col in numeric + categorical:
         p = profile["columns"].get(col, {})
@@ -183,7 +226,15 @@ def schema_from_profile(
             "nullable": True,  # as train.input_schema: the pipeline imputes every feature
         }
         if col in numeric and p.get("min") is not None:
-            f["min"], f["max"] = float(p["min"]), float(p["max"])
+            lo, hi = float(p["min"]), float(p["max"])
+            if contract is None:
+                f["min"], f["max"] = lo, hi
+                f["range_source"] = "training data"
+            else:
+                if col in ranges:
+                    f["min"], f["max"] = ranges[col]
+                f["train_min"], f["train_max"] = lo, hi
+                f["range_source"] = "data contract"
         elif col in categorical:
             values = (categories or {}).get(col)
             if values is None:

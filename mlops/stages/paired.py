@@ -33,8 +33,9 @@ RESAMPLES = 1000
 SEED = 0
 CONFIDENCE = 0.95
 CLASSIFICATION = ("accuracy", "balanced_accuracy", "f1_macro", "precision_macro", "recall_macro")
+PROBABILITY = ("roc_auc", "log_loss")  # from predict_proba: both models' probabilities, same rows
 REGRESSION = ("rmse", "mae", "mse", "r2")
-LOWER_IS_BETTER = {"rmse", "mae", "mse"}
+LOWER_IS_BETTER = {"rmse", "mae", "mse", "log_loss"}
 BLOCK_CELLS = 4_000_000  # resampled row indices held at once
 
 
@@ -82,6 +83,11 @@ def score_baseline(
                 + ", ".join(missing[:5] or ["none recorded"])
             )
         model = load_model_file(tmp / MODEL_FILE)
+        if hasattr(model, "classes_"):  # the order of predict_proba's columns
+            meta = {
+                **meta,
+                "classes": [c.item() if hasattr(c, "item") else c for c in model.classes_],
+            }
         X = test[features]
         try:
             pred = model.predict(X)
@@ -175,9 +181,98 @@ def _regression(
     return v_new, v_base, np.concatenate(diffs)
 
 
-def pairable(metric: str, task: str) -> bool:
-    """Whether `paired_difference` knows the metric."""
-    return metric in (CLASSIFICATION if task == "classification" else REGRESSION)
+def align_proba(proba: Any, model_classes: list, classes: list) -> np.ndarray:
+    """`proba`'s columns (in `model_classes`' order) put in `classes`' order; a class the model
+    never learnt gets probability 0 (the baseline cannot predict it)."""
+    import numpy as np
+
+    proba = np.asarray(proba, dtype="float64")
+    where = {str(c): i for i, c in enumerate(model_classes)}
+    out = np.zeros((proba.shape[0], len(classes)))
+    for j, c in enumerate(classes):
+        if str(c) in where:
+            out[:, j] = proba[:, where[str(c)]]
+    return out
+
+
+def _class_index(y: Any, classes: list) -> np.ndarray:
+    """Each label's column in `classes` (-1 for a label none of the models knows)."""
+    import numpy as np
+
+    where = {str(c): i for i, c in enumerate(classes)}
+    return np.array([where.get(str(v), -1) for v in np.asarray(y, dtype=object)], dtype="int64")
+
+
+def _auc(yi: np.ndarray, proba: np.ndarray, classes: int) -> np.ndarray:
+    """ROC AUC of each row of resampled class indices `yi` (b, n) and their probabilities
+    (b, n, k), as scikit-learn's `roc_auc_score` (binary: the second class's probability;
+    more classes: one-vs-rest, macro average); NaN where a class is absent or alone."""
+    import numpy as np
+    from scipy.stats import rankdata
+
+    n = yi.shape[1]
+    wanted = [1] if classes == 2 else range(classes)
+    aucs = []
+    for c in wanted:
+        ranks = rankdata(proba[:, :, c], axis=1)  # ties share the average rank, as sklearn
+        pos = yi == c
+        n_pos = pos.sum(axis=1).astype("float64")
+        n_neg = n - n_pos
+        with np.errstate(divide="ignore", invalid="ignore"):
+            aucs.append(((ranks * pos).sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return np.mean(aucs, axis=0)
+
+
+def _row_log_loss(yi: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """Each row's log loss (scikit-learn's clipping at the float's epsilon)."""
+    import numpy as np
+
+    eps = np.finfo(proba.dtype).eps
+    return -np.log(np.clip(proba[np.arange(len(yi)), yi], eps, 1 - eps))
+
+
+def _probability(
+    metric: str,
+    y: Any,
+    new: Any,
+    base: Any,
+    classes: list,
+    resamples: int,
+    seed: int,
+) -> tuple[float, float, np.ndarray]:
+    import numpy as np
+
+    yi = _class_index(y, classes)
+    if (yi < 0).any():
+        raise MlopsError(f"{metric}: the test labels hold a class neither model was trained on")
+    probas = [np.asarray(new, dtype="float64"), np.asarray(base, dtype="float64")]
+    if metric == "log_loss":
+        losses = [_row_log_loss(yi, p) for p in probas]
+        values = [float(loss.mean()) for loss in losses]
+        diffs = [
+            losses[0][idx].mean(axis=1) - losses[1][idx].mean(axis=1)
+            for idx in _blocks(len(yi), resamples, seed)
+        ]
+    else:
+        k = len(classes)
+        values = [float(_auc(yi[None, :], p[None, :, :], k)[0]) for p in probas]
+        per = max(1, BLOCK_CELLS // max(len(yi) * k, 1))  # (b, n, k) probabilities at once
+        diffs = []
+        for idx in _blocks(len(yi), resamples, seed):
+            for start in range(0, idx.shape[0], per):
+                part = idx[start : start + per]
+                diffs.append(
+                    _auc(yi[part], probas[0][part], k) - _auc(yi[part], probas[1][part], k)
+                )
+    return values[0], values[1], np.concatenate(diffs)
+
+
+def pairable(metric: str, task: str, probabilities: bool = False) -> bool:
+    """Whether `paired_difference` knows the metric (`roc_auc`, `log_loss`: only with both
+    models' probabilities)."""
+    if task != "classification":
+        return metric in REGRESSION
+    return metric in CLASSIFICATION or (probabilities and metric in PROBABILITY)
 
 
 def paired_difference(
@@ -191,13 +286,25 @@ def paired_difference(
     resamples: int = RESAMPLES,
     seed: int = SEED,
     lower_is_better: bool | None = None,
+    classes: list | None = None,
 ) -> dict[str, Any]:
     """Both models' `metric` on the same rows and the paired bootstrap interval of the
-    difference, signed so that positive means the challenger is better."""
+    difference, signed so that positive means the challenger is better.
+
+    For `roc_auc` and `log_loss`, `challenger` and `baseline` are the two models' class
+    probabilities (columns in `classes`' order, `align_proba`), resampled on the same rows with
+    the same seed as the label metrics."""
     import numpy as np
 
-    fn = _classification if task == "classification" else _regression
-    v_new, v_base, diffs = fn(metric, y, challenger, baseline, resamples, seed)
+    if task == "classification" and metric in PROBABILITY:
+        if classes is None:
+            raise MlopsError(f"{metric} is paired on probabilities: pass the classes")
+        v_new, v_base, diffs = _probability(
+            metric, y, challenger, baseline, classes, resamples, seed
+        )
+    else:
+        fn = _classification if task == "classification" else _regression
+        v_new, v_base, diffs = fn(metric, y, challenger, baseline, resamples, seed)
     lower = metric in LOWER_IS_BETTER if lower_is_better is None else lower_is_better
     sign = -1.0 if lower else 1.0
     diffs = sign * diffs[np.isfinite(diffs)]

@@ -282,6 +282,7 @@ def _run_incremental(
     from mlops.stages.incremental import (
         LocalChunks,
         fit_incremental,
+        roles_over_chunks,
         schema_from_profile,
         task_from_profile,
     )
@@ -306,16 +307,16 @@ def _run_incremental(
         raise UsageError(f"target column {spec.target!r} is not in {args.input}")
     task = task_from_profile(columns[spec.target], spec.task)
     estimator = _estimator(params, task)
-    numeric = [
-        c
-        for c, p in columns.items()
-        if c != spec.target and c not in args.exclude and p["kind"] == "numeric"
-    ]
-    categorical = [
-        c
-        for c, p in columns.items()
-        if c != spec.target and c not in args.exclude and p["kind"] != "numeric"
-    ]
+    roles = {  # identifier / time columns, as the in-memory path (`_roles`) leaves them out
+        c: r
+        for c, r in roles_over_chunks(chunks, profile, spec.target).items()
+        if c not in args.exclude and c not in args.keep
+    }
+    for role in roles.values():
+        yield f"train: {role.line()}"
+    left_out = {spec.target, *args.exclude, *roles}
+    numeric = [c for c, p in columns.items() if c not in left_out and p["kind"] == "numeric"]
+    categorical = [c for c, p in columns.items() if c not in left_out and p["kind"] != "numeric"]
     if not numeric and not categorical:
         raise UsageError("no feature columns left after excluding the target and `exclude`")
     pipe = build_pipeline(numeric, categorical, estimator)
@@ -330,7 +331,7 @@ def _run_incremental(
     fit_seconds = time.perf_counter() - t0
     keep = [*numeric, *categorical, spec.target]
     reference = {**profile, "columns": {c: columns[c] for c in keep}}
-    schema = schema_from_profile(profile, numeric, categorical, categories)
+    schema = schema_from_profile(profile, numeric, categorical, categories, read_contract(project))
     yield from _write(
         project,
         args,
@@ -345,6 +346,7 @@ def _run_incremental(
         hyperparameters=seeded_hyperparameters(params, estimator),
         tuning=None,
         incremental=record,
+        excluded={c: r.reason for c, r in roles.items()},
         stage_name=stage_name,
     )
 
