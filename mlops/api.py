@@ -390,6 +390,8 @@ def serve(
             cache = Path(cache_dir) if cache_dir else default_cache(config.target or "")
             config.cache_dir, default_log = str(cache.absolute()), cache / "predictions"
     config.trusted_types = serve_trusted_types(root)
+    if (Path(root) / "pipeline.yaml").is_file():  # the project's own code, pinned by bundles
+        config.code_root = str(Path(root).resolve())
     if log and log_url is None and "://" in (config.target or ""):
         log_url = config.target  # an object-store target: its logs go back to it
     if log and log_url:

@@ -183,7 +183,7 @@ def _semantic(
             args = args or _lenient(wm, stage.with_)
             if args is None:
                 continue
-            resolved[name] = resolve_builtin(name, stage, args, base, params_raw)
+            resolved[name] = resolve_builtin(name, stage, args, base, params_raw, root)
         else:
             resolved[name] = resolve_cmd(name, stage)
         for i, other in enumerate(stage.after):
