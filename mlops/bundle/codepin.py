@@ -98,15 +98,14 @@ def import_class(path: str, root: Path | None = None) -> type:
     if project:
         assert root is not None
         use_root(root)
+    hint = (
+        "Give a class path such as sklearn.ensemble.RandomForestClassifier, or a class of "
+        "your project's own code as module:Class (the module in the repository root)."
+    )
     try:
         module = importlib.import_module(module_name)
-        cls = getattr(module, cls_name)
-    except (ImportError, AttributeError) as exc:
-        raise UsageError(
-            f"{path!r} cannot be imported: {type(exc).__name__}: {exc}",
-            "Give a class path such as sklearn.ensemble.RandomForestClassifier, or a class of "
-            "your project's own code as module:Class (the module in the repository root).",
-        ) from None
+    except ImportError as exc:
+        raise UsageError(f"{path!r} cannot be imported: {exc}", hint) from None
     if project:
         assert root is not None
         found = Path(getattr(module, "__file__", "") or "")
@@ -115,6 +114,11 @@ def import_class(path: str, root: Path | None = None) -> type:
                 f"{module_name} is imported from {found}, not from the project in {root}",
                 "Rename your module, or uninstall the package that shadows it.",
             )
+    try:
+        cls = getattr(module, cls_name)
+    except AttributeError:
+        msg = f"{path!r} cannot be imported: no {cls_name} in {module_name}"
+        raise UsageError(msg, hint) from None
     if not isinstance(cls, type):
         raise UsageError(f"{path!r} is not a class", "Name a class, never a function.")
     return cls
@@ -203,6 +207,9 @@ def verify_code(code: dict[str, Any] | None, root: Path | None, bundle: Path) ->
     problems = []
     for module, entry in sorted(modules.items()):
         recorded = (entry or {}).get("files") if isinstance(entry, dict) else None
+        if not all(part.isidentifier() for part in str(module).split(".")):
+            problems.append(f"{str(module)[:80]!r}: not a module name")
+            continue
         if not isinstance(recorded, dict):
             problems.append(f"{module}: no file hashes recorded")
             continue

@@ -140,16 +140,19 @@ class record_warnings:
                 text = " ".join(str(w.message).split())
                 if text not in self.messages:
                     self.messages.append(text)
-            else:
+            elif "'eval_set' is deprecated" not in str(w.message):
+                # LightGBM >= 4.6 prefers eval_X/eval_y, which do not encode string labels:
+                # eval_set on the training rows themselves stays the working form
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def _takes_eval_set(est: Any) -> bool:
-    module = type(est).__module__
-    if not module.startswith(("lightgbm", "xgboost")):
-        return False
+    return type(est).__module__.startswith(("lightgbm", "xgboost")) and _accepts(est, "eval_set")
+
+
+def _accepts(est: Any, name: str) -> bool:
     try:
-        return "eval_set" in inspect.signature(est.fit).parameters
+        return name in inspect.signature(est.fit).parameters
     except (TypeError, ValueError):
         return False
 
