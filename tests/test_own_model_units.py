@@ -210,3 +210,35 @@ def test_convergence_warnings_curves_and_the_converged_gate():
     assert converged["metric"] == "converged" and converged["passed"] is False
     with pytest.raises(ValueError, match="takes `true`"):
         Stage(uses="evaluate", gates={"converged": False})
+
+
+def test_init_scaffolds_tests_that_pass_and_catch_a_transformer_that_drops_rows(project: Path):
+    import subprocess
+
+    import yaml
+
+    def pytest_in_project() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    assert (project / "tests/test_model.py").is_file()
+    ci = yaml.safe_load((project / ".gitlab-ci.yml").read_text())
+    assert "python -m pytest" in ci["test"]["script"]  # the CI template's test job runs it
+    proc = pytest_in_project()
+    assert proc.returncode == 0 and "2 passed" in proc.stdout, proc.stdout + proc.stderr
+
+    (project / "feats.py").write_text(FEATURES_PY.replace("X * 2", "X.dropna()"))
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"]["features"] = ["feats:Twice"]
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    pipeline = yaml.safe_load((project / "pipeline.yaml").read_text())
+    pipeline["model"]["trusted_types"] = ["feats.Twice"]
+    (project / "pipeline.yaml").write_text(yaml.safe_dump(pipeline))
+    proc = pytest_in_project()
+    assert proc.returncode == 1, proc.stdout
+    assert "feature0_twice fails on missing values" in proc.stdout  # dropna() drops the row

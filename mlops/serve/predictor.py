@@ -213,6 +213,8 @@ def _block(trans: Any, columns: list[str]) -> NumericBlock | CategoricalBlock:
                 block.steps.append(("center", np.asarray(s.mean_, dtype=np.float64), None))
             if s.with_std:
                 block.steps.append(("scale", np.asarray(s.scale_, dtype=np.float64), None))
+        elif name == "FunctionTransformer" and s.func is None:
+            continue  # `"passthrough"` columns of a ColumnTransformer, once fitted: identity
         elif name == "MinMaxScaler":
             block.steps.append(("minmax", np.asarray(s.scale_), np.asarray(s.min_)))
             if s.clip:
