@@ -242,3 +242,34 @@ def test_init_scaffolds_tests_that_pass_and_catch_a_transformer_that_drops_rows(
     proc = pytest_in_project()
     assert proc.returncode == 1, proc.stdout
     assert "feature0_twice fails on missing values" in proc.stdout  # dropna() drops the row
+
+
+def test_a_booster_node_smuggling_a_builtin_is_refused(tmp_path: Path):
+    import io
+    import zipfile
+
+    import lightgbm
+
+    from mlops.bundle.archive import canonical
+
+    df, numeric, _ = _frame()
+    est = lightgbm.LGBMClassifier(n_estimators=3, verbose=-1).fit(df[numeric], df["species"])
+    with zipfile.ZipFile(io.BytesIO(dumps(est))) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    schema = json.loads(members["schema.json"])
+    booster = schema["content"]["content"]["_Booster"]
+    assert booster["__class__"] == "Booster"
+    # an extra attribute of the booster's state: `builtins.eval` as a type reference
+    booster["content"]["content"]["pandas_categorical"] = {
+        "__class__": "eval", "__module__": "builtins", "__loader__": "TypeNode", "__id__": 999,
+    }  # fmt: skip
+    members["schema.json"] = json.dumps(schema).encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    path = tmp_path / "model.skops"
+    path.write_bytes(canonical(out.getvalue()))
+    with pytest.raises(BundleError, match=r"builtins\.eval") as exc:
+        load_model_file(path, ["builtins.eval"])  # listing it in trusted_types changes nothing
+    assert exc.value.exit_code == 6
