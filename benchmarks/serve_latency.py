@@ -7,6 +7,12 @@ Reproduce (MLflow in its own virtualenv, never a project dependency):
     .venv/bin/python benchmarks/serve_latency.py --mlflow-venv /work/peers/mlflow          # ~5 min
     .venv/bin/python benchmarks/serve_latency.py --mlflow-venv /work/peers/mlflow --quick  # ~2 min
 
+LightGBM instead of the linear model (`--lightgbm`: the example project with
+`train.estimator: lightgbm.LGBMClassifier`, 100 rounds; the MLflow venv needs lightgbm too):
+
+    /work/peers/mlflow/bin/pip install lightgbm
+    .venv/bin/python benchmarks/serve_latency.py --mlflow-venv /work/peers/mlflow --lightgbm
+
 Both servers run one uvicorn worker on 127.0.0.1 and serve the same fitted Pipeline (the example
 project's penguin classifier, trained here unless --bundle is given; MLflow gets it through
 `mlflow.sklearn.save_model` with an inferred signature, so it enforces a schema too). The same
@@ -193,12 +199,17 @@ def wait_ready(port: int, path: str, proc: subprocess.Popen, timeout: float = 12
     raise RuntimeError(f"no answer on {path} after {timeout}s")
 
 
-def build_bundle(work: Path) -> Path:
+def build_bundle(work: Path, lightgbm: bool = False) -> Path:
     from mlops import api
     from tests.helpers import commit_all
 
     project = work / "project"
     api.init(project)
+    if lightgbm:
+        params = project / "params.yaml"
+        text = params.read_text().split("train:")[0]
+        text += "train:\n  estimator: lightgbm.LGBMClassifier\n  n_estimators: 100\n  verbose: -1\n"
+        params.write_text(text)
     commit_all(project, "start")
     result = api.run(project)
     if result.error is not None:
@@ -253,6 +264,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--mlflow-venv", default="/work/peers/mlflow", help="virtualenv with mlflow")
     ap.add_argument("--bundle", help="bundle directory (default: train the example project)")
+    ap.add_argument("--lightgbm", action="store_true", help="train a LightGBM model instead")
     ap.add_argument("--quick", action="store_true", help="short rounds (about a minute)")
     ap.add_argument("--rounds", type=int, default=None, help="rounds per scenario and server")
     ap.add_argument("--json", dest="json_out", help="also write raw figures to this file")
@@ -263,7 +275,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     procs: list[subprocess.Popen] = []
     try:
-        bundle = Path(args.bundle).absolute() if args.bundle else build_bundle(work)
+        bundle = Path(args.bundle).absolute() if args.bundle else build_bundle(work, args.lightgbm)
         venv = Path(args.mlflow_venv)
         export = work / "mlflow-model"
         env = dict(os.environ, MLFLOW_ALLOW_FILE_STORE="true")

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[dev,serve,dask,s3,notify]'
+.venv/bin/python -m pip install -q -e '.[dev,serve,dask,s3,notify,boost]'
 # a local S3-compatible server for the S3 remote test (moto_server on 127.0.0.1): moto's S3 and
 # the server's flask, not moto[server] (every AWS service's dependencies: +140 MB, +12 s);
 # botocore pinned to what dvc-s3's aiobotocore chose, or pip backtracks through boto versions

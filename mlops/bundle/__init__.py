@@ -6,8 +6,12 @@ schema), `reference.json` (training-data profile for drift), `metrics.json`, and
 file). `load_bundle` refuses a bundle whose files do not match those hashes. A bundle records no
 commit and no wall time (the same inputs give the same bytes): the commit of a version is its
 registration tag's, the training commit is in the run record (`mlops runs show`).
+
+`save_model` (a training script of your own, `mlops.bundle.byo`) writes what the built-in train
+stage writes; `mlops.bundle.codepin` pins the project code a model needs by hash.
 """
 
+from mlops.bundle.byo import save_model
 from mlops.bundle.core import (
     METADATA,
     MODEL_FILE,
@@ -30,6 +34,7 @@ __all__ = [
     "load_bundle",
     "load_model_file",
     "read_metadata",
+    "save_model",
     "verify_bundle",
     "write_bundle",
 ]

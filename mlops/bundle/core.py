@@ -172,14 +172,23 @@ def load_model_file(path: Path, trusted_types: Collection[str] = ()) -> Any:
 
 
 def load_bundle(
-    path: Path, *, extra_files: Collection[str] = (), trusted_types: Collection[str] = ()
+    path: Path,
+    *,
+    extra_files: Collection[str] = (),
+    trusted_types: Collection[str] = (),
+    code_root: Path | None = None,
 ) -> Bundle:
     """Verify, then load a bundle (model, schema, reference statistics, metadata).
 
     `trusted_types`: the project's own exact type names the model may contain (see
-    `load_model_file`)."""
+    `load_model_file`). A bundle that pins project code (`mlops.bundle.codepin`) loads only
+    when the installed code (in `code_root`, the project root, else on `sys.path`) has the
+    recorded hashes: `CodeMismatchError` (exit 6) otherwise."""
+    from mlops.bundle.codepin import verify_code
+
     path = Path(path)
     meta = verify_bundle(path, extra_files=extra_files)
+    verify_code(meta.get("code"), code_root, path)
 
     def _json(name: str) -> dict[str, Any]:
         f = path / name

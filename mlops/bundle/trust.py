@@ -10,6 +10,10 @@ allow-list:
 - NumPy arrays, dtypes, scalar types and random states; SciPy sparse matrices and arrays;
 - plain Python data types (`dict`, `list`, `str`, ...), never a `builtins` function;
 - a short list of NumPy functions a `FunctionTransformer` may reasonably hold (`numpy.log1p`...);
+- the scikit-learn wrappers of LightGBM and XGBoost and their boosters (`BOOST_TYPES`, the
+  `boost` extra): skops rebuilds a booster through the library's own `__setstate__`, from
+  LightGBM's text model format or XGBoost's serialised buffer, by their native loaders (no
+  pickle), with the `collections` containers their fitted attributes hold;
 - the project's own types, by exact name, from `pipeline.yaml` (`model.trusted_types`).
 
 Names are compared exactly: `numpy.testing._private.utils.runstring` is not trusted because
@@ -139,6 +143,27 @@ SKLEARN_HELPERS: dict[str, tuple[str, ...]] = {
     "sklearn.utils._bunch": ("Bunch",),
 }
 
+# gradient boosting libraries (the `boost` extra), by exact name: their scikit-learn wrappers,
+# the booster each holds (rebuilt from the model's text / serialised form by the library's
+# native loader), and the `collections` containers of their fitted attributes (`best_score_`
+# is a defaultdict whose factory is OrderedDict: a type, never a function)
+BOOST_TYPES = frozenset(
+    {
+        "lightgbm.sklearn.LGBMClassifier",
+        "lightgbm.sklearn.LGBMRegressor",
+        "lightgbm.sklearn.LGBMRanker",
+        "lightgbm.basic.Booster",
+        "xgboost.sklearn.XGBClassifier",
+        "xgboost.sklearn.XGBRegressor",
+        "xgboost.sklearn.XGBRFClassifier",
+        "xgboost.sklearn.XGBRFRegressor",
+        "xgboost.sklearn.XGBRanker",
+        "xgboost.core.Booster",
+        "collections.OrderedDict",
+        "collections.defaultdict",
+    }
+)
+
 SPARSE_KINDS = ("csr", "csc", "coo", "bsr", "dia", "dok", "lil")
 _SPARSE_MODULES = {"csr": "_csr", "csc": "_csc", "coo": "_coo", "bsr": "_bsr", "dia": "_dia"}
 _SPARSE_MODULES.update(dok="_dok", lil="_lil")
@@ -188,6 +213,7 @@ def builtin_allow_list() -> frozenset[str]:
     return frozenset(
         BUILTIN_TYPES
         | FUNCTIONS
+        | BOOST_TYPES
         | helpers
         | _sklearn_estimators()
         | _numpy_types()
@@ -247,3 +273,8 @@ def audit(path: Path, trusted: Collection[str] = ()) -> tuple[list[str], list[st
         arrays = _object_arrays(zf)
     names = sorted(set(_walk(schema)) | set(sio.get_untrusted_types(file=path)))
     return [n for n in names if n not in allowed] + arrays, names
+
+
+def type_names(schema: Any) -> list[str]:
+    """Every `module.class` a skops `schema.json` (parsed) names, sorted."""
+    return sorted(set(_walk(schema)))

@@ -177,7 +177,7 @@ def _semantic(
     if not isinstance(raw_stages, dict):
         return {}, issues
     base = pipeline if pipeline is not None else _stand_in(raw)
-    resolved, errs = _resolve_stages(raw_stages, base, doc, params_raw, issue)
+    resolved, errs = _resolve_stages(raw_stages, base, doc, params_raw, issue, root)
     issues += errs
     if pipeline is not None:
         add_implicit_edges(resolved, pipeline)
@@ -210,6 +210,7 @@ def _resolve_stages(
     doc: YamlDoc,
     params_raw: dict[str, Any] | None,
     issue: Issue,
+    root: Path,
 ) -> tuple[dict[str, ResolvedStage], list[ConfigIssue]]:
     """Each stage that validates, resolved (built-ins with their `with:` checked); `after:`
     names checked. Returns the `with:` validation issues too."""
@@ -226,7 +227,7 @@ def _resolve_stages(
             args = args or _lenient(wm, stage.with_)
             if args is None:
                 continue
-            resolved[name] = resolve_builtin(name, stage, args, base, params_raw)
+            resolved[name] = resolve_builtin(name, stage, args, base, params_raw, root)
         else:
             resolved[name] = resolve_cmd(name, stage)
         for i, other in enumerate(stage.after):

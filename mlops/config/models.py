@@ -182,6 +182,17 @@ class Stage(Strict):
     plots: list[OutEntry] = Field(default_factory=list)
     gates: dict[str, GateSpec] = Field(default_factory=dict)
     slices: list[str | list[str]] = Field(default_factory=list)
+
+    @field_validator("gates", mode="before")
+    @classmethod
+    def _converged(cls, v: Any) -> Any:
+        # `converged: true`: the fit raised no ConvergenceWarning (a 0/1 figure, min 1)
+        if isinstance(v, dict) and "converged" in v and not isinstance(v["converged"], dict):
+            if v["converged"] is not True:
+                raise ValueError("`converged:` takes `true` (the fit must converge)")
+            v = {**v, "converged": {"min": 1.0}}
+        return v
+
     slice_gates: dict[str, SliceGateSpec] = Field(default_factory=dict)
     after: list[str] = Field(default_factory=list)
     desc: str | None = None
@@ -612,12 +623,29 @@ class SplitParams(Strict):
     stratify: bool = True
 
 
+CLASS_PATH_PATTERN = r"^[A-Za-z_][\w.]*(\.|:)[A-Za-z_]\w*$"  # module.Class or module:Class
+
+
+class FeatureStep(Strict):
+    """One of the project's transformers in `train.features`, with its parameters."""
+
+    class_: Annotated[str, Field(pattern=CLASS_PATH_PATTERN, alias="class")]
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
 class TrainParams(BaseModel):
-    """`train:` in params.yaml: `estimator` (a class path) and its hyper-parameters."""
+    """`train:` in params.yaml: `estimator` (a class path) and its hyper-parameters.
+
+    `features` and `preprocess` are reserved keys (never hyper-parameters): the project's own
+    transformers applied first, and whether the built-in preprocessing follows them."""
 
     model_config = ConfigDict(extra="allow")
 
-    estimator: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")]
+    estimator: Annotated[str, Field(pattern=CLASS_PATH_PATTERN)]
+    features: list[Annotated[str, Field(pattern=CLASS_PATH_PATTERN)] | FeatureStep] = Field(
+        default_factory=list
+    )
+    preprocess: bool = True
 
     @property
     def hyperparameters(self) -> dict[str, Any]:

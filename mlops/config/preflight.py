@@ -43,7 +43,8 @@ METRICS = {
 SLICE_ONLY = {"classification": ("positive_rate",), "regression": ()}
 # computed only when a gate names it (so reports without such a gate keep their bytes)
 GATED_ONLY = {"classification": ("log_loss",), "regression": ()}
-ANY_TASK = ("test_rows",)  # also in metrics.json: a gate may ask for enough test rows
+# also in metrics.json: a gate may ask for enough test rows; `converged: true` (the fit)
+ANY_TASK = ("test_rows", "converged")
 EXAMPLE_GATE = {"classification": "balanced_accuracy: {min: 0.6}", "regression": "r2: {min: 0.1}"}
 EXAMPLE_ESTIMATOR = {
     "classification": "sklearn.ensemble.RandomForestClassifier",
@@ -270,19 +271,28 @@ KNOWN_KINDS = {
 }
 
 
-def estimator_kind(path: str) -> str | None:
+def estimator_kind(path: str, root: Path | None = None) -> str | None:
     """`classification` or `regression` for a scikit-learn-style estimator class path, None
     when it is neither (a clusterer, a transformer) or its kind cannot be told. Raises
     ImportError/AttributeError when the class cannot be imported (scikit-learn's usual
     classes, `KNOWN_KINDS`, are told by name without importing it)."""
     import importlib
 
-    module, _, cls_name = path.rpartition(".")
+    module, _, cls_name = path.replace(":", ".").rpartition(".")
     if module.startswith("sklearn."):
         for kind, names in KNOWN_KINDS.items():
             if cls_name in names:
                 return kind
-    cls = getattr(importlib.import_module(module), cls_name)
+    if root is not None:  # the project's own class (`module:Class`): from the project root
+        from mlops.bundle.codepin import import_class
+        from mlops.errors import UsageError
+
+        try:
+            cls = import_class(path, root)
+        except UsageError as exc:
+            raise ImportError(exc.message) from None
+    else:
+        cls = getattr(importlib.import_module(module), cls_name)
     try:
         instance = cls()
     except Exception:
@@ -305,7 +315,7 @@ def _check_estimator(
     loc: Loc = ("train", "estimator")
     line = params_doc.line_of(loc) if params_doc else None
     try:
-        kind = estimator_kind(train.estimator)
+        kind = estimator_kind(train.estimator, project.root)
     except (ImportError, AttributeError) as exc:
         msg = f"cannot import {train.estimator!r} ({exc}); give a class path such as "
         return [ConfigIssue(PARAMS_FILE, "train.estimator", msg + EXAMPLE_ESTIMATOR[task], line)]

@@ -91,7 +91,8 @@ DESCRIPTIONS: dict[str, str] = {
     "Stage.params": "Keys of params.yaml it reads (`train`, `train.C`), or `{file: [keys]}`.",
     "Stage.metrics": "Metrics files it writes (JSON/YAML), shown by `mlops run`.",
     "Stage.plots": "Plot data files it writes (`dvc plots show`).",
-    "Stage.gates": "evaluate only: metric -> rule; a failed gate stops the run (exit 4).",
+    "Stage.gates": "evaluate only: metric -> rule; a failed gate stops the run (exit 4). "
+    "`converged: true` gates on the fit raising no ConvergenceWarning.",
     "Stage.slices": "evaluate only: columns (or pairs of columns) whose groups get metrics.",
     "Stage.slice_gates": "evaluate only: metric -> rule over every slice.",
     "Stage.after": "Stages this one runs after, though it reads none of their outputs.",
@@ -217,7 +218,15 @@ DESCRIPTIONS: dict[str, str] = {
     "SplitParams.stratify": "Keep each class's share in both parts (classification only).",
     "TrainParams.estimator": "A scikit-learn-style class path: a classifier for "
     "classification (sklearn.linear_model.LogisticRegression), a regressor for regression "
-    "(sklearn.linear_model.Ridge). Every other key is one of its hyper-parameters.",
+    "(sklearn.linear_model.Ridge), lightgbm.LGBMClassifier (the `boost` extra), or the "
+    "project's own as `module:Class`. Every other key is one of its hyper-parameters.",
+    "TrainParams.features": "The project's own transformers (`module:Class`, or "
+    "`{class: module:Class, params: {...}}`), applied in order before the built-in "
+    "preprocessing; each type must be listed in `model.trusted_types`.",
+    "TrainParams.preprocess": "Follow `features` with the built-in preprocessing (impute, "
+    "scale, one-hot); `false`: the estimator gets the features' output as it is.",
+    "FeatureStep.class": "The transformer's class, `module:Class` in the project's code.",
+    "FeatureStep.params": "Keyword arguments of its constructor.",
     "TuneParams.method": "`grid`, `random` or `halving`.",
     "TuneParams.space": "Hyper-parameter -> list of values, or `{loguniform|uniform|randint: "
     "[lo, hi]}`.",
@@ -269,6 +278,7 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("params.yaml", m.Params, "params.yaml, top level"),
     ("split params", m.SplitParams, "params.yaml `split:`"),
     ("train params", m.TrainParams, "params.yaml `train:`"),
+    ("feature step", m.FeatureStep, "params.yaml `train.features[i]:`"),
     ("tune params", m.TuneParams, "params.yaml `tune:`"),
     ("deploy pin", m.DeployPin, "deploy/ENV.yaml"),
 ]

@@ -177,8 +177,45 @@ def contract_path(pipeline: Pipeline) -> str | None:
     return None
 
 
+# estimators whose fit reports per-iteration figures (mlops.stages.custom): the evaluate stage
+# copies the train stage's curve into its plots directory
+CURVE_FILE = "training_curve.csv"
+CURVE_CLASSES = ("MLPClassifier", "MLPRegressor", "GradientBoostingClassifier")
+CURVE_CLASSES += ("GradientBoostingRegressor",)
+
+
+def _reports_curve(params_raw: dict | None) -> bool:
+    train = (params_raw or {}).get("train") if isinstance(params_raw, dict) else None
+    est = str((train or {}).get("estimator", "")) if isinstance(train, dict) else ""
+    return est.startswith(("lightgbm", "xgboost")) or est.rpartition(".")[2] in CURVE_CLASSES
+
+
+def code_deps(pipeline: Pipeline, root: Any) -> list[str]:
+    """The files of the project's own modules (`model.trusted_types` found under `root`): the
+    train stage depends on them, so changing a transformer retrains."""
+    if root is None:
+        return []
+    from pathlib import Path
+
+    from mlops.bundle.codepin import module_files
+
+    out: list[str] = []
+    for t in pipeline.model.trusted_types:
+        files = module_files(t.rpartition(".")[0], Path(root)) or []
+        for f in files:
+            rel = f.relative_to(root).as_posix()
+            if rel not in out:
+                out.append(rel)
+    return out
+
+
 def resolve_builtin(
-    name: str, stage: Stage, args: Any, pipeline: Pipeline, params_raw: dict[str, Any] | None = None
+    name: str,
+    stage: Stage,
+    args: Any,
+    pipeline: Pipeline,
+    params_raw: dict[str, Any] | None = None,
+    root: Any = None,
 ) -> ResolvedStage:
     """Command, deps, params and outs of a built-in stage from its validated `with:`."""
     model = pipeline.model
@@ -220,6 +257,7 @@ def resolve_builtin(
             params.append("tune")
         params.append(_pipeline_params(name, *MODEL_KEYS))
         outs.append(Output(model.fit_path, desc="fitted pipeline before evaluation"))
+        deps += code_deps(pipeline, root)
     elif isinstance(args, EvaluateWith):
         deps += [norm(args.input), model.fit_path]
         params.append(_pipeline_params(name, *MODEL_KEYS, "data"))
@@ -229,6 +267,11 @@ def resolve_builtin(
         outs.append(Output(norm(args.html), cache=False, desc="evaluation report with plots"))
         outs.append(Output(norm(args.plots), cache=False, desc="plot data (dvc plots show)"))
         plot_defs = plot_definitions(args.plots, model.task)
+        if _reports_curve(params_raw):
+            d = norm(args.plots)
+            plot_defs.append(
+                {f"{d}/{CURVE_FILE}": {"x": "step", "title": "Training curve, per iteration"}}
+            )
         if any(g.not_worse_than for g in stage.gates.values()):
             deps.append(norm(args.baseline))
             generated.append(norm(args.baseline))

@@ -613,6 +613,7 @@ def _install_and_switch(
                 path,
                 extra_files=(DEPLOYMENT,),
                 trusted_types=project.pipeline.model.trusted_types,
+                code_root=project.root,
             )
             info["detail"] = f"{result.smoke['rows']} rows predicted ({result.smoke['mode']})"
         checkpoint("smoke-tested")

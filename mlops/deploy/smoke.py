@@ -24,12 +24,18 @@ class SmokeTestFailed(DeployError):
 
 
 def smoke_test(
-    path: Path, *, extra_files: tuple[str, ...] = (), trusted_types: Collection[str] = ()
+    path: Path,
+    *,
+    extra_files: tuple[str, ...] = (),
+    trusted_types: Collection[str] = (),
+    code_root: Path | None = None,
 ) -> dict[str, Any]:
     """Load the bundle at `path`, validate sample rows against its schema, predict them.
 
     `trusted_types`: the project's own type names the model may contain (`model.trusted_types`);
     a model holding any other type outside mlops' allow-list is refused before it is built.
+    `code_root`: where the project's own code is installed (a bundle pinning code whose hash
+    differs is refused, `mlops.bundle.codepin`).
 
     Returns {rows, mode, seconds, classes}; raises `SmokeTestFailed` saying what went wrong.
     """
@@ -38,7 +44,9 @@ def smoke_test(
 
     t0 = time.perf_counter()
     try:
-        bundle = load_bundle(path, extra_files=extra_files, trusted_types=trusted_types)
+        bundle = load_bundle(
+            path, extra_files=extra_files, trusted_types=trusted_types, code_root=code_root
+        )
     except (DeployError, BundleError):
         raise
     except Exception as exc:

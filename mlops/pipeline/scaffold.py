@@ -19,6 +19,7 @@ TEMPLATES = {
     "params.yaml": "params.yaml",
     ".gitlab-ci.yml": "gitlab-ci.yml",
     "Dockerfile.serve": "Dockerfile.serve",  # the serving image for Kubernetes (mlops only)
+    "tests/test_model.py": "tests/test_model.py",  # the CI test job runs it (mlops.testing)
 }
 SAMPLE = "data/source/penguins.csv"
 SCHEMA = "data/schema.yaml"

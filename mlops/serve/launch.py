@@ -72,6 +72,8 @@ def serve_config(
             cache = Path(cache_dir) if cache_dir else default_cache(config.target or "")
             config.cache_dir, default_log = str(cache.absolute()), cache / "predictions"
     config.trusted_types = trusted_types(root)
+    if (Path(root) / "pipeline.yaml").is_file():  # the project's own code, pinned by bundles
+        config.code_root = str(Path(root).resolve())
     return config, default_log
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from mlops.bundle import MODEL_FILE, BundleError, check_model_file, verify_bundle
@@ -109,6 +110,9 @@ def preflight(config: ServeConfig) -> dict:
         return {"name": "nothing yet", "version": "(waiting for a deployment)"}
     meta = verify_bundle(path, extra_files=(DEPLOYMENT,))
     check_model_file(path / MODEL_FILE, config.trusted_types)  # each worker would refuse it
+    from mlops.bundle.codepin import verify_code
+
+    verify_code(meta.get("code"), Path(config.code_root) if config.code_root else None, path)
     if not (path / "schema.json").is_file():
         raise BundleError(
             f"bundle {path} has no input schema (schema.json)",

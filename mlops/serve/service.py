@@ -50,6 +50,7 @@ class ServeConfig:
     range_margin: float = 0.0
     poll_seconds: float = 1.0
     trusted_types: list[str] = field(default_factory=list)  # pipeline.yaml model.trusted_types
+    code_root: str | None = None  # the project's own code (bundles pinning code are checked)
     read_timeout: float = 30.0  # seconds for a request's headers, then for its body
     log_limits: LogLimits = field(default_factory=LogLimits)
     cache_dir: str | None = None  # local copies of an object-store target's versions
@@ -113,10 +114,16 @@ def load_model(
     range_margin: float = 0.0,
     key: tuple | None = None,
     trusted_types: Collection[str] = (),
+    code_root: str | None = None,
 ) -> LoadedModel:
     """Verify every hash, check the model's types (allow-list + `trusted_types`), load the
     pipeline, compile and self-check it."""
-    bundle = load_bundle(path, extra_files=(DEPLOYMENT,), trusted_types=trusted_types)
+    bundle = load_bundle(
+        path,
+        extra_files=(DEPLOYMENT,),
+        trusted_types=trusted_types,
+        code_root=Path(code_root) if code_root else None,
+    )
     spec = InputSpec.from_schema(bundle.schema, range_margin)
     if not spec.features:
         raise BundleError(
@@ -257,11 +264,16 @@ class Service:
                 self.config.range_margin,
                 key,
                 self.config.trusted_types,
+                self.config.code_root,
             )
         else:
             assert self.config.bundle is not None
             model = load_model(
-                Path(self.config.bundle), self.config.range_margin, None, self.config.trusted_types
+                Path(self.config.bundle),
+                self.config.range_margin,
+                None,
+                self.config.trusted_types,
+                self.config.code_root,
             )
         self._install(model)
         return model
@@ -303,6 +315,7 @@ class Service:
                 self.config.range_margin,
                 key,
                 self.config.trusted_types,
+                self.config.code_root,
             )
         except Exception as exc:  # a bad bundle must never take the service down
             message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"

@@ -271,6 +271,17 @@ def prediction_reference(pred: np.ndarray, proba: Any) -> dict[str, Any]:
     return profile_frame(frame)
 
 
+def _copy_curve(fit_dir: Any, plots_dir: Any) -> list[str]:
+    """The train stage's per-iteration curve into the plots directory (when it wrote one)."""
+    from mlops.stages.custom import CURVE_FILE
+
+    src = fit_dir / CURVE_FILE
+    if not src.is_file():
+        return []
+    atomic_write_text(plots_dir / CURVE_FILE, src.read_text())
+    return [CURVE_FILE]
+
+
 def run(project: Project, stage: ResolvedStage) -> list[str]:
     from mlops.reports.evaluation import render_markdown
     from mlops.reports.figures import render_html
@@ -280,6 +291,10 @@ def run(project: Project, stage: ResolvedStage) -> list[str]:
     spec = project.pipeline.model
     fit_dir = project.path(spec.fit_path)
     fit = json.loads((fit_dir / "fit.json").read_text())
+    if (fit.get("code") or {}).get("modules"):  # the project's own classes: from its root
+        from mlops.bundle.codepin import verify_code
+
+        verify_code(fit["code"], project.root, fit_dir)
     model = load_model_file(fit_dir / MODEL_FILE, spec.trusted_types)
     test = read_table(project.path(args.input))
     if spec.target not in test.columns:
@@ -328,7 +343,15 @@ def run(project: Project, stage: ResolvedStage) -> list[str]:
     baseline_lines = pair_baselines(
         project, config.gates, baselines, test, y, pred, fit["task"], proba, classes
     )
-    gates = check_gates(config.gates, metrics, baselines)
+    training = fit.get("training") or {}
+    gated = dict(metrics)
+    if "converged" in config.gates:  # `converged: true`: 1 when the fit raised no warning
+        gated["converged"] = 1.0 if training.get("converged", True) else 0.0
+    gates = check_gates(config.gates, gated, baselines)
+    for g in gates:
+        if g["metric"] == "converged" and g["rule"] == "min":
+            g["rule"], g["threshold"] = "converged", True
+            g["note"] = "; ".join(training.get("warnings") or []) or "no ConvergenceWarning"
     gates += [
         {**g, "slice_gate": True} for g in slices.check_slice_gates(config.slice_gates, slice_table)
     ]
@@ -342,6 +365,7 @@ def run(project: Project, stage: ResolvedStage) -> list[str]:
     plot_files = plotdata.write_plot_files(
         project.path(args.plots), fit["task"], plots, slice_table
     )
+    plot_files += _copy_curve(fit_dir, project.path(args.plots))
     metadata = {
         "name": spec.name,
         "task": fit["task"],
@@ -363,6 +387,10 @@ def run(project: Project, stage: ResolvedStage) -> list[str]:
     }
     if fit.get("excluded_columns"):
         metadata["excluded_columns"] = fit["excluded_columns"]
+    if fit.get("training"):
+        metadata["training"] = fit["training"]
+    if fit.get("code"):  # project modules + hash, package versions (mlops.bundle.codepin)
+        metadata["code"] = fit["code"]
     write_bundle(project.path(spec.path), files, metadata)
     write_facts(project.root, stage.name, {"predict_seconds": round(predict_seconds, 4)})
     summary = {

@@ -35,8 +35,14 @@ if TYPE_CHECKING:
 DEFAULT_SEED = 0  # `random_state` of an estimator that has one when params.yaml gives none
 
 
-def import_estimator(path: str) -> type:
-    module_name, _, cls_name = path.rpartition(".")
+def import_estimator(path: str, root: Any = None, trusted: Any = ()) -> type:
+    """The estimator class `path` names (`module.Class` or `module:Class`); a class of the
+    project's own code (under `root`) must be in `trusted` (`mlops.stages.custom`)."""
+    if root is not None:
+        from mlops.stages.custom import resolve_class
+
+        return resolve_class(path, root, trusted)
+    module_name, _, cls_name = path.replace(":", ".").rpartition(".")
     try:
         module = importlib.import_module(module_name)
         return getattr(module, cls_name)
@@ -140,10 +146,13 @@ def _cast(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
-def _estimator(params: Any, task: str) -> Any:
+def _estimator(params: Any, task: str, project: Project | None = None) -> Any:
     from sklearn.base import is_classifier, is_regressor
 
-    cls = import_estimator(params.estimator)
+    if project is not None:
+        cls = import_estimator(params.estimator, project.root, project.pipeline.model.trusted_types)
+    else:
+        cls = import_estimator(params.estimator)
     if task == "classification" and not is_classifier(cls()):
         raise UsageError(f"{params.estimator} is not a classifier, but the task is classification")
     if task == "regression" and not is_regressor(cls()):
@@ -211,17 +220,18 @@ def _run_in_memory(
     df = df[df[spec.target].notna()]
     y = df[spec.target]
     task = infer_task(y, spec.task)
-    estimator = _estimator(params, task)
+    estimator = _estimator(params, task, project)
     roles = _roles(df, spec.target, args)
     for role in roles.values():
         yield f"train: {role.line()}"
     numeric, categorical = feature_columns(df, spec.target, [*args.exclude, *roles])
     if not numeric and not categorical:
         raise UsageError("no feature columns left after excluding the target and `exclude`")
-    pipe = build_pipeline(numeric, categorical, estimator)
     X = df[numeric + categorical]
+    pipe = _custom_pipeline(project, params, X, y, estimator, numeric, categorical)
     t0 = time.perf_counter()
     tuning = None
+    training: dict[str, Any] | None = None
     hyperparameters = seeded_hyperparameters(params, estimator)
     on_cluster: Any = contextlib.nullcontext()
     parallel = project.params.tune is not None or estimator.get_params().get("n_jobs") not in (
@@ -243,8 +253,10 @@ def _run_in_memory(
                 **{k: v for k, v in tuning["best_params"].items() if "__" not in k},
             }
         else:
+            from mlops.stages.custom import fit_reporting
+
             try:
-                pipe.fit(X, y)
+                training = fit_reporting(pipe, X, y)
             except ValueError as exc:
                 raise UsageError(f"fitting {params.estimator} failed: {exc}") from None
     fit_seconds = time.perf_counter() - t0
@@ -265,7 +277,30 @@ def _run_in_memory(
         tuning=tuning,
         excluded={c: r.reason for c, r in roles.items()},
         stage_name=stage_name,
+        training=training,
     )
+
+
+def _custom_pipeline(
+    project: Project,
+    params: Any,
+    X: pd.DataFrame,
+    y: Any,
+    estimator: Any,
+    numeric: list[str],
+    categorical: list[str],
+) -> Any:
+    """The built-in pipeline, or the project's `features` before (or instead of) it."""
+    if not params.features:
+        if not params.preprocess:
+            from sklearn.pipeline import Pipeline
+
+            return Pipeline([("model", estimator)])
+        return build_pipeline(numeric, categorical, estimator)
+    from mlops.stages.custom import feature_steps, with_features
+
+    steps = feature_steps(params.features, project.root, project.pipeline.model.trusted_types)
+    return with_features(steps, X, y, estimator, params.preprocess, build_pipeline, feature_columns)
 
 
 def _roles(df: pd.DataFrame, target: str, args: TrainWith) -> dict[str, Any]:
@@ -368,6 +403,7 @@ def _write(
     incremental: dict[str, Any] | None = None,
     excluded: dict[str, str] | None = None,
     stage_name: str = "train",
+    training: dict[str, Any] | None = None,
 ) -> Iterator[str]:
     import numpy as np
     import sklearn
@@ -380,7 +416,15 @@ def _write(
     assert params is not None
     out = project.path(spec.fit_path)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "model.skops", dumps(pipe))
+    from mlops.stages.custom import CURVE_FILE, curve_csv
+
+    model_bytes = dumps(pipe)
+    atomic_write_bytes(out / "model.skops", model_bytes)
+    found = (training or {}).pop("_curves", None)
+    if found:
+        atomic_write_text(out / CURVE_FILE, curve_csv(found))
+    elif (out / CURVE_FILE).exists():
+        (out / CURVE_FILE).unlink()
     atomic_write_text(out / "schema.json", json.dumps(schema, indent=2) + "\n")
     reference["target"] = spec.target
     atomic_write_text(out / "reference.json", json.dumps(reference, indent=2) + "\n")
@@ -394,6 +438,7 @@ def _write(
         {
             "fit_seconds": round(fit_seconds, 4),
             "tuning": tuning_times,
+            "warnings": (training or {}).get("warnings", []),
             "git": {"commit": git.head(project.root), "dirty": git.is_dirty(project.root)},
         },
     )
@@ -419,6 +464,9 @@ def _write(
     }
     if incremental is not None:
         fit["incremental"] = incremental
+    if training is not None:
+        fit["training"] = training
+    fit["code"] = _code_pin(project, model_bytes)
     if excluded:
         fit["excluded_columns"] = excluded  # identifier / time columns: no feature, no drift
     atomic_write_text(out / "fit.json", json.dumps(fit, indent=2, default=str) + "\n")
@@ -434,6 +482,19 @@ def _write(
             f"tune: {tuning['method']} search over {tuning['candidates']} candidates, "
             f"best {tuning['best_params']} ({tuning['scoring']} {tuning['best_score']:.4g})"
         )
+
+
+def _code_pin(project: Project, model_bytes: bytes) -> dict[str, Any]:
+    """The project modules and package versions the fitted model's types come from."""
+    import io
+    import zipfile
+
+    from mlops.bundle.codepin import pin
+    from mlops.bundle.trust import type_names
+
+    with zipfile.ZipFile(io.BytesIO(model_bytes)) as zf:
+        names = type_names(json.loads(zf.read("schema.json")))
+    return pin(names, project.root)
 
 
 def _split_tuning_times(
