@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -252,8 +253,14 @@ def _outs(lock: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_a_forced_run_with_the_runner_rebuilds_the_same_bytes(trained: Path, cli):
-    without = _outs(trained / "dvc.lock")  # the fixture ran in-process (no runner)
+def test_a_forced_run_with_the_runner_rebuilds_the_same_bytes(trained: Path, cli, monkeypatch):
+    # two copies of one trained project, each forced once: without the runner, then with it
+    plain = trained.parent / "plain"
+    shutil.copytree(trained, plain, symlinks=True)
+    monkeypatch.setenv("MLOPS_RUNNER", "0")
+    result = cli(["run", "--force"], cwd=plain)
+    assert result.exit_code == 0, result.output
+    monkeypatch.delenv("MLOPS_RUNNER")
     log = lifecycle.log_path(git_common_dir(trained))
     log.unlink(missing_ok=True)
     result = cli(["run", "--force"], cwd=trained)
@@ -261,5 +268,5 @@ def test_a_forced_run_with_the_runner_rebuilds_the_same_bytes(trained: Path, cli
     text = log.read_text()
     for stage in ("ingest", "validate", "split", "train", "evaluate"):
         assert f"__main__.py {stage} in {trained}" in text  # served by the runner
-    assert _outs(trained / "dvc.lock") == without
+    assert _outs(trained / "dvc.lock") == _outs(plain / "dvc.lock")
     assert lifecycle.status(trained) is None  # the command's runner is gone with it
