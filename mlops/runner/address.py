@@ -9,9 +9,7 @@ import contextlib
 import hashlib
 import os
 import stat
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from mlops.runner import DIR_ENV
@@ -38,6 +36,8 @@ def git_common_dir(start: Path | str) -> Path | None:
     `git rev-parse` when GIT_DIR or GIT_COMMON_DIR steer git elsewhere. None outside a repository.
     """
     if os.environ.get("GIT_DIR") or os.environ.get("GIT_COMMON_DIR"):
+        import subprocess
+
         try:
             out = subprocess.run(
                 ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"],
@@ -97,7 +97,9 @@ def runtime_dir(base: Path | None = None) -> Path:
 
 
 def _tmp_dir() -> Path:
-    return Path(tempfile.gettempdir()) / f"mlops-{os.getuid()}"
+    # what tempfile.gettempdir() finds, without importing it (the client runs on every stage)
+    base = next((os.environ[v] for v in ("TMPDIR", "TEMP", "TMP") if os.environ.get(v)), "/tmp")
+    return Path(base) / f"mlops-{os.getuid()}"
 
 
 def key(common: Path) -> str:
