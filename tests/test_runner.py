@@ -270,3 +270,36 @@ def test_a_forced_run_with_the_runner_rebuilds_the_same_bytes(trained: Path, cli
         assert f"__main__.py {stage} in {trained}" in text  # served by the runner
     assert _outs(trained / "dvc.lock") == _outs(plain / "dvc.lock")
     assert lifecycle.status(trained) is None  # the command's runner is gone with it
+
+
+def test_a_killed_command_does_not_leave_its_runner_behind(project: Path, monkeypatch):
+    monkeypatch.setenv("MLOPS_RUNNER_PRELOAD", "0")
+    owner = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, sys, time\n"
+            "from mlops.runner import lifecycle\n"
+            "info = lifecycle.start('.', owner=os.getpid())\n"
+            "print(info.pid, flush=True)\n"
+            "time.sleep(600)\n",
+        ],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    runner_pid = int(owner.stdout.readline())
+    assert lifecycle.status(project).pid == runner_pid
+    owner.kill()  # SIGKILL: no clean-up code of the command runs
+    owner.wait()
+    owner.stdout.close()
+    _wait(lambda: lifecycle.status(project) is None, "the runner noticed its owner died")
+    _wait(lambda: not _running(runner_pid), "the runner process exited")
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return False
