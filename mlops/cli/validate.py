@@ -164,14 +164,16 @@ def validate(
 
     Example: mlops validate data/new.csv --reference models/penguins-classifier --html drift.html
     """
-    from mlops import api
+    # the data package alone: `mlops.api` would import the pipeline, registry and deployment
+    # code too, none of which this command needs (issue 22, measured with -X importtime)
+    from mlops.data import commands as api
     from mlops.errors import DataValidationError, MonitorBreach
 
     _ui.set_json(json)
     progress = ByteProgress()
     try:
         if infer:
-            result = api.infer_schema(
+            result = api.infer_project(
                 ".",
                 input,
                 schema=schema,
@@ -191,7 +193,7 @@ def validate(
             for line in result.roles:
                 _ui.err().print(f"  {line}", markup=False)
             return
-        report = api.validate(
+        report = api.validate_project(
             ".",
             input,
             schema=schema,
