@@ -128,14 +128,37 @@ def fingerprint() -> dict[str, object]:
     environment. A mismatch makes the client run the stage itself."""
     import mlops
 
+    package = os.path.dirname(os.path.realpath(mlops.__file__))
+    path = [p for p in sys.path[1:] if p]
     return {
         "python": os.path.realpath(sys.executable),
         "version": sys.version,
-        "path": [p for p in sys.path[1:] if p],
-        "mlops": os.path.dirname(os.path.realpath(mlops.__file__)),
+        "flags": list(sys.flags),
+        "path": path,
+        # code changed since the runner imported it (an edited mlops, an installed package):
+        # the newest mlops source file and the import directories' own change times
+        "code": [_newest(package), *(_mtime(p) for p in path)],
+        "mlops": package,
         "env": {k: os.environ.get(k) for k in IMPORT_VARS},
         "cpus": len(os.sched_getaffinity(0))
         if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),
         "uid": os.getuid(),
     }
+
+
+def _mtime(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0
+
+
+def _newest(folder: str) -> int:
+    newest = 0
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+        for name in filenames:
+            if name.endswith(".py"):
+                newest = max(newest, _mtime(os.path.join(dirpath, name)))
+    return newest
