@@ -128,6 +128,9 @@ def _register() -> None:
     from mlops.cli import reproduce  # rebuild a version and check it byte for byte
 
     reproduce.register(app)
+    from mlops.cli import runner  # the warm runner for built-in stages
+
+    runner.register(app)
 
 
 _register()

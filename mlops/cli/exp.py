@@ -67,9 +67,12 @@ def run(
             progress[-1](ev)
 
     try:
-        runs = api.exp_run(
-            ".", list(settings or []), name=name, on_event=on_event, on_start=on_start
-        )
+        from mlops.runner.lifecycle import session
+
+        with session("."):  # one warm runner shared by every experiment's stages (issue 22)
+            runs = api.exp_run(
+                ".", list(settings or []), name=name, on_event=on_event, on_start=on_start
+            )
     finally:
         if progress:
             progress[-1].stop()

@@ -170,7 +170,11 @@ def run(
                 engine = api.engine(".", connect_local=False)
                 if progress is not None:
                     progress.console.print(engine.line(), markup=False, soft_wrap=True)
-            result = api.run(".", stages or None, force=force, dry=dry, on_event=progress)
+            from mlops.runner.lifecycle import session
+
+            # a warm runner for the built-in stages while this command runs (issue 22)
+            with session(".", enabled=not dry and engine is None):
+                result = api.run(".", stages or None, force=force, dry=dry, on_event=progress)
     finally:
         if progress is not None:
             progress.stop()

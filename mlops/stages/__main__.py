@@ -1,23 +1,46 @@
-"""Entry point DVC calls: `python -m mlops.stages <stage-name>`."""
+"""Entry point DVC calls: `python -m mlops.stages <stage-name>`.
+
+A thin client first: when a warm runner listens for this repository (`mlops run` starts one,
+`mlops runner start` keeps one), the stage runs in a fork of it (`mlops.runner.client`), with
+this process's descriptors, directory, environment and limits; otherwise it runs here, as it
+always did (`dvc repro`, `dvc exp run`, CI).
+"""
 
 from __future__ import annotations
 
-import importlib
 import sys
-import time
-import traceback
-from pathlib import Path
-
-from mlops.config import load_project
-from mlops.errors import ExitCode, MlopsError
 
 
-def main(argv: list[str]) -> int:
+def _usage(argv: list[str]) -> bool:
     # `--with KEY=ISODATE` pairs carry a span's dates for DVC to track (it cannot hash YAML
     # dates as params); the stage reads its settings from pipeline.yaml itself
     rest = argv[1:]
     carried = len(rest) % 2 == 0 and all(f == "--with" for f in rest[::2])
-    if not argv or not carried:
+    return not argv or not carried
+
+
+def main(argv: list[str]) -> int:
+    """Run the stage `argv[0]`: in this repository's warm runner if one listens, else here."""
+    if not _usage(argv):
+        from mlops.runner.client import run_via_runner
+
+        code = run_via_runner(argv)
+        if code is not None:
+            return code
+    return run_inprocess(argv)
+
+
+def run_inprocess(argv: list[str]) -> int:
+    """Run the stage in this process; returns its exit code."""
+    import importlib
+    import time
+    import traceback
+    from pathlib import Path
+
+    from mlops.config import load_project
+    from mlops.errors import ExitCode, MlopsError
+
+    if _usage(argv):
         print("usage: python -m mlops.stages STAGE [--with KEY=VALUE]...", file=sys.stderr)
         return int(ExitCode.USAGE)
     name = argv[0]

@@ -1,0 +1,175 @@
+"""The warm runner (issue 22): forced runs and a sweep of experiments, with and without it.
+
+Reproduce (from the repository root, after `bash scripts/test.sh` made .venv; the machine is
+shared, so run it niced):
+
+    nice -n 10 .venv/bin/python benchmarks/warm_stages.py                 # 2 rounds, 20-value sweep
+    nice -n 10 .venv/bin/python benchmarks/warm_stages.py --rounds 1 --baseline-sweep 5
+
+One project made by `mlops init` (Palmer Penguins, logistic regression, five built-in stages),
+after one committed `mlops run`. Side by side in one run, alternating the order each round:
+
+- `mlops run --force` without a runner (`MLOPS_RUNNER=0`: today's behaviour), with the runner the
+  command starts for itself (cold: its imports are part of the time), with a runner kept by
+  `mlops runner start` (warm), and `dvc repro --force` of the same dvc.yaml (no runner);
+- after every forced run, the outs hashes in dvc.lock are compared with the first one's;
+- `mlops exp run -S train.C=v1,...,vN` with its runner (one command, N experiments), against
+  `MLOPS_RUNNER=0 mlops exp run` and `dvc exp run -S train.C=v` over the first
+  `--baseline-sweep` values (per experiment: wall time / experiments); the metrics of the values
+  both mlops sweeps ran must be equal.
+
+CPU is user + system time of the command and its children (a runner the command started is its
+child; a kept runner is not, so its CPU is not counted). The load average is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+BIN = Path(sys.executable).parent
+ENV = dict(os.environ, PATH=str(BIN) + os.pathsep + os.environ["PATH"], DVC_NO_ANALYTICS="1")
+OFF = {"MLOPS_RUNNER": "0"}
+
+
+def sh(cwd: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(args, cwd=cwd, env={**ENV, **(env or {})}, capture_output=True, text=True)
+    if proc.returncode not in (0, 4):  # 4: a gate failed, still a finished run
+        raise SystemExit(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def timed(cwd: Path, *args: str, env: dict | None = None) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (user + system, children included) and stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    out = sh(cwd, *args, env=env).stdout
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), out
+
+
+def outs(root: Path) -> dict[str, str]:
+    data = yaml.safe_load((root / "dvc.lock").read_text())
+    return {
+        f"{n}:{o['path']}": o["md5"] for n, s in data["stages"].items() for o in s.get("outs", [])
+    }
+
+
+def reset(root: Path) -> None:
+    sh(root, "git", "reset", "-q", "--hard")
+    sh(root, str(BIN / "dvc"), "checkout", "--force")
+    sh(root, "git", "clean", "-qfd")
+
+
+def forced_runs(root: Path, rounds: int) -> None:
+    mlops = str(BIN / "mlops")
+    run = [mlops, "run", "--force", "--json"]
+    variants = {
+        "mlops run --force, no runner (today)": (run, OFF),
+        "mlops run --force, runner started by the command": (run, {}),
+        "mlops run --force, kept runner (warm)": (run, {}),
+        "dvc repro --force (no runner)": ([str(BIN / "dvc"), "repro", "--force"], OFF),
+    }
+    wall: dict[str, list[float]] = {k: [] for k in variants}
+    cpu: dict[str, list[float]] = {k: [] for k in variants}
+    first_stage: dict[str, list[float]] = {k: [] for k in variants}
+    reference = None
+    for i in range(rounds):
+        order = list(variants)[:: 1 if i % 2 == 0 else -1]
+        for name in order:
+            args, env = variants[name]
+            kept = "kept" in name
+            if kept:
+                sh(root, str(BIN / "mlops"), "runner", "start")
+            secs, used, out = timed(root, *args, env=env)
+            if kept:
+                sh(root, str(BIN / "mlops"), "runner", "stop")
+            wall[name].append(secs)
+            cpu[name].append(used)
+            if out.strip().startswith("{"):
+                stages = json.loads(out)["stages"]
+                first_stage[name].append(stages[0]["seconds"])
+            got = outs(root)
+            reference = reference or got
+            same = "same outs" if got == reference else "OUTS DIFFER"
+            print(f"  round {i + 1}: {name}: {secs:.2f}s wall, {used:.2f}s CPU; {same}", flush=True)
+            if got != reference:
+                raise SystemExit(f"outputs differ: {set(got.items()) ^ set(reference.items())}")
+            reset(root)
+    base = statistics.median(wall["mlops run --force, no runner (today)"])
+    base_cpu = statistics.median(cpu["mlops run --force, no runner (today)"])
+    print("\n| command | median wall | median CPU | × today (wall) | first stage (ingest) |")
+    print("|---|---|---|---|---|")
+    for name in variants:
+        w, c = statistics.median(wall[name]), statistics.median(cpu[name])
+        fs = f"{statistics.median(first_stage[name]):.2f} s" if first_stage[name] else "-"
+        print(f"| {name} | {w:.2f} s | {c:.2f} s | {w / base:.2f} | {fs} |")
+    print(f"(today's CPU: {base_cpu:.2f} s)")
+
+
+def sweep(root: Path, values: list[float], baseline: int) -> None:
+    mlops = str(BIN / "mlops")
+    setting = "train.C=" + ",".join(f"{v:g}" for v in values)
+    few = "train.C=" + ",".join(f"{v:g}" for v in values[:baseline])
+    rows = []
+    secs, used, out = timed(root, mlops, "exp", "run", "-S", setting, "--json")
+    warm = {r["overrides"]["train.C"]: r["metrics"] for r in json.loads(out)}
+    rows.append(("mlops exp run, runner", len(values), secs, used))
+    secs, used, out = timed(root, mlops, "exp", "run", "-S", few, "--json", env=OFF)
+    cold = {r["overrides"]["train.C"]: r["metrics"] for r in json.loads(out)}
+    rows.append(("mlops exp run, no runner (today)", baseline, secs, used))
+    same = all(warm[c] == cold[c] for c in cold)
+    total_w = total_c = 0.0
+    for v in values[:baseline]:
+        w, c, _ = timed(root, str(BIN / "dvc"), "exp", "run", "-S", f"train.C={v:g}", env=OFF)
+        total_w, total_c = total_w + w, total_c + c
+        reset(root)
+    rows.append(("dvc exp run (no runner), one command per value", baseline, total_w, total_c))
+    today = rows[1][2] / rows[1][1]
+    print("\n| command | experiments | wall per experiment | CPU per experiment | × today |")
+    print("|---|---|---|---|---|")
+    for name, n, w, c in rows:
+        print(f"| {name} | {n} | {w / n:.2f} s | {c / n:.2f} s | {w / n / today:.2f} |")
+    print(f"metrics of the {baseline} shared values equal with and without the runner: {same}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of forced runs (2)")
+    parser.add_argument("--sweep", type=int, default=20, help="values of train.C (20)")
+    parser.add_argument(
+        "--baseline-sweep", type=int, default=20, help="values run without the runner (20)"
+    )
+    args = parser.parse_args()
+    print(f"load average at start: {os.getloadavg()}; CPUs: {os.cpu_count()}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        home.mkdir()
+        (home / ".gitconfig").write_text("[user]\n\tname = Bench\n\temail = b@example.com\n")
+        ENV.update(HOME=str(home), GIT_CONFIG_NOSYSTEM="1", MLOPS_RUNNER_DIR=str(Path(tmp) / "r"))
+        root = Path(tmp) / "project"
+        sh(Path(tmp), str(BIN / "mlops"), "init", str(root))
+        sh(root, "git", "add", "-A")
+        sh(root, "git", "commit", "-qm", "start")
+        sh(root, str(BIN / "mlops"), "run", env=OFF)
+        sh(root, "git", "add", "-A")
+        sh(root, "git", "commit", "-qm", "first run")
+        forced_runs(root, args.rounds)
+        values = [round(0.05 * (i + 1), 2) for i in range(args.sweep)]
+        sweep(root, values, min(args.baseline_sweep, args.sweep))
+    print(f"load average at end: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Start, stop and ask a repository's runner; the session `mlops run` and `mlops exp run` open.
+
+A session starts a runner owned by the calling process (it exits when that process does, even
+killed) unless one already listens for the repository (kept by `mlops runner start`, or another
+command's), and stops the runner it started when the command ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlops.errors import GitStateError, MlopsError
+from mlops.runner import OFF_ENV
+from mlops.runner.address import git_common_dir, socket_path
+from mlops.runner.client import request
+
+READY_SECONDS = 20.0  # binding happens before any heavy import: this is a generous bound
+
+
+@dataclass
+class RunnerInfo:
+    """A listening runner, as `mlops runner status` shows it."""
+
+    common: str
+    socket: str
+    pid: int
+    started: bool = False  # started by this call
+    status: dict[str, Any] | None = None
+    process: subprocess.Popen | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.status or {})
+        out.update(running=True, common=self.common, socket=self.socket, pid=self.pid)
+        return out
+
+
+def _common(root: Path | str) -> Path:
+    common = git_common_dir(root)
+    if common is None:
+        raise GitStateError(
+            f"{Path(root).resolve()} is not inside a git repository",
+            "The warm runner serves one repository; run this inside one (`git init`).",
+        )
+    return common
+
+
+def status(root: Path | str = ".") -> RunnerInfo | None:
+    """The runner listening for the repository at `root`, or None."""
+    common = _common(root)
+    path = socket_path(common)
+    reply = request(path, {"op": "status"}, timeout=5.0) if path.exists() else None
+    if reply is None or reply.get("common") != str(common):
+        return None
+    return RunnerInfo(str(common), str(path), int(reply["pid"]), status=reply)
+
+
+def log_path(common: Path) -> Path:
+    """The runner's own log (start, preload time, one line per stage), next to its socket."""
+    return socket_path(common).with_suffix(".log")
+
+
+def start(root: Path | str = ".", *, owner: int | None = None, idle: float = 0.0) -> RunnerInfo:
+    """Start a runner for the repository at `root` (or return the one already listening).
+
+    `owner`: a pid whose exit stops the runner; `idle`: seconds without work after which it
+    stops (0: never). Returns once the runner listens (its imports go on in the background).
+    """
+    common = _common(root)
+    running = status(root)
+    if running is not None:
+        return running
+    path = socket_path(common)
+    args = [sys.executable, "-m", "mlops.runner", str(common), str(path), "--idle", str(idle)]
+    if owner:
+        args += ["--owner", str(owner)]
+    with open(log_path(common), "ab") as log:
+        proc = subprocess.Popen(
+            args,
+            cwd=path.parent,  # sys.path[0] of `-m`: the private directory of the sockets
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the stages through their clients only
+            close_fds=True,
+        )
+    deadline = time.monotonic() + READY_SECONDS
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:  # lost a race with another runner: use that one
+            running = status(root)
+            if running is not None:
+                return running
+            raise MlopsError(
+                f"the warm runner exited at start (code {proc.returncode})",
+                f"See its log: {log_path(common)}. `MLOPS_RUNNER=0` runs stages without it.",
+            )
+        reply = request(path, {"op": "status"}, timeout=1.0) if path.exists() else None
+        if reply is not None and reply.get("pid") == proc.pid:
+            return RunnerInfo(str(common), str(path), proc.pid, True, reply, proc)
+        time.sleep(0.02)
+    stop_process(proc)
+    raise MlopsError(
+        "the warm runner did not start listening in time",
+        f"See its log: {log_path(common)}. `MLOPS_RUNNER=0` runs stages without it.",
+    )
+
+
+def stop(root: Path | str = ".", timeout: float = 30.0) -> RunnerInfo | None:
+    """Stop the repository's runner (it lets running stages finish); None when none ran."""
+    info = status(root)
+    if info is None:
+        return None
+    request(Path(info.socket), {"op": "stop"})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(info.pid):
+        time.sleep(0.05)
+    return info
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Stop a runner this process started and reap it."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie of ours counts as gone
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    return True
+
+
+@contextlib.contextmanager
+def session(root: Path | str = ".", *, enabled: bool = True) -> Iterator[RunnerInfo | None]:
+    """A runner for the duration of a command; never fails the command (stages then run
+    without it). Disabled by `enabled=False` or `MLOPS_RUNNER=0`."""
+    info = None
+    if enabled and os.environ.get(OFF_ENV) != "0":
+        with contextlib.suppress(MlopsError, OSError):
+            info = start(root, owner=os.getpid())
+    try:
+        yield info
+    finally:
+        if info is not None and info.process is not None:
+            stop_process(info.process)

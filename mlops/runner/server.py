@@ -1,0 +1,442 @@
+"""The runner: import the stages' libraries once, then run each stage in a fresh fork.
+
+One thread only, ever: a `selectors` loop over the listening socket, the clients' connections,
+a self-pipe woken by SIGCHLD/SIGTERM and (when an owner is set) a pidfd of the owning `mlops`
+command. Nothing in this process starts a thread pool or holds a lock while it forks: it only
+imports modules (thread-pool sizes pinned first, see `pin_threads`), reads requests and forks.
+Requests are served between preload steps too, so the first stage need not wait for every
+import (its child imports what is still missing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops.runner.address import THREAD_VARS, cpus, fingerprint
+
+# what the built-in stages import (lazily, inside their functions), in the order they need it
+PRELOAD = (
+    "numpy",
+    "pandas",
+    "yaml",
+    "pydantic",
+    "mlops.config",
+    "mlops.stages.ingest",
+    "mlops.stages.validate",
+    "pandera.pandas",
+    "pandera.io.pandas_io",
+    "mlops.stages.split",
+    "scipy.stats",
+    "sklearn",
+    "sklearn.base",
+    "sklearn.compose",
+    "sklearn.impute",
+    "sklearn.linear_model",
+    "sklearn.ensemble",
+    "sklearn.metrics",
+    "sklearn.model_selection",
+    "sklearn.pipeline",
+    "sklearn.preprocessing",
+    "skops.io",
+    "mlops.stages.train",
+    "mlops.stages.evaluate",
+    "mlops.stages.__main__",
+    "mlops.config.check",
+    "mlops.config.resolve",
+    "mlops.config.reference",
+    "mlops.bundle.archive",
+    "mlops.bundle.trust",
+    "mlops.engine.frames",
+    "mlops.stages.engine",
+    "mlops.stages.slices",
+    "mlops.stages.plotdata",
+    "mlops.stages.paired",
+    "mlops.reports.evaluation",
+    "mlops.reports.figures",
+    "mlops.deploy.storage",
+    "pyarrow.parquet",
+    "pyarrow.dataset",
+    "narwhals._pandas_like.namespace",  # what scikit-learn uses to read pandas frames
+)
+PRELOAD_ENV = "MLOPS_RUNNER_PRELOAD"  # "0": import nothing ahead (tests of the protocol)
+MAX_REQUEST = 1 << 20  # bytes: a request is argv, cwd, env and limits
+PEERCRED = struct.Struct("3i")  # pid, uid, gid
+
+
+def pin_threads() -> None:
+    """Give native thread pools an explicit size before anything loads them.
+
+    A variable the environment sets is kept; an unset one gets the number of CPUs this process
+    may use, which is what OpenBLAS and OpenMP pick by themselves (so results match a stage run
+    without the runner). Clients whose environment differs run in-process (see `fingerprint`).
+    """
+    for name in THREAD_VARS:
+        os.environ.setdefault(name, str(cpus()))
+
+
+def peer_uid(sock: socket.socket) -> int:
+    """The uid of the process at the other end of a Unix socket (SO_PEERCRED)."""
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEERCRED.size)
+    return PEERCRED.unpack(raw)[1]
+
+
+@dataclass
+class Conn:
+    sock: socket.socket
+    buf: bytearray = field(default_factory=bytearray)
+    fds: list[int] = field(default_factory=list)
+    pid: int | None = None  # the forked stage, once started
+
+
+class Runner:
+    """A runner for one repository (`common`: its git common directory), listening on `path`."""
+
+    def __init__(self, common: Path, path: Path, *, owner: int | None, idle: float) -> None:
+        self.common, self.path, self.owner, self.idle = str(common), path, owner, idle
+        self.fingerprint = fingerprint()  # before pin_threads: what clients must have
+        self.started = time.time()
+        self.last = time.monotonic()
+        self.preloaded = False
+        self.served = 0
+        self.stopping = False
+        self.conns: dict[int, Conn] = {}
+        self.children: dict[int, Conn] = {}
+        self.sel = selectors.DefaultSelector()
+
+    # ---- set-up ------------------------------------------------------------------------------
+
+    def listen(self) -> None:
+        """Bind the socket (0600, in a 0700 directory); a stale socket of a dead runner goes."""
+        with contextlib.suppress(FileNotFoundError):
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(str(self.path))
+            except ConnectionRefusedError:
+                self.path.unlink()  # nobody listens: left by a killed runner
+            else:
+                raise OSError(f"a runner already listens on {self.path}")
+            finally:
+                probe.close()
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            self.listener.bind(str(self.path))
+        finally:
+            os.umask(old)
+        os.chmod(self.path, 0o600)
+        self.inode = os.stat(self.path).st_ino
+        self.listener.listen(64)
+        self.listener.setblocking(False)
+        self.sel.register(self.listener, selectors.EVENT_READ, "accept")
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # its own session: Ctrl-C reaches clients
+        self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
+        self.pidfd = None
+        if self.owner:
+            try:
+                self.pidfd = os.pidfd_open(self.owner)
+                self.sel.register(self.pidfd, selectors.EVENT_READ, "owner")
+            except (AttributeError, OSError):  # no pidfd: polled in the loop
+                self.pidfd = None
+
+    def _on_term(self, *_: Any) -> None:
+        self.stopping = True
+
+    # ---- the loop ----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Preload (serving between steps), then serve until stopped; returns the exit code."""
+        pin_threads()
+        t0 = time.perf_counter()
+        preload = PRELOAD if os.environ.get(PRELOAD_ENV) != "0" else ()
+        for name in preload:
+            self.step(0)
+            if self.stopping:
+                break
+            try:
+                importlib.import_module(name)
+            except ImportError as exc:  # an optional extra that is not installed
+                log(f"preload: {name} not available ({exc})")
+        self.preloaded = True
+        log(f"preloaded in {time.perf_counter() - t0:.2f}s; {len(sys.modules)} modules")
+        while not (self.stopping and not self.children):
+            self.step(0.5)
+            if self.owner and self.pidfd is None and not _alive(self.owner):
+                self._stop("its owner exited")
+            if self.idle and not self.children and time.monotonic() - self.last > self.idle:
+                self._stop(f"idle for {self.idle:.0f}s")
+        self.close()
+        return 0
+
+    def _stop(self, why: str) -> None:
+        if not self.stopping:
+            log(f"stopping: {why}")
+        self.stopping = True
+
+    def close(self) -> None:
+        """Stop listening; the socket file goes only while it is still this runner's."""
+        with contextlib.suppress(OSError):
+            if os.stat(self.path).st_ino == self.inode:
+                self.path.unlink()
+        with contextlib.suppress(OSError, KeyError, ValueError):
+            self.sel.unregister(self.listener)
+        self.listener.close()
+
+    def step(self, timeout: float) -> None:
+        """Handle what is ready (waiting at most `timeout` seconds)."""
+        if self.stopping and self.listener.fileno() >= 0:
+            self.close()
+        for key, _ in self.sel.select(timeout):
+            what = key.data
+            if what == "accept":
+                self._accept()
+            elif what == "wake":
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self.wake_r, 512)
+                self._reap()
+            elif what == "owner":
+                self.sel.unregister(key.fileobj)
+                self._stop("its owner exited")
+            else:
+                self._readable(what)
+        self._reap()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except (BlockingIOError, OSError):
+                return
+            if peer_uid(sock) != os.getuid():  # the socket is 0600; checked again all the same
+                sock.close()
+                continue
+            sock.setblocking(False)
+            conn = Conn(sock)
+            self.conns[sock.fileno()] = conn
+            self.sel.register(sock, selectors.EVENT_READ, conn)
+
+    def _drop(self, conn: Conn) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(conn.sock)
+        self.conns.pop(conn.sock.fileno(), None)
+        for fd in conn.fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        conn.fds = []
+        conn.sock.close()
+
+    def _readable(self, conn: Conn) -> None:
+        try:
+            data, fds, _, _ = socket.recv_fds(conn.sock, 65536, 8)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data, fds = b"", []
+        conn.fds += fds
+        if not data:  # the client went away
+            if conn.pid is not None:  # killed client: its stage goes too, as it would have
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(conn.pid, signal.SIGKILL)
+                with contextlib.suppress(KeyError, ValueError):
+                    self.sel.unregister(conn.sock)
+            else:
+                self._drop(conn)
+            return
+        conn.buf += data
+        if len(conn.buf) > MAX_REQUEST:
+            self._drop(conn)
+            return
+        while b"\n" in conn.buf:
+            line, _, rest = bytes(conn.buf).partition(b"\n")
+            conn.buf = bytearray(rest)
+            try:
+                msg = json.loads(line)
+                if not isinstance(msg, dict):
+                    raise ValueError("not an object")
+            except ValueError:
+                self._drop(conn)
+                return
+            self._message(conn, msg)
+
+    def _message(self, conn: Conn, msg: dict[str, Any]) -> None:
+        self.last = time.monotonic()
+        if conn.pid is not None:  # a running stage: only signals to relay
+            sig = msg.get("signal")
+            if isinstance(sig, int) and sig in ALLOWED_SIGNALS:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(conn.pid, sig)
+            return
+        op = msg.get("op")
+        if op == "status":
+            send(conn.sock, self.status())
+            self._drop(conn)
+        elif op == "stop":
+            self._stop("asked to stop")
+            send(conn.sock, {"ok": True, "pid": os.getpid()})
+            self._drop(conn)
+        elif op == "run":
+            reason = self.declines(msg, conn.fds)
+            if reason:
+                send(conn.sock, {"declined": reason})
+                self._drop(conn)
+                return
+            self._fork(conn, msg)
+        else:
+            self._drop(conn)
+
+    def status(self) -> dict[str, Any]:
+        """What `mlops runner status` shows."""
+        return {
+            "ok": True,
+            "pid": os.getpid(),
+            "common": self.common,
+            "socket": str(self.path),
+            "started": self.started,
+            "preloaded": self.preloaded,
+            "served": self.served,
+            "running": len(self.children),
+            "owner": self.owner,
+            "idle": self.idle,
+            "fingerprint": self.fingerprint,
+        }
+
+    def declines(self, msg: dict[str, Any], fds: list[int]) -> str | None:
+        """Why this runner will not run the request (the client then runs it itself)."""
+        if self.stopping:
+            return "the runner is stopping"
+        if len(fds) != 3:
+            return "stdin, stdout and stderr were not passed"
+        if msg.get("common") != self.common:
+            return "another repository"
+        if msg.get("fingerprint") != self.fingerprint:
+            return "another interpreter, import path or thread settings"
+        argv, cwd, env = msg.get("argv"), msg.get("cwd"), msg.get("env")
+        if not (isinstance(argv, list) and all(isinstance(a, str) for a in argv)):
+            return "bad argv"
+        if not isinstance(cwd, str) or not os.path.isdir(cwd):
+            return "bad working directory"
+        if not (isinstance(env, dict) and all(isinstance(v, str) for v in env.values())):
+            return "bad environment"
+        if not _limits_apply(msg.get("limits")):
+            return "resource limits this runner cannot apply"
+        if _dask_engine(Path(cwd)):
+            return "engine: dask runs stages as before"
+        return None
+
+    def _fork(self, conn: Conn, msg: dict[str, Any]) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            from mlops.runner.child import run_child
+
+            run_child(msg, conn.fds, self._own_fds(conn))
+        self.served += 1
+        conn.pid = pid
+        self.children[pid] = conn
+        for fd in conn.fds:
+            os.close(fd)
+        conn.fds = []
+        log(f"stage {' '.join(msg['argv'])} in {msg['cwd']}: pid {pid}")
+        send(conn.sock, {"started": pid})
+
+    def _own_fds(self, conn: Conn) -> list[int]:
+        fds = [self.listener.fileno(), self.wake_r, self.wake_w, self.sel.fileno()]
+        fds += [c.sock.fileno() for c in self.conns.values()]
+        if self.pidfd is not None:
+            fds.append(self.pidfd)
+        return [fd for fd in fds if fd >= 0]
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            conn = self.children.pop(pid, None)
+            if conn is None:
+                continue
+            if os.WIFSIGNALED(status):
+                result = {"signal": os.WTERMSIG(status)}
+            else:
+                result = {"exit": os.waitstatus_to_exitcode(status)}
+            log(f"pid {pid}: {result}")
+            with contextlib.suppress(OSError):
+                conn.sock.setblocking(True)
+                send(conn.sock, result)
+            self._drop(conn)
+            self.last = time.monotonic()
+
+
+ALLOWED_SIGNALS = frozenset(
+    int(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+)
+
+
+def send(sock: socket.socket, obj: dict[str, Any]) -> None:
+    """One JSON line."""
+    with contextlib.suppress(OSError):
+        sock.sendall(json.dumps(obj).encode() + b"\n")
+
+
+def log(text: str) -> None:
+    """A line in the runner's own log (its stdout), never in a stage's."""
+    print(f"{time.strftime('%H:%M:%S')} runner {os.getpid()}: {text}", flush=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _limits_apply(limits: Any) -> bool:
+    import resource
+
+    if not isinstance(limits, dict):
+        return False
+    for name, pair in limits.items():
+        res = getattr(resource, name, None) if name.startswith("RLIMIT_") else None
+        if not isinstance(res, int) or not isinstance(pair, list) or len(pair) != 2:
+            return False
+        hard = resource.getrlimit(res)[1]
+        if hard != resource.RLIM_INFINITY and (pair[1] == resource.RLIM_INFINITY or pair[1] > hard):
+            return False  # the child could not raise its hard limit to the client's
+    return True
+
+
+def _dask_engine(cwd: Path) -> bool:
+    """True when pipeline.yaml in `cwd` asks for `engine: dask` (or cannot be read: the stage
+    then reports that itself, in-process)."""
+    from mlops.config import limits
+
+    try:
+        data = limits.load_file(cwd / "pipeline.yaml")
+    except Exception:
+        return True
+    engine = data.get("engine") if isinstance(data, dict) else None
+    kind = engine.get("kind") if isinstance(engine, dict) else engine
+    return kind == "dask"
