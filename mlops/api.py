@@ -42,7 +42,9 @@ from mlops.registry.register import RegisterResult
 from mlops.reports.merge_request import MergeRequestReport
 
 if TYPE_CHECKING:
+    from mlops.deploy.canary import CanaryResult
     from mlops.deploy.k8s import Rendered
+    from mlops.monitor.canary import CanaryReport
     from mlops.monitor.checks import MonitorReport
     from mlops.pipeline.reproduce import ReproduceResult
 
@@ -718,3 +720,64 @@ def monitor(
     if not dry_run:
         _push_records(root, push, remote)
     return report
+
+
+# ---- canary and shadow releases (mlops.deploy.canary, mlops.monitor.canary) -----------------
+
+
+def deploy_canary(
+    root: Path | str,
+    env: str,
+    *,
+    percent: float | None = None,
+    shadow: bool = False,
+    version: str | None = None,
+    force: bool = False,
+    push: bool | None = None,
+    remote: str = "origin",
+    on_step: Callable[[dict], None] | None = None,
+) -> CanaryResult:
+    """Start a canary (`percent` of the answers) or a shadow release of the desired version (or
+    `version`) beside the live one (`mlops deploy --canary/--shadow`)."""
+    from mlops.deploy import canary
+
+    with lock.repository(root):
+        return canary.start(
+            root, env, percent=percent, shadow=shadow, version=version, force=force, push=push,
+            remote=remote, on_step=on_step,
+        )  # fmt: skip
+
+
+def promote_canary(
+    root: Path | str, env: str, *, full: bool = False, push: bool | None = None,
+    remote: str = "origin",
+) -> CanaryResult:  # fmt: skip
+    """Step the release in `env` forward; past the last step the candidate goes live."""
+    from mlops.deploy import canary
+
+    with lock.repository(root):
+        return canary.promote(root, env, full=full, push=push, remote=remote)
+
+
+def abort_canary(
+    root: Path | str, env: str, *, reason: str = "aborted by hand", push: bool | None = None,
+    remote: str = "origin",
+) -> CanaryResult:  # fmt: skip
+    """End the release in `env`; live keeps answering everything."""
+    from mlops.deploy import canary
+
+    with lock.repository(root):
+        return canary.abort(root, env, reason=reason, push=push, remote=remote)
+
+
+def canary_check(
+    root: Path | str, env: str, *, act: bool = False, log_dir: Path | str | None = None,
+    push: bool | None = None, remote: str = "origin",
+) -> CanaryReport:  # fmt: skip
+    """Compare the release in `env` with live; with `act`, abort or promote as decided."""
+    from mlops.monitor.canary import check_release
+
+    if not act:
+        return check_release(root, env, log_dir=log_dir)
+    with lock.repository(root):
+        return check_release(root, env, act=True, log_dir=log_dir, push=push, remote=remote)

@@ -50,6 +50,23 @@ def deploy(
     remote: Annotated[
         str, typer.Option("--remote", metavar="NAME", help="The git remote for tags.")
     ] = "origin",
+    canary: Annotated[
+        float | None,
+        typer.Option(
+            "--canary",
+            metavar="PERCENT",
+            help="Install the version beside the live one and let it answer this share of "
+            "requests (a canary release; `mlops canary` judges it).",
+        ),
+    ] = None,
+    shadow: Annotated[
+        bool,
+        typer.Option(
+            "--shadow",
+            help="Install the version beside the live one and score a copy of every request "
+            "with it, answering none (a shadow release).",
+        ),
+    ] = False,
     json: JsonOpt = False,
 ) -> None:
     """Deploy a registered model version to an environment.
@@ -66,12 +83,31 @@ def deploy(
     Exit 4: the version failed its quality gates (use --force). Exit 5: nothing to deploy,
     an unknown version or tag.
 
+    --canary PERCENT / --shadow: the same steps up to the smoke test, then a canary record
+    beside `current` instead of the switch, and the stage tag NAME#ENV-canary#N (or
+    ENV-shadow); `mlops canary`, `promote-canary` and `abort-canary` take it from there.
+
     Example: mlops deploy --env staging
     """
     from mlops import api
 
     _ui.set_json(json)
     console = _ui.err()
+    if canary is not None or shadow:
+        if from_tag or rollback:
+            from mlops.errors import UsageError
+
+            raise UsageError("--canary and --shadow take --version, not --from-tag or --rollback")
+        from mlops.cli.canary import _done
+
+        _done(
+            api.deploy_canary(
+                ".", env, percent=canary, shadow=shadow, version=version, force=force,
+                push=push, remote=remote,
+            ),
+            json,
+        )  # fmt: skip
+        return
 
     def progress(step: dict) -> None:
         if not json and step["ok"]:

@@ -144,17 +144,22 @@ def monitor(
         push=push,
         remote=remote,
     )
+    from mlops.cli.canary import release_report, show_release
     from mlops.config.yamlfile import atomic_write_text
     from mlops.monitor import render
+
+    release = release_report(env, log_dir)  # a canary or shadow in progress: against live
 
     if html:
         atomic_write_text(Path(html), render.html_report(report))
     if json:
-        _ui.print_json(report.to_dict())
+        _ui.print_json({**report.to_dict(), **({"canary": release.to_dict()} if release else {})})
     elif markdown:
         typer.echo(render.markdown(report), nl=False)
     else:
         show(report)
+        if release is not None:
+            show_release(release)
     if not report.breached:
         return
     if json or markdown:
