@@ -149,6 +149,13 @@ def deploy(
         console.print(f"[yellow]note:[/] {note}")
 
 
+def _release_text(release: dict | None) -> str:
+    if not release:
+        return ""
+    share = "shadow" if release["mode"] == "shadow" else f"canary {release['percent']:g}%"
+    return f"; {share} {release['version']}"
+
+
 def envs(json: JsonOpt = False) -> None:
     """Show what each environment runs, since when, and what it should run.
 
@@ -184,7 +191,7 @@ def envs(json: JsonOpt = False) -> None:
             _when(s.since),
             s.desired or "-",
             s.stage or "-",  # the registry's assignment (mlops deploy, promote, `gto assign`)
-            f"[{colour}]{s.state}[/]",
+            f"[{colour}]{s.state}[/]" + _release_text(s.release),
         )
     _ui.out().print(t)
     for s in states:

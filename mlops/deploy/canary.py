@@ -49,6 +49,7 @@ from mlops.deploy.deployer import (
 from mlops.deploy.integrity import IntegrityError
 from mlops.deploy.target import Target, check_version, now_iso
 from mlops.errors import GitStateError, MlopsError, UsageError
+from mlops.registry.desired import desired_version
 from mlops.registry.state import read_registry
 from mlops.registry.tags import format_message
 
@@ -232,10 +233,15 @@ def start(
     ctx = open_context(root, env, push, remote)
     registry = read_registry(ctx.root)
     steps = _Steps(on_step)
+    target = ctx.target
+    if version is None:  # the desired version; when that is live already, the latest blessed
+        latest = registry.artifact(ctx.name).latest(blessed_only=True)
+        desired = desired_version(ctx.root, env, ctx.name, project=ctx.project, registry=registry)
+        if desired.version == target.current_version() and latest is not None:
+            version = latest.version
     r = resolve_checked(
         ctx, registry, steps, version=version, from_tag=None, rollback=False, force=force
     )
-    target = ctx.target
     with target.lock():
         live = target.current_version()
         if live is None:
@@ -249,10 +255,11 @@ def start(
                 "Register a new version, or give the candidate with --version.",
             )
         existing = read_record(target)
-        if existing is not None and existing["version"] != r.version:
+        if existing is not None:
             raise GitStateError(
                 f"a {existing['mode']} of {existing['version']} is in progress in {env}",
-                f"Promote or abort it first (`mlops abort-canary --env {env}`).",
+                f"Promote or abort it first (`mlops promote-canary --env {env}` or "
+                f"`mlops abort-canary --env {env}`).",
             )
         result: DeployResult = new_result(ctx, r)
         result.previous = live
