@@ -168,7 +168,7 @@ def clear_record(target: AnyTarget) -> None:
         target.store.delete([RECORD_KEY])
 
 
-def _hashes(target: AnyTarget, version: str) -> dict[str, str]:
+def hashes_of(target: AnyTarget, version: str) -> dict[str, str]:
     """The hashes a server verifies the candidate against (those the pointer would carry)."""
     if isinstance(target, Target):
         dep = target.deployment(version) or {}
@@ -276,7 +276,7 @@ def start(
                 "steps": list(ctx.project.pipeline.canary.steps),
                 "started_at": now_iso(),
                 "step_started": time.time(),
-                **_hashes(target, r.version),
+                **hashes_of(target, r.version),
             }
             write_record(target, record)
             info["detail"] = f"{mode} of {r.version}: {first:g}% of answers"

@@ -138,6 +138,7 @@ class Canary:
                 handle = dict(record)
             model = load(source.materialize(handle), key)
         except Exception as exc:  # a bad candidate never takes the service down
+            self._end("failed")  # whatever the record named before is no longer the release
             self._failed = key
             message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
             where = f"canary {record['version']}"
