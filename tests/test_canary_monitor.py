@@ -86,6 +86,17 @@ def test_a_worse_shadow_is_compared_on_the_same_requests(tmp_path: Path, bundles
     assert report.agreement is not None and report.agreement < 0.6
     assert report.decision == "abort"
     assert {f.name for f in report.findings} == {"metric", "prediction_drift"}  # no latency
+    # the environment's own monitor counts each request once and judges live's rows only
+    from mlops.config.models import MonitoringSpec
+    from mlops.monitor.checks import LiveModel, analyse
+    from mlops.monitor.window import Window
+
+    target = tmp_path / "target"
+    live = LiveModel.read(target / "versions/v0.0.1", "v0.0.1", extra_files=("deployment.json",))
+    whole = Window(None, 2e9, "all")
+    monitored = analyse(columns, live, MonitoringSpec(), whole, env="staging")
+    assert monitored.traffic["answered"] == report.requests["live"]
+    assert monitored.traffic["live_rows"] == report.requests["live"]
 
 
 def test_a_good_shadow_agrees_and_is_promoted(tmp_path: Path, bundles: Path):

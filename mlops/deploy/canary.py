@@ -40,6 +40,7 @@ from mlops.deploy.deployer import (
     DeployResult,
     _history,
     _install_and_switch,
+    _repair,
     _Steps,
     complete,
     new_result,
@@ -243,6 +244,7 @@ def start(
         ctx, registry, steps, version=version, from_tag=None, rollback=False, force=force
     )
     with target.lock():
+        ctx.notes += [f"repaired: {x}" for x in _repair(target, ctx.recorder(), registry)]
         live = target.current_version()
         if live is None:
             raise GitStateError(
