@@ -103,6 +103,15 @@ def test_shadow_is_started_and_aborted(cli, released: Path):  # noqa: F811
     started = run(cli, root, "deploy", "--env", "staging", "--shadow", "--version", "v0.0.2")
     assert started["mode"] == "shadow" and started["percent"] == 0
     assert started["stage_tag"].startswith(f"{NAME}#staging-shadow#")
+    # a shadow promoted becomes a canary at the first step: the stages follow
+    stepped = run(cli, root, "promote-canary", "--env", "staging")
+    assert stepped["action"] == "stepped" and stepped["mode"] == "canary"
+    assert stepped["percent"] == 10 and stepped["unassigned"].startswith(f"{NAME}#staging-shadow!#")
+    stages = gto_state(root)[NAME]["stage"]
+    assert stages["staging-canary"] == "v0.0.2" and "staging-shadow" not in stages
+    assert run(cli, root, "abort-canary", "--env", "staging")["mode"] == "canary"
+    assert "staging-canary" not in gto_state(root)[NAME]["stage"]
+    started = run(cli, root, "deploy", "--env", "staging", "--shadow", "--version", "v0.0.2")
     aborted = run(cli, root, "abort-canary", "--env", "staging", "--reason", "disagrees")
     assert aborted["action"] == "aborted" and aborted["unassigned"]
     assert "staging-shadow" not in gto_state(root)[NAME]["stage"]
