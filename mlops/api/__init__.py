@@ -21,6 +21,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops.adapters import lock  # light: the decorator that serializes writers
+from mlops.api.canary import abort_canary as abort_canary
+from mlops.api.canary import canary_check as canary_check
+from mlops.api.canary import deploy_canary as deploy_canary
+from mlops.api.canary import promote_canary as promote_canary
+from mlops.api.canary import release_report as release_report
+from mlops.api.runner import runner_session as runner_session
+from mlops.api.runner import runner_start as runner_start
+from mlops.api.runner import runner_status as runner_status
+from mlops.api.runner import runner_stop as runner_stop
 from mlops.api.runs import runs_diff as runs_diff
 from mlops.api.runs import runs_list as runs_list
 from mlops.api.runs import runs_pull as runs_pull
@@ -35,6 +44,9 @@ from mlops.api.views import report_markdown as report_markdown
 from mlops.api.views import validation_view as validation_view
 
 if TYPE_CHECKING:  # the result types, for annotations and for front ends' type checking
+    from mlops.api.canary import CanaryReport as CanaryReport
+    from mlops.api.canary import CanaryResult as CanaryResult
+    from mlops.api.runner import RunnerInfo as RunnerInfo
     from mlops.config import Project as Project
     from mlops.data.commands import InferResult as InferResult
     from mlops.data.validation import ValidationReport as ValidationReport

@@ -122,6 +122,9 @@ def _register() -> None:
     from mlops.cli import monitor  # drift, decay and health of live traffic
 
     monitor.register(app)
+    from mlops.cli import canary  # canary and shadow releases
+
+    canary.register(app)
     from mlops.cli import watch  # retrain on new data
 
     watch.register(app)

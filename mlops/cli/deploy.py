@@ -38,6 +38,23 @@ def deploy(
     ] = False,
     push: PushAutoOpt = None,
     remote: RemoteOpt = "origin",
+    canary: Annotated[
+        float | None,
+        typer.Option(
+            "--canary",
+            metavar="PERCENT",
+            help="Install the version beside the live one and let it answer this share of "
+            "requests (a canary release; `mlops canary` judges it).",
+        ),
+    ] = None,
+    shadow: Annotated[
+        bool,
+        typer.Option(
+            "--shadow",
+            help="Install the version beside the live one and score a copy of every request "
+            "with it, answering none (a shadow release).",
+        ),
+    ] = False,
     json: JsonOpt = False,
 ) -> None:
     """Deploy a registered model version to an environment.
@@ -54,12 +71,31 @@ def deploy(
     Exit 4: the version failed its quality gates (use --force). Exit 5: nothing to deploy,
     an unknown version or tag.
 
+    --canary PERCENT / --shadow: the same steps up to the smoke test, then a canary record
+    beside `current` instead of the switch, and the stage tag NAME#ENV-canary#N (or
+    ENV-shadow); `mlops canary`, `promote-canary` and `abort-canary` take it from there.
+
     Example: mlops deploy --env staging
     """
     from mlops import api
 
     _ui.set_json(json)
     console = _ui.err()
+    if canary is not None or shadow:
+        if from_tag or rollback:
+            from mlops.errors import UsageError
+
+            raise UsageError("--canary and --shadow take --version, not --from-tag or --rollback")
+        from mlops.cli.canary import _done
+
+        _done(
+            api.deploy_canary(
+                ".", env, percent=canary, shadow=shadow, version=version, force=force,
+                push=push, remote=remote,
+            ),
+            json,
+        )  # fmt: skip
+        return
 
     def progress(step: dict[str, Any]) -> None:
         if not json and step["ok"]:
@@ -101,6 +137,13 @@ def deploy(
         console.print(f"[yellow]note:[/] {note}")
 
 
+def _release_text(release: dict | None) -> str:
+    if not release:
+        return ""
+    share = "shadow" if release["mode"] == "shadow" else f"canary {release['percent']:g}%"
+    return f"; {share} {release['version']}"
+
+
 def envs(json: JsonOpt = False) -> None:
     """Show what each environment runs, since when, and what it should run.
 
@@ -136,7 +179,7 @@ def envs(json: JsonOpt = False) -> None:
             when(s.since, seconds=False),
             s.desired or "-",
             s.stage or "-",  # the registry's assignment (mlops deploy, promote, `gto assign`)
-            f"[{colour}]{s.state}[/]",
+            f"[{colour}]{s.state}[/]" + _release_text(s.release),
         )
     _ui.out().print(t)
     for s in states:

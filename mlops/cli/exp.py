@@ -67,7 +67,7 @@ def run(
             progress[-1](ev)
 
     try:
-        from mlops.runner.lifecycle import session
+        from mlops.api import runner_session as session
 
         with session("."):  # one warm runner shared by every experiment's stages (issue 22)
             runs = api.exp_run(

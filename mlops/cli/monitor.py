@@ -131,14 +131,20 @@ def monitor(
         push=push,
         remote=remote,
     )
+    from mlops.cli.canary import release_report, show_release
+
+    release = release_report(env, log_dir)  # a canary or shadow in progress: against live
+
     if html:
         api.save_text(html, api.report_html(report))
     if json:
-        _ui.print_json(report.to_dict())
+        _ui.print_json({**report.to_dict(), **({"canary": release.to_dict()} if release else {})})
     elif markdown:
         typer.echo(api.report_markdown(report), nl=False)
     else:
         show(report)
+        if release is not None:
+            show_release(release)
     error = report.error()
     if error is None:
         return

@@ -170,7 +170,7 @@ def run(
                 engine = api.engine(".", connect_local=False)
                 if progress is not None:
                     progress.console.print(engine.line(), markup=False, soft_wrap=True)
-            from mlops.runner.lifecycle import session
+            from mlops.api import runner_session as session
 
             # a warm runner for the built-in stages while this command runs (issue 22)
             with session(".", enabled=not dry and engine is None):

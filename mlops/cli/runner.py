@@ -53,10 +53,10 @@ def start(
 
     Example: mlops runner start --idle 60
     """
-    from mlops.runner.lifecycle import start as start_runner
+    from mlops import api
 
     _ui.set_json(json)
-    info = start_runner(".", idle=max(idle, 0.0) * 60)
+    info = api.runner_start(".", idle=max(idle, 0.0) * 60)
     _show(info, json, "started" if info.started else "already running:")
 
 
@@ -68,10 +68,10 @@ def stop(
 
     Example: mlops runner stop
     """
-    from mlops.runner.lifecycle import stop as stop_runner
+    from mlops import api
 
     _ui.set_json(json)
-    info = stop_runner(".")
+    info = api.runner_stop(".")
     _show(info, json, "stopped")
 
 
@@ -83,10 +83,10 @@ def status(
 
     Example: mlops runner status --json
     """
-    from mlops.runner.lifecycle import status as runner_status
+    from mlops import api
 
     _ui.set_json(json)
-    _show(runner_status("."), json, "running:")
+    _show(api.runner_status("."), json, "running:")
 
 
 def register(app_: typer.Typer) -> None:

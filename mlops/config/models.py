@@ -499,6 +499,54 @@ class EngineSpec(Strict):
         return self
 
 
+class CanarySpec(Strict):
+    """`canary:`: how a canary or shadow release steps forward, and what aborts it."""
+
+    steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(
+        default_factory=lambda: [10, 50, 100],
+        description="Shares of traffic (percent) the canary answers, step by step; the last "
+        "step is 100, and promoting into it makes the candidate the live version.",
+    )
+    min_requests: int = Field(
+        200,
+        ge=1,
+        description="Requests each side (canary or shadow, and live) must have answered in "
+        "the current step before it may be promoted.",
+    )
+    alpha: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="Family-wise false-alarm rate of the comparisons of one step (error "
+        "rate, latency, online metric, prediction drift; Holm's correction).",
+    )
+    max_error_rate: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="A canary whose share of 5xx answers exceeds this is aborted, "
+        "whatever live does.",
+    )
+    max_latency_ratio: float = Field(
+        1.5,
+        ge=1,
+        description="Latency counts as worse only when the canary's p99 is at least this "
+        "times live's p99 and the difference is significant.",
+    )
+    abort_on: list[Literal["errors", "latency", "metric", "prediction_drift"]] = Field(
+        default_factory=lambda: ["errors", "latency", "metric"],
+        description="Which findings abort the rollout (default: more errors, slower, or a "
+        "worse online metric than live); prediction drift is reported either way.",
+    )
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing(cls, v: list[int]) -> list[int]:
+        if not v or v != sorted(set(v)) or v[-1] != 100:
+            raise ValueError("steps must increase and end at 100 (for example [10, 50, 100])")
+        return v
+
+
 class Pipeline(Strict):
     """The whole `pipeline.yaml`."""
 
@@ -512,6 +560,7 @@ class Pipeline(Strict):
     )
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
     engine: EngineSpec = Field(default_factory=EngineSpec)
+    canary: CanarySpec = Field(default_factory=CanarySpec)
 
     @field_validator("stages")
     @classmethod

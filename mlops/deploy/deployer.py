@@ -430,27 +430,42 @@ def _verify(fetched: dvc.FetchedDir) -> dict[str, Any]:
     return verify_bundle(fetched.path)
 
 
-def deploy(
-    root: Path | str,
-    env: str,
-    *,
-    version: str | None = None,
-    from_tag: str | None = None,
-    rollback: bool = False,
-    force: bool = False,
-    push: bool | None = None,
-    remote: str = "origin",
-    on_step: Callable[[dict[str, Any]], None] | None = None,
-) -> DeployResult:
-    """Deploy a registered version to environment `env` (see the module docstring).
+@dataclass
+class Context:
+    """What every deploy-like command needs: the project, its environment, target and pushes."""
 
-    `push`: None pushes the stage tag when `remote` exists (saying so when it cannot), True
-    requires it, False keeps it local. Raises `DeployError` (exit 6) naming the failed step.
-    """
+    project: Project
+    env: str
+    target: AnyTarget
+    notes: list[str]
+    do_push: bool
+    has_remote: bool
+    remote: str
+
+    @property
+    def root(self) -> Path:
+        """The project's root."""
+        return self.project.root
+
+    @property
+    def name(self) -> str:
+        """The model's name."""
+        return self.project.pipeline.model.name
+
+    def recorder(self, stage: str | None = None) -> _Recorder:
+        """The stage-tag writer of `stage` (default: the environment's own stage)."""
+        return _Recorder(
+            self.root, self.name, stage or self.env, self.do_push, self.remote, self.notes,
+            self.has_remote,
+        )  # fmt: skip
+
+
+def open_context(root: Path | str, env: str, push: bool | None, remote: str) -> Context:
+    """Load the project, open `env`'s target, decide whether stage tags are pushed, and push
+    what a killed deploy left in this clone only (step 0 of every deploy)."""
     project = load_project(root)
     root = project.root
-    name = project.pipeline.model.name
-    spec = environment(project, env)
+    environment(project, env)  # an unknown environment is a usage error
     target = target_of(project, env)
     notes: list[str] = []
     has_remote = git.remote_url(root, remote) is not None
@@ -471,39 +486,86 @@ def deploy(
     if do_push:  # what a killed deploy or promote left in this clone only
         from mlops.registry.pending import push_pending_stage_tags
 
-        notes += push_pending_stage_tags(root, name, remote)
+        notes += push_pending_stage_tags(root, project.pipeline.model.name, remote)
     elif push is None:
         notes.append(f"no git remote {remote!r}: the stage tag stays local")
-    registry = read_registry(root)
-    steps = _Steps(on_step)
+    return Context(project, env, target, notes, do_push, has_remote, remote)
+
+
+def resolve_checked(
+    ctx: Context,
+    registry: Registry,
+    steps: _Steps,
+    *,
+    version: str | None,
+    from_tag: str | None,
+    rollback: bool,
+    force: bool,
+) -> Resolved:
+    """Step 1: the version to deploy, refused when unblessed (unless `force`); a note when it
+    differs from the environment's pin file."""
     with steps.step("resolve") as info:
         r = resolve(
-            project, registry, env, version=version, from_tag=from_tag, rollback=rollback,
-            force=force,
+            ctx.project, registry, ctx.env, version=version, from_tag=from_tag,
+            rollback=rollback, force=force,
         )  # fmt: skip
         info["detail"] = f"{r.version} ({r.source})"
     if r.blessed is False and not force:
-        _refuse_unblessed(name, r, f"tag {r.registration_tag}")
-    if spec.pin is not None:
-        pin = read_pin(root, spec.pin)
+        _refuse_unblessed(ctx.name, r, f"tag {r.registration_tag}")
+    pin_file = environment(ctx.project, ctx.env).pin
+    if pin_file is not None:
+        pin = read_pin(ctx.root, pin_file)
         if pin is not None and pin.version != r.version:
-            notes.append(
-                f"{spec.pin} pins {pin.version}; {env} now runs {r.version}. Make it durable "
-                f"with `mlops promote {name} {r.version} --to {env}` (a merge request)."
+            ctx.notes.append(
+                f"{pin_file} pins {pin.version}; {ctx.env} now runs {r.version}. Make it "
+                f"durable with `mlops promote {ctx.name} {r.version} --to {ctx.env}` (a merge "
+                "request)."
             )
-    rec = _Recorder(root, name, env, do_push, remote, notes, has_remote)
-    result = DeployResult(
-        env,
-        name,
+    return r
+
+
+def new_result(ctx: Context, r: Resolved) -> DeployResult:
+    """The result of deploying `r` to the context's environment (filled in by the steps)."""
+    return DeployResult(
+        ctx.env,
+        ctx.name,
         r.version,
-        str(target.root),
+        str(ctx.target.root),
         "deployed",
         commit=r.commit,
         source=r.source,
         registration_tag=r.registration_tag,
         rollback_from=r.rollback_from,
-        notes=notes,
+        notes=ctx.notes,
     )
+
+
+def deploy(
+    root: Path | str,
+    env: str,
+    *,
+    version: str | None = None,
+    from_tag: str | None = None,
+    rollback: bool = False,
+    force: bool = False,
+    push: bool | None = None,
+    remote: str = "origin",
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+) -> DeployResult:
+    """Deploy a registered version to environment `env` (see the module docstring).
+
+    `push`: None pushes the stage tag when `remote` exists (saying so when it cannot), True
+    requires it, False keeps it local. Raises `DeployError` (exit 6) naming the failed step.
+    """
+    ctx = open_context(root, env, push, remote)
+    registry = read_registry(ctx.root)
+    steps = _Steps(on_step)
+    r = resolve_checked(
+        ctx, registry, steps, version=version, from_tag=from_tag, rollback=rollback, force=force
+    )
+    rec = ctx.recorder()
+    result = new_result(ctx, r)
+    target = ctx.target
     with target.lock():
         result.repaired = _repair(target, rec, registry)
         live = target.current_version()
@@ -515,56 +577,75 @@ def deploy(
             )
             result.steps = steps.done
             return result
-        deploy_id = secrets.token_hex(8)
-        _write_journal(
-            target,
-            {
-                "id": deploy_id,
-                "version": r.version,
-                "previous": live,
-                "commit": r.commit,
-                "registration_tag": r.registration_tag,
-                "source": r.source,
-                "rollback_from": r.rollback_from,
-                "started": now_iso(),
-                "pid": os.getpid(),
-                # installed by this deploy (so a kill before the switch leaves it to remove)
-                "new_install": not target.has_version(r.version),
-            },
-        )
-        _install_and_switch(project, target, r, steps, result, force)
-        try:
-            with steps.step("record") as info:
-                result.stage_tag, result.tag_pushed = rec.stage_tag(
-                    r.version, r.commit, r.registration_tag, rollback_from=r.rollback_from
-                )
-                checkpoint("tagged")
-                _history(
-                    target,
-                    {
-                        "event": "rollback" if r.rollback_from else "deploy",
-                        "env": env,
-                        "name": name,
-                        "version": r.version,
-                        "deploy_id": deploy_id,
-                        "previous": live,
-                        "commit": r.commit,
-                        "tag": result.stage_tag,
-                        "pushed": result.tag_pushed,
-                        "source": r.source,
-                        "rollback_from": r.rollback_from,
-                        "smoke": result.smoke,
-                    },
-                )
-                checkpoint("recorded")
-                info["detail"] = result.stage_tag or ""
-        except Exception as exc:
-            _switch_back(target, live)
-            _drop_journal(target)
-            raise _failure(name, r.version, env, "record", exc, live, steps, result) from None
+        deploy_id = _start_journal(target, r, live)
+        _install_and_switch(ctx.project, target, r, steps, result, force)
+        _record_deploy(ctx, rec, r, steps, result, deploy_id)
         _drop_journal(target)
     result.steps = steps.done
     return result
+
+
+def _start_journal(target: AnyTarget, r: Resolved, live: str | None) -> str:
+    """Write the journal the next deploy repairs from; the new deploy's id."""
+    deploy_id = secrets.token_hex(8)
+    _write_journal(
+        target,
+        {
+            "id": deploy_id,
+            "version": r.version,
+            "previous": live,
+            "commit": r.commit,
+            "registration_tag": r.registration_tag,
+            "source": r.source,
+            "rollback_from": r.rollback_from,
+            "started": now_iso(),
+            "pid": os.getpid(),
+            # installed by this deploy (so a kill before the switch leaves it to remove)
+            "new_install": not target.has_version(r.version),
+        },
+    )
+    return deploy_id
+
+
+def _record_deploy(
+    ctx: Context,
+    rec: _Recorder,
+    r: Resolved,
+    steps: _Steps,
+    result: DeployResult,
+    deploy_id: str,
+) -> None:
+    """Step 7: the stage tag, then the history event; a failure switches back."""
+    target, live = ctx.target, result.previous
+    try:
+        with steps.step("record") as info:
+            result.stage_tag, result.tag_pushed = rec.stage_tag(
+                r.version, r.commit, r.registration_tag, rollback_from=r.rollback_from
+            )
+            checkpoint("tagged")
+            _history(
+                target,
+                {
+                    "event": "rollback" if r.rollback_from else "deploy",
+                    "env": ctx.env,
+                    "name": ctx.name,
+                    "version": r.version,
+                    "deploy_id": deploy_id,
+                    "previous": live,
+                    "commit": r.commit,
+                    "tag": result.stage_tag,
+                    "pushed": result.tag_pushed,
+                    "source": r.source,
+                    "rollback_from": r.rollback_from,
+                    "smoke": result.smoke,
+                },
+            )
+            checkpoint("recorded")
+            info["detail"] = result.stage_tag or ""
+    except Exception as exc:
+        _switch_back(target, live)
+        _drop_journal(target)
+        raise _failure(ctx.name, r.version, ctx.env, "record", exc, live, steps, result) from None
 
 
 def _install_and_switch(
@@ -574,7 +655,13 @@ def _install_and_switch(
     steps: _Steps,
     result: DeployResult,
     force: bool,
-) -> None:
+    *,
+    switch: bool = True,
+) -> Path:
+    """Steps 2 to 6: fetch, verify, install, smoke-test, and (unless not `switch`) switch.
+
+    Returns the installed copy. A failure removes what this deploy installed, puts the live
+    version back, records a `deploy-failed` event and raises `DeployError` naming the step."""
     name = project.pipeline.model.name
     live = result.previous
     fetch_dir = target.scratch_dir(f"{r.version}-")
@@ -617,10 +704,11 @@ def _install_and_switch(
             )
             info["detail"] = f"{result.smoke['rows']} rows predicted ({result.smoke['mode']})"
         checkpoint("smoke-tested")
-        with steps.step("switch") as info:
-            target.switch(r.version)
-            info["detail"] = f"current -> versions/{r.version}"
-        checkpoint("switched")
+        if switch:
+            with steps.step("switch") as info:
+                target.switch(r.version)
+                info["detail"] = f"current -> versions/{r.version}"
+            checkpoint("switched")
     except GateFailedError:
         shutil.rmtree(fetch_dir, ignore_errors=True)
         _drop_journal(target)
@@ -648,6 +736,7 @@ def _install_and_switch(
                 },
             )
         raise err from None
+    return path
 
 
 def _switch_back(target: AnyTarget, previous: str | None) -> None:

@@ -42,6 +42,8 @@ class EnvStatus:
     verified: bool | None = None  # the live version's files match what git recorded for it
     last_event: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
+    # a canary or shadow in progress (mlops.deploy.canary): mode, version, percent, stage tag
+    release: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -130,6 +132,7 @@ def environments(root: Path | str = ".") -> list[EnvStatus]:
         holder = art.in_stage(env) if art else None
         if holder is not None:
             st.stage, st.stage_tag = holder.version, holder.tag
+        _release(st, target, art)
         try:
             d = desired_version(project.root, env, name, project=project, registry=registry)
             st.desired, st.desired_source = d.version, d.source
@@ -152,6 +155,28 @@ def environments(root: Path | str = ".") -> list[EnvStatus]:
             )
         out.append(st)
     return out
+
+
+def _release(st: EnvStatus, target: Target | RemoteTarget, art: Any) -> None:
+    """The canary or shadow release in progress in the target, with its stage tag."""
+    from mlops.deploy.canary import read_record, stage_of
+
+    try:
+        record = read_record(target)
+    except MlopsError as exc:
+        st.problems.append(exc.message)
+        return
+    if record is None:
+        return
+    stage = stage_of(st.env, record["mode"])
+    holder = art.in_stage(stage) if art else None
+    st.release = {
+        "mode": record["mode"],
+        "version": record["version"],
+        "percent": record["percent"],
+        "stage": stage,
+        "stage_tag": holder.tag if holder else None,
+    }
 
 
 def deployment_records(root: Path, name: str, version: str) -> list[dict[str, Any]]:

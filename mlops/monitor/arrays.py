@@ -136,6 +136,9 @@ def _frame(columns: LogColumns, window: Window) -> _Frame:
     if pred.num_rows:
         vcodes, vvalues = _categorical(pred.column("version"))
         first = np.asarray(pred.column("row").to_numpy()) == 0
+        if "shadow" in set(pred.column("endpoint").unique().to_pylist()):  # issue 21
+            # a shadow's copy of a request (mlops.serve.canary) is no request of its own
+            first &= np.asarray(pred.column("endpoint").to_pylist(), dtype=object) != "shadow"
     else:
         vcodes, vvalues, first = np.zeros(0, np.int64), [], np.zeros(0, bool)
     e_ts = _np(err.column("ts")) if err.num_rows else np.zeros(0)

@@ -17,6 +17,7 @@ from typing import Any
 
 from mlops import __version__
 from mlops.bundle.inputs import RequestError, dumps
+from mlops.serve.canary import CLIENT_KEY
 from mlops.serve.limits import (
     FEEDBACK_VALUES_PER_ROW,
     OffLoop,
@@ -101,10 +102,10 @@ class ServingApp:
 
     async def _answer(self, scope: dict, receive: Any, send: Any, endpoint: str) -> None:
         started = time.perf_counter()
-        model = self.service.model  # in-flight requests finish on the version they started on
+        live = self.service.model  # in-flight requests finish on the version they started on
         content_type = b""
         length = -1
-        given_id = None
+        given_id = client_key = None
         for name, value in scope["headers"]:
             if name == b"content-type":
                 content_type = value
@@ -112,8 +113,12 @@ class ServingApp:
                 length = int(value) if value.isdigit() else -1
             elif name == b"x-request-id":
                 given_id = value
+            elif name == CLIENT_KEY:
+                client_key = value
         request_id = self.service.request_id(given_id)
         extra = [(b"x-request-id", request_id.encode())]
+        canary = self.service.canary
+        model, role = canary.choose(live, client_key or request_id)  # sticky per client key
         try:
             if scope["method"] != "POST":
                 raise RequestError(405, "method_not_allowed", f"use POST {scope['path']}")
@@ -124,11 +129,15 @@ class ServingApp:
             if model is None:
                 raise RequestError(503, "not_ready", "no model is loaded yet")
             extra.append((b"x-model-version", model.version.encode()))
+            extra.append((b"x-model-role", role.encode()))
             kind = content_type.split(b";", 1)[0].strip().lower()
             batch = await self.off_loop.run(len(body), _batch, model, kind, endpoint, body, config)
             result = self.service.predict(model, batch, endpoint, request_id, started)
             payload = dumps(result)
             status = 200
+            canary.observe(model.version, role, time.perf_counter() - started)
+            if role == "live":
+                canary.shadow_copy(model, batch, request_id, result["predictions"])
         except RequestError as exc:
             status = exc.status
             payload = error_body({**exc.to_dict(), "request_id": request_id})

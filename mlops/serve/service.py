@@ -27,6 +27,7 @@ from mlops.deploy.storage import StorageError
 from mlops.deploy.target import DEPLOYMENT, Target, read_deployment
 from mlops.errors import MlopsError
 from mlops.serve import multiproc
+from mlops.serve.canary import Canary
 from mlops.serve.follow import LocalSource, RemoteSource, default_cache, git_expectation
 from mlops.serve.log import LogLimits, PredictionLog
 from mlops.serve.metrics import LATENCY_BUCKETS, Metrics
@@ -201,6 +202,7 @@ class Service:
         self.nothing_deployed = False  # the followed target has no `current` (at the last look)
         self._failed_key: tuple | None = None
         self.metrics = Metrics()
+        self.canary = Canary(self.metrics)  # a canary or shadow release (mlops.serve.canary)
         self.shared_metrics = config.workers > 1 and multiproc.enabled()
         if self.shared_metrics:  # a scrape of any worker reports the host's totals
             multiproc.share(self.metrics)
@@ -215,6 +217,7 @@ class Service:
             self.log = PredictionLog(config.log_dir, limits, on_closed=self.shipper.closed)
         elif config.log_dir:
             self.log = PredictionLog(config.log_dir, config.log_limits)
+        self.canary.log = self.log
         self._ids = itertools.count(1)
         self._id_prefix = secrets.token_hex(4)
         self._watcher: asyncio.Task | None = None
@@ -337,12 +340,28 @@ class Service:
             await asyncio.sleep(self.config.poll_seconds)
             with contextlib.suppress(Exception):
                 await loop.run_in_executor(None, self.check_for_switch)
+            with contextlib.suppress(Exception):
+                await loop.run_in_executor(None, self.check_canary)
+
+    def check_canary(self) -> str | None:
+        """Follow the target's canary record (blocking; run in a thread)."""
+        if self.source is None:
+            return None
+
+        def load(path: Path, key: Any) -> LoadedModel:
+            c = self.config
+            return load_model(path, c.range_margin, key, c.trusted_types)
+
+        live = self.model.version if self.model is not None else None
+        return self.canary.check(self.target, self.source, load, live)
 
     async def startup(self) -> None:
         """Load the model, freeze it out of the GC, start the log writer and the watcher."""
         if self.started:
             return
         self.load_initial()
+        with contextlib.suppress(Exception):  # a bad canary never stops the live version
+            self.check_canary()
         # what is loaded now lives as long as the process: keep the cyclic GC from re-scanning
         # it (the model, scikit-learn, FastAPI) on every full collection while serving
         gc.collect()
@@ -362,6 +381,7 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._watcher
             self._watcher = None
+        self.canary.stop()
         if self.log is not None:
             self.log.close()
         if self.shipper is not None:  # after the log closed its last file: nothing is left
@@ -489,6 +509,7 @@ class Service:
         """The body of `GET /version`."""
         info = self.model.describe() if self.model else {}
         info["pending_error"] = self.pending_error
+        info["release"] = self.canary.describe()
         info["target"] = str(self.target.root) if self.target else None
         info["storage"] = self.storage_status()
         if self.shipper is not None:
