@@ -63,8 +63,9 @@ def status(root: Path | str = ".") -> RunnerInfo | None:
 
 
 def log_path(common: Path) -> Path:
-    """The runner's own log (start, preload time, one line per stage), next to its socket."""
-    return socket_path(common).with_suffix(".log")
+    """The runner's own log (start, preload time, one line per stage): in the repository's git
+    common directory, so it goes with the repository and leaves nothing behind in /tmp."""
+    return Path(common) / "mlops-runner.log"
 
 
 def start(root: Path | str = ".", *, owner: int | None = None, idle: float = 0.0) -> RunnerInfo:
