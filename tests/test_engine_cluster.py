@@ -217,6 +217,7 @@ def test_incremental_training_over_partitions_matches_local_chunks(tmp_path: Pat
         n = 5_000
         df = pd.DataFrame({"a": rng.normal(0, 1, n), "g": rng.choice(["u", "v"], n)})
         df["y"] = np.where(df["a"] + (df["g"] == "u") > 0.5, "yes", "no")
+        df["row_id"] = [f"r{i}-{k}" for k in range(n)]  # an identifier: left out of features
         df.to_parquet(data / f"part-{i}.parquet", index=False)
         frames.append(df)
     spec = IncrementalSpec(epochs=2, sample_rows=4_000)
@@ -232,6 +233,15 @@ def test_incremental_training_over_partitions_matches_local_chunks(tmp_path: Pat
     )
     everything = pd.concat(frames)
     assert (remote.predict(everything[["a", "g"]]) == everything["y"]).mean() > 0.9
+    # identifier/time columns are judged the same way on the partitions as on local chunks
+    from mlops.data.profile import profile_frame
+    from mlops.stages.incremental import roles_over_chunks
+
+    profile = profile_frame(everything)
+    partitions = DaskPartitions(client, str(data), partition_bytes=1 << 20)
+    roles = roles_over_chunks(partitions, profile, "y")
+    assert roles == roles_over_chunks(LocalChunks(data), profile, "y")
+    assert list(roles) == ["row_id"] and roles["row_id"].role == "identifier"
 
 
 @pytest.mark.slow
