@@ -137,7 +137,7 @@ def deploy(
         console.print(f"[yellow]note:[/] {note}")
 
 
-def _release_text(release: dict | None) -> str:
+def _release_text(release: dict[str, Any] | None) -> str:
     if not release:
         return ""
     share = "shadow" if release["mode"] == "shadow" else f"canary {release['percent']:g}%"

@@ -534,7 +534,7 @@ class CanarySpec(Strict):
         "times live's p99 and the difference is significant.",
     )
     abort_on: list[Literal["errors", "latency", "metric", "prediction_drift"]] = Field(
-        default_factory=lambda: ["errors", "latency", "metric"],
+        default_factory=lambda: ["errors", "latency", "metric"],  # type: ignore[arg-type]
         description="Which findings abort the rollout (default: more errors, slower, or a "
         "worse online metric than live); prediction drift is reported either way.",
     )

@@ -180,11 +180,15 @@ def contract_path(pipeline: Pipeline) -> str | None:
 # estimators whose fit reports per-iteration figures (mlops.stages.custom): the evaluate stage
 # copies the train stage's curve into its plots directory
 CURVE_FILE = "training_curve.csv"
-CURVE_CLASSES = ("MLPClassifier", "MLPRegressor", "GradientBoostingClassifier")
-CURVE_CLASSES += ("GradientBoostingRegressor",)
+CURVE_CLASSES = (
+    "MLPClassifier",
+    "MLPRegressor",
+    "GradientBoostingClassifier",
+    "GradientBoostingRegressor",
+)
 
 
-def _reports_curve(params_raw: dict | None) -> bool:
+def _reports_curve(params_raw: dict[str, Any] | None) -> bool:
     train = (params_raw or {}).get("train") if isinstance(params_raw, dict) else None
     est = str((train or {}).get("estimator", "")) if isinstance(train, dict) else ""
     return est.startswith(("lightgbm", "xgboost")) or est.rpartition(".")[2] in CURVE_CLASSES

@@ -27,6 +27,8 @@ import zlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import numpy as np
 
 MIN_EXPECTED = 5.0  # contingency cells expected fewer times than this are pooled
@@ -36,7 +38,7 @@ BLOCK = 1000  # draws simulated at once (memory: BLOCK x points floats)
 CORRECTIONS = ("holm", "bonferroni", "bh", "none")
 
 
-def contingency_p(ref_counts: list[float], cur_counts: list[float]) -> float:
+def contingency_p(ref_counts: Sequence[float], cur_counts: Sequence[float]) -> float:
     """p-value that two samples of counts over the same categories come from one distribution.
 
     Categories seen in neither sample are dropped; categories whose expected count (under the

@@ -84,7 +84,7 @@ def parse_record(raw: bytes, where: str) -> dict[str, Any]:
             f"{where}: the canary record names {str(data.get('version'))[:80]!r}, not a version",
             _REWRITE,
         ) from None
-    percent = data.get("percent")
+    percent: Any = data.get("percent")
     if (
         type(percent) not in (int, float)
         or not math.isfinite(percent)
@@ -95,7 +95,7 @@ def parse_record(raw: bytes, where: str) -> dict[str, Any]:
     for key in ("dvc_md5", "manifest_sha256"):
         if key in data and not isinstance(data[key], str):
             raise IntegrityError(f"{where}: the canary record's {key} is not a string", _REWRITE)
-    step = data.get("step_started")
+    step: Any = data.get("step_started")
     if type(step) not in (int, float) or not math.isfinite(step):
         data["step_started"] = 0.0
     return data
@@ -106,6 +106,7 @@ _REWRITE = "Abort the release (`mlops abort-canary --env ENV`) and start it agai
 
 def read_record(target: AnyTarget) -> dict[str, Any] | None:
     """The target's canary record (checked), or None when no release is in progress."""
+    raw: bytes | None
     if isinstance(target, Target):
         try:
             raw = (target.root / RECORD_FILE).read_bytes()

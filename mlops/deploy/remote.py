@@ -258,7 +258,8 @@ class RemoteTarget:
 
     def _lease_head(self) -> tuple[int, dict[str, Any], bool]:
         """(highest generation, its lease record, whether it is free)."""
-        claimed, released = set(), set()
+        claimed: set[int] = set()
+        released: set[int] = set()
         for key in self.store.list(LOCK):
             stem, _, kind = key.rsplit("/", 1)[-1].partition(".")
             if stem.isdigit() and len(stem) == 12:

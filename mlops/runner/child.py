@@ -97,9 +97,9 @@ def _streams(msg: dict[str, Any]) -> None:
             closefd=False,
         )
 
-    sys.stdin = sys.__stdin__ = open(0, closefd=False)  # noqa: SIM115
-    sys.stdout = sys.__stdout__ = writer(1, "stdout", os.isatty(1))
-    sys.stderr = sys.__stderr__ = writer(2, "stderr", True)
+    sys.stdin = sys.__stdin__ = open(0, closefd=False)  # type: ignore[misc]  # noqa: SIM115
+    sys.stdout = sys.__stdout__ = writer(1, "stdout", os.isatty(1))  # type: ignore[misc]
+    sys.stderr = sys.__stderr__ = writer(2, "stderr", True)  # type: ignore[misc]
 
 
 def _run(argv: list[str]) -> int:

@@ -136,7 +136,8 @@ def _hand_over(sock: socket.socket, argv: list[str], common: Path) -> int | None
         except OSError:
             first = None
         if first is None or "started" not in first:
-            return _declined(saved, pending)
+            _declined(saved, pending)
+            return None
         try:
             result = _read_line(sock, buf)
         except OSError:
@@ -148,14 +149,14 @@ def _hand_over(sock: socket.socket, argv: list[str], common: Path) -> int | None
         print("error: the warm runner stopped while it ran this stage", file=sys.stderr)
         return 1
     if "signal" in result:
-        sig = int(result["signal"])
-        signal.signal(sig, signal.SIG_DFL)
-        os.kill(os.getpid(), sig)  # die as the stage did, so DVC sees the same status
-        return 128 + sig
+        signum = int(result["signal"])
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)  # die as the stage did, so DVC sees the same status
+        return 128 + signum
     return int(result.get("exit", 1))
 
 
-def _declined(saved: dict[int, Any], pending: list[int]) -> None:
+def _declined(saved: dict[Any, Any], pending: list[int]) -> None:
     for sig, handler in saved.items():
         signal.signal(sig, handler)
     for sig in pending:  # a Ctrl-C that came while asking is not lost
