@@ -278,10 +278,10 @@ def previous_version(
     if found is not None and (live is None or found.current == live):
         return found
     if live is not None and deployments:
-        version = previous_from_deployments(deployments, live)
-        if version is not None:
-            v = art.version(version) if art else None
-            return Previous(env, name, live, version, v.commit if v else "", "deployment history")
+        earlier = previous_from_deployments(deployments, live)
+        if earlier is not None:
+            v = art.version(earlier) if art else None
+            return Previous(env, name, live, earlier, v.commit if v else "", "deployment history")
     now = live or (holder.version if holder else "nothing")
     raise GitStateError(
         f"nothing to roll back to: {env} runs {now} and no earlier version of {name} is "
