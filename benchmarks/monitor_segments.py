@@ -16,7 +16,7 @@ not dropped, so a local disk read is a warm-cache read, as on a host that just w
 - json cold: `read_columns` on the JSON log with its index removed (every line parsed);
 - json warm: the same with the index an earlier run built (what a scheduled monitor finds);
 - segments dir / segments s3: `read_segments` (listing + fetch + Arrow IPC decode); s3 through
-  pyarrow's own S3 filesystem, segments-s3-fsspec through s3fs (the reader before).
+  s3fs, segments-s3-native through pyarrow's own S3 filesystem (`native_s3=True`).
 Then `analyse` (the checks `mlops monitor` runs). Timed: read, analyse, total.
 """
 
@@ -104,8 +104,8 @@ def child(work: str, mode: str) -> dict:
         columns = read_columns(w / "log")
     elif mode == "segments-dir":
         columns = read_segments(str(w / "store"))
-    elif mode == "segments-s3-fsspec":  # the reader before pyarrow's own S3 filesystem
-        columns = read_segments(f"s3://{BUCKET}/staging", native_s3=False)
+    elif mode == "segments-s3-native":  # pyarrow's own S3 filesystem
+        columns = read_segments(f"s3://{BUCKET}/staging", native_s3=True)
     else:
         columns = read_segments(f"s3://{BUCKET}/staging")
     t1 = time.perf_counter()
@@ -164,7 +164,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--child", nargs=2, metavar=("WORK", "MODE"))
     parser.add_argument(
-        "--modes", default="json-cold,json-warm,segments-dir,segments-s3,segments-s3-fsspec"
+        "--modes", default="json-cold,json-warm,segments-dir,segments-s3,segments-s3-native"
     )
     args = parser.parse_args()
     if args.child:

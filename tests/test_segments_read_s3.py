@@ -52,8 +52,8 @@ def _rows(table: pa.Table) -> list[tuple]:
 
 def test_native_and_fsspec_readers_agree(bucket):
     url, store = bucket
-    native = read_segments(url)
-    via_fsspec = read_segments(url, native_s3=False)
+    native = read_segments(url, native_s3=True)
+    via_fsspec = read_segments(url)
     local = read_segments(str(store))
     for kind in ("predictions", "feedback", "errors"):
         a, b, c = (getattr(x, kind) for x in (native, via_fsspec, local))
@@ -71,5 +71,5 @@ def test_native_and_fsspec_readers_agree(bucket):
 
 def test_native_reader_with_an_empty_prefix(bucket):
     url, _ = bucket
-    got = read_segments(url.rsplit("/", 1)[0] + "/nothing-here")
+    got = read_segments(url.rsplit("/", 1)[0] + "/nothing-here", native_s3=True)
     assert got.predictions.num_rows == 0 and got.files == 0

@@ -223,11 +223,12 @@ def _fetch(fs: Any, paths: list[str]) -> dict[str, Any]:
     return {p: got.get(p, FileNotFoundError(p)) for p in paths}
 
 
-def read_segments(url: str, since: float | None = None, *, native_s3: bool = True) -> LogColumns:
+def read_segments(url: str, since: float | None = None, *, native_s3: bool = False) -> LogColumns:
     """Every host's shipped log under `url` with `ts >= since` (feedback whenever it came).
 
-    `s3://` is read through pyarrow's S3 filesystem where pyarrow has one (`native_s3=False`:
-    through fsspec, as every other scheme is); both give the same tables."""
+    Every scheme is read through fsspec; `native_s3=True` reads `s3://` through pyarrow's own S3
+    filesystem instead (the same tables). It fetched faster but the whole monitor run was not
+    faster in the side-by-side of docs/benchmarks.md, so it is not the default."""
     import fsspec
     import pyarrow as pa
     import pyarrow.compute as pc
