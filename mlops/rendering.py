@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import itertools
 import time
+from collections.abc import Sequence
 from html import escape
 from typing import Any
 
@@ -52,7 +53,7 @@ def num(v: Any, digits: int = 4) -> str:
     return str(v)
 
 
-def md_table(header: tuple[str, ...] | list[str], rows: list[tuple[str, ...]]) -> list[str]:
+def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     """A Markdown table (lines); a cell's `|` is escaped and its line breaks become spaces."""
 
     def cell(c: str) -> str:
@@ -63,8 +64,8 @@ def md_table(header: tuple[str, ...] | list[str], rows: list[tuple[str, ...]]) -
 
 
 def html_table(
-    header: tuple[str, ...] | list[str],
-    rows: list[tuple[str, ...]] | list[list[Any]],
+    header: Sequence[str],
+    rows: Sequence[Sequence[Any]],
     *,
     bad_col: int = -1,
     unbold: bool = False,
@@ -335,13 +336,13 @@ def timeseries_svg(
         color = COLORS[i % len(COLORS)]
         segment: list[str] = []
         segments = []
-        for t, v in zip(mids, vals, strict=True):
-            if v is None:
+        for mid, val in zip(mids, vals, strict=True):
+            if val is None:
                 if segment:
                     segments.append(segment)
                 segment = []
                 continue
-            segment.append(f"{sx(t):.1f},{sy(v):.1f}")
+            segment.append(f"{sx(mid):.1f},{sy(val):.1f}")
         if segment:
             segments.append(segment)
         for seg in segments:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import numpy as np
     import pyarrow as pa
 
@@ -50,7 +52,7 @@ def _text(col: Any) -> pa.Array:
     return col.cast(pa.string())
 
 
-def _categorical(col: Any) -> tuple[np.ndarray, list[str]]:
+def _categorical(col: Any) -> tuple[np.ndarray, list[str | None]]:
     """Integer codes (-1 where missing) and the distinct values of a text column: counting and
     matching work on the few distinct values, not on a million strings."""
     import numpy as np
@@ -70,7 +72,9 @@ def _categorical(col: Any) -> tuple[np.ndarray, list[str]]:
     return codes, values
 
 
-def _recode(codes: np.ndarray, values: list[str | None], onto: list[str]) -> np.ndarray:
+def _recode(
+    codes: np.ndarray, values: Sequence[str | None], onto: Sequence[str | None]
+) -> np.ndarray:
     """Codes into `values` turned into codes into `onto` (-1 where absent)."""
     import numpy as np
 
