@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -112,8 +113,9 @@ def start_cli_server(args: list[str], cwd: Path, port: int) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group: a failed start takes its workers along
     )
-    deadline = time.time() + 90
+    deadline = time.time() + 180  # a readiness wait, not a timing assertion (loaded CI machines)
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"mlops serve exited {proc.returncode}: {proc.stdout.read()}")
@@ -123,8 +125,17 @@ def start_cli_server(args: list[str], cwd: Path, port: int) -> subprocess.Popen:
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    proc.kill()
+    _kill_group(proc)
     raise RuntimeError("mlops serve did not become ready")
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the server and the workers it started (they outlive a killed parent)."""
+    import signal
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def stop(proc: subprocess.Popen) -> str:
@@ -133,7 +144,7 @@ def stop(proc: subprocess.Popen) -> str:
     try:
         out, _ = proc.communicate(timeout=30)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        _kill_group(proc)
         out, _ = proc.communicate()
     return out or ""
 

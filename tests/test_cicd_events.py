@@ -58,14 +58,15 @@ def test_pipelines_by_event(tools, trained: Path, tmp_path: Path, cli):  # noqa:
     origin = origin_for(root, tmp_path)
     stub = GitLabStub(token=TOKEN).start()
     try:
-        # ---- a merge request's pipeline: check, run, report (no register, no deploy)
+        # ---- a merge request's pipeline: check, run, the project's tests (`mlops init` scaffolds
+        # tests/), report (no register, no deploy)
         git(root, "checkout", "-q", "-b", "feature")
         params = root / "params.yaml"
         replace_in(params, "C: 1.0", "C: 0.05")
         commit_all(root, "Regularise more")
         git(root, "push", "-q", "origin", "feature")
         out = pipeline(root, {**stub.env(project="42", mr="7"), **MR})
-        assert ran(out) == {"check", "run", "report"}, out[-3000:]
+        assert ran(out) == {"check", "run", "test", "report"}, out[-3000:]
         assert [r.method for r in stub.requests] == ["GET", "POST"]
     finally:
         stub.stop()

@@ -16,6 +16,7 @@ from mlops.monitor.checks import LiveModel, analyse
 from mlops.monitor.logdata import read_columns
 from mlops.monitor.window import Window, buckets
 from tests.monitor_helpers import group, serve_rows
+from tests.serve_helpers import penguins
 
 SPEC = MonitoringSpec.model_validate(
     {"performance": {"metric": "accuracy", "min": 0.85, "min_labels": 30}}
@@ -108,6 +109,15 @@ def test_durations_and_buckets():
 
 
 def test_another_island_is_a_breach_naming_the_drifted_columns(tmp_path: Path, bundle, live):
+    import dataclasses
+
+    import pandas as pd
+
+    from mlops.data.profile import profile_frame
+
+    # the bundle's reference for its predictions: the three species as a held-out split has them
+    shares = pd.DataFrame({"prediction": penguins()["species"].sample(86, random_state=1)})
+    live = dataclasses.replace(live, prediction_reference=profile_frame(shares))
     rows, labels = group("Dream")
     serve_rows(bundle, tmp_path, rows, labels, version="v2")
     r = _report(tmp_path, live)
@@ -116,7 +126,7 @@ def test_another_island_is_a_breach_naming_the_drifted_columns(tmp_path: Path, b
     drift = next(b for b in r.breaches if b.check == "input_drift")
     assert {"island", "flipper_length_mm", "bill_depth_mm", "body_mass_g"} <= set(drift.columns)
     assert "sex" not in drift.columns
-    assert "training labels" in r.prediction_note  # this bundle stores no evaluation predictions
+    assert "evaluation set's predictions" in r.prediction_note
     perf = r.performance
     assert perf["online"]["labelled"] == 150 and perf["online"]["value"] > 0.9
     assert perf["judged"] and perf["online"]["low"] < perf["online"]["value"]
@@ -124,6 +134,22 @@ def test_another_island_is_a_breach_naming_the_drifted_columns(tmp_path: Path, b
     s = r.series
     assert sum(s["rows"]) == 150 and set(s["drift_js"]) >= {"island", "sex"}
     assert set(s["prediction_shares"]) == {"Adelie", "Chinstrap", "Gentoo"}
+
+
+def test_a_bundle_without_held_out_predictions_judges_no_prediction_drift(
+    tmp_path: Path, bundle, live
+):
+    """Old bundles store no evaluation predictions: the training labels are no stand-in (an
+    overfit model breaches on normal traffic against them), so prediction drift is not judged
+    and the note says how to get it."""
+    assert live.prediction_reference is None
+    rows, labels = group("Dream")
+    serve_rows(bundle, tmp_path, rows, labels, version="v2")
+    r = _report(tmp_path, live)
+    assert r.prediction_drift is None
+    assert "not judged" in r.prediction_note and "mlops run" in r.prediction_note
+    assert not any(b.check == "prediction_drift" for b in r.breaches)
+    assert any(b.check == "input_drift" for b in r.breaches)  # the inputs still are
 
 
 def test_traffic_like_the_training_data_is_no_breach(tmp_path: Path, bundle, live):

@@ -41,8 +41,8 @@ def _frame():
 
 
 def _predictor(pipe, df, numeric, categorical):
-    from mlops.serve.inputs import InputSpec
-    from mlops.serve.predictor import Predictor
+    from mlops.bundle.inputs import InputSpec
+    from mlops.bundle.predictor import Predictor
 
     spec = InputSpec.from_schema(input_schema(df, numeric, categorical))
     return Predictor.load(pipe, spec)

@@ -9,7 +9,7 @@ settings, and returns a `MonitorReport`:
   the `monitoring.drift` method, thresholds and share;
 - prediction drift: the predicted classes or values (and the top-class probability) against
   the distribution of the evaluation set's predictions (`prediction_reference` in the
-  bundle's metadata; older bundles: the training labels);
+  bundle's metadata; older bundles have none: prediction drift is then not judged);
 - data quality: the share of requests refused (out of schema, malformed) and the fields that
   were refused, missing values per feature against training;
 - online performance where feedback gave labels: the metric with its interval and number of

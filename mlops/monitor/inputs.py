@@ -64,17 +64,19 @@ def _chunks(table: pa.Table, names: list[str], reference: dict[str, Any]) -> lis
     return [_chunk(*j) for j in jobs]
 
 
+NO_PREDICTION_REFERENCE = (
+    "prediction drift not judged: this bundle stores no predictions of held-out rows (it was "
+    "built before the evaluate stage recorded them); `mlops run` rebuilds it with them"
+)
+
+
 def _prediction_reference(live: LiveModel) -> tuple[dict[str, Any] | None, str]:
-    """The predictions' reference profile: the evaluation set's predictions, else the training
-    labels (bundles written before evaluate stored them)."""
+    """The predictions' reference profile: the evaluation set's predictions (held-out rows).
+    Never the training labels: an overfit model predicts its training rows' classes more often
+    than live rows', so that comparison breaches on normal traffic."""
     if live.prediction_reference:
         return live.prediction_reference, "the evaluation set's predictions"
-    target = live.target
-    col = (live.reference.get("columns") or {}).get(target or "")
-    if col is None:
-        return None, ""
-    profile = {"format": 2, "rows": live.reference.get("rows", 0), "columns": {"prediction": col}}
-    return profile, "the training labels (this bundle stores no evaluation predictions)"
+    return None, ""
 
 
 def _drift(
@@ -121,7 +123,7 @@ def _drift(
                 "not checked for drift (identifier or time columns): " + ", ".join(live.excluded)
             )
     if ref is None:
-        report.prediction_note = "no reference for the predictions in the bundle"
+        report.prediction_note = NO_PREDICTION_REFERENCE
     elif n_live < spec.min_rows:
         report.prediction_note = report.drift_note
     else:

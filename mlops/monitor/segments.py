@@ -131,7 +131,7 @@ def list_segments(url: str) -> dict[str, list[str]]:
     """The segment paths under `url`, by table, oldest first (names start with a UTC time)."""
     import fsspec
 
-    fs, root = fsspec.core.url_to_fs(url)
+    fs, root = fsspec.core.url_to_fs(url, skip_instance_cache=True)
     root = root.rstrip("/")
     found: list[str] = []
     for top in ("logs", "feedback"):
@@ -239,7 +239,7 @@ def read_segments(url: str, since: float | None = None, *, native_s3: bool = Fal
     if arrow is not None:
         listed, fetched = arrow
     else:
-        fs, _ = fsspec.core.url_to_fs(url)
+        fs, _ = fsspec.core.url_to_fs(url, skip_instance_cache=True)
         listed = list_segments(url)
         fetched = _fetch(fs, [p for paths in listed.values() for p in paths])
     every = [p for paths in listed.values() for p in paths]
@@ -297,7 +297,7 @@ def has_segments(url: str) -> bool:
     """Whether anything was shipped under `url` (a `logs/` or `feedback/` prefix exists)."""
     import fsspec
 
-    fs, root = fsspec.core.url_to_fs(url)
+    fs, root = fsspec.core.url_to_fs(url, skip_instance_cache=True)
     root = root.rstrip("/")
     try:
         return any(fs.exists(f"{root}/{top}") for top in ("logs", "feedback"))
