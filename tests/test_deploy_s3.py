@@ -245,27 +245,30 @@ def test_sigkilled_deploys_to_s3_leave_the_fleet_serving_and_the_next_deploy_rep
     assert isinstance(t, RemoteTarget)
     ports = [free_port(), free_port()]
     procs = start_fleet(root, ports, tmp_path)
+    old, new = "v0.0.1", "v0.0.2"
     try:
         for step in STEPS:
-            if t.current_version() != "v0.0.1":
-                assert deploy_cli(root, "--version", "v0.0.1").returncode == 0
-            if t.has_version("v0.0.2"):
-                t.remove_version("v0.0.2")  # every round installs v0.0.2 afresh
-            killed = deploy_cli(root, "--version", "v0.0.2", fault=f"kill@{step}")
+            # each round deploys the version that is not live, so the rounds alternate between
+            # the two and none needs a deploy of its own to set it up
+            assert t.current_version() == old
+            if t.has_version(new):
+                t.remove_version(new)  # every round installs its version afresh
+            killed = deploy_cli(root, "--version", new, fault=f"kill@{step}")
             assert killed.returncode == -signal.SIGKILL, (step, killed.stderr)
             live = assert_complete(t)  # the pointer names a complete, verified version
-            assert live == ("v0.0.1" if STEPS.index(step) < STEPS.index("switched") else "v0.0.2")
+            assert live == (old if STEPS.index(step) < STEPS.index("switched") else new), step
             wait_for(lambda live=live: all(served(p)["version"] == live for p in ports))
             assert all(served(p)["pending_error"] is None for p in ports), step
-            repaired = deploy_cli(root, "--version", "v0.0.2")
+            repaired = deploy_cli(root, "--version", new)
             assert repaired.returncode == 0, (step, repaired.stderr)
             out = json.loads(repaired.stdout)
             assert out["repaired"], step
-            assert assert_complete(t) == "v0.0.2"
+            assert assert_complete(t) == new
             keys = t.store.list()
             assert "deploy-journal.json" not in keys and lease_free(keys), step
             assert set(t.versions()) == {"v0.0.1", "v0.0.2"}  # no incomplete upload left
-            wait_for(lambda: all(served(p)["version"] == "v0.0.2" for p in ports))
+            wait_for(lambda new=new: all(served(p)["version"] == new for p in ports))
+            old, new = new, old
         events = [e["event"] for e in t.history()]
         assert events.count("deploy-interrupted") == STEPS.index("switched")
     finally:
