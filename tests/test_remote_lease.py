@@ -13,7 +13,9 @@ from itertools import combinations
 
 import pytest
 
+from mlops.deploy import remote
 from mlops.deploy.remote import open_any
+from mlops.errors import DeployError
 from tests.test_remote_s3 import SECRET, s3_server  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.slow
@@ -94,3 +96,33 @@ def test_waiters_that_find_one_stale_lease_never_hold_it_together(env, monkeypat
     # and the lease is free afterwards: a new holder gets it at once
     with target.lock():
         pass
+
+
+def test_a_holder_alive_past_its_expired_lease_is_fenced_off(env, monkeypatch, tmp_path):
+    """A deploy that stalls past its lease while another takes the target over must not write
+    the pointer, the journal or a removal over the newer holder's work."""
+    from tests.serve_helpers import build_bundle
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    url = f"s3://{BUCKET}/fence-{os.urandom(3).hex()}/staging"
+    stalled, other = open_any(url), open_any(url)
+    stalled.install(build_bundle(tmp_path / "b1"), "v1.0.0")
+    stalled.switch("v1.0.0")
+    stalled.install(build_bundle(tmp_path / "b2", C=0.05), "v1.1.0")
+    monkeypatch.setattr(remote, "LEASE_SECONDS", 0.5)  # the stalled deploy's lease is short
+    with stalled.lock():
+        time.sleep(1.0)  # ...and expires while its holder is alive
+        monkeypatch.setattr(remote, "LEASE_SECONDS", 1800)
+        with other.lock():  # another deploy takes the expired lease over
+            other.write_journal({"id": "other"})
+            assert other.switch("v1.1.0") == "v1.0.0"
+        writes = [lambda: stalled.switch("v1.0.0"), stalled.clear_current, stalled.drop_journal]
+        writes.append(lambda: stalled.write_journal({"id": "stalled"}))
+        for write in writes:
+            with pytest.raises(DeployError, match="expired and generation"):
+                write()
+    assert other.current_version() == "v1.1.0"
+    assert other.read_journal() == {"id": "other"}
+    with stalled.lock():  # a fresh lease works again
+        stalled.drop_journal()

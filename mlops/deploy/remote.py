@@ -99,6 +99,7 @@ class RemoteTarget:
         self.store = store
         self.root = store.display
         self._tmp: Path | None = None
+        self._held: int | None = None  # the lease generation this object holds, if any
 
     def __repr__(self) -> str:
         return f"RemoteTarget({self.root})"
@@ -250,11 +251,32 @@ class RemoteTarget:
                 continue
             time.sleep(1.0)
         self._forget_leases(mine)
+        self._held = mine
         try:
             yield
         finally:
+            self._held = None
             with contextlib.suppress(MlopsError):
                 self._release(mine)
+
+    def _fence(self) -> None:
+        """Refuse to change the live state when this holder's lease was taken over.
+
+        A holder that is still alive after its lease expired (a deploy stalled for more than
+        LEASE_SECONDS) may find that another deploy claimed a newer generation meanwhile; it must
+        then not write the pointer or the journal over the newer holder's. The check costs one
+        LIST before each such write; what remains is the window between that LIST and the write.
+        """
+        if self._held is None:
+            return
+        head = self._lease_head()[0]
+        if head != self._held:
+            raise DeployError(
+                f"the deploy lease on {self.root} expired and generation {head} took it over "
+                f"(this deploy held generation {self._held}); nothing was switched",
+                "A deploy stalled past its lease. Check the target with `mlops envs`, then run "
+                "the deploy again if it is still wanted.",
+            )
 
     def _lease_head(self) -> tuple[int, dict[str, Any], bool]:
         """(highest generation, its lease record, whether it is free)."""
@@ -303,10 +325,12 @@ class RemoteTarget:
 
     def write_journal(self, data: dict[str, Any]) -> None:
         """Write the journal of the deploy in progress."""
+        self._fence()
         self.store.write_bytes(JOURNAL, _json(data))
 
     def drop_journal(self) -> None:
         """Remove the journal."""
+        self._fence()
         self.store.delete([JOURNAL])
 
     def remove_version(self, version: str) -> None:
@@ -412,11 +436,13 @@ class RemoteTarget:
             "written_at": now_iso(),
         }
         checkpoint("switch-linked")
+        self._fence()
         self.store.write_bytes(CURRENT, _json(pointer))
         return previous
 
     def clear_current(self) -> None:
         """Remove the pointer (nothing live)."""
+        self._fence()
         self.store.delete([CURRENT])
 
     def append_history(self, event: dict[str, Any]) -> dict[str, Any]:
