@@ -54,6 +54,7 @@ from mlops.api.serving import serve as serve
 from mlops.api.serving import serve_trusted_types as serve_trusted_types
 from mlops.api.views import drift_rows as drift_rows
 from mlops.api.views import monitor_view as monitor_view
+from mlops.api.views import registry_rows as registry_rows
 from mlops.api.views import report_html as report_html
 from mlops.api.views import report_markdown as report_markdown
 from mlops.api.views import validation_view as validation_view
