@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.bundle.core import BundleError
+from mlops.config.modules import module_files  # config finds the files too (mlops check)
 from mlops.errors import UsageError
 
 # type-name prefixes that never come from a project (their versions are recorded, not hashed)
@@ -55,26 +56,6 @@ def split_class_path(path: str) -> tuple[str, str]:
             "sklearn.linear_model.LogisticRegression.",
         )
     return module, cls
-
-
-def module_files(module: str, root: Path) -> list[Path] | None:
-    """The files importing `module` from `root` executes (parent `__init__.py`s, then the
-    module), or None when `module` is not under `root`. Imports nothing."""
-    parts = module.split(".")
-    files: list[Path] = []
-    here = Path(root)
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        pkg = here / part
-        if (pkg / "__init__.py").is_file():
-            files.append(pkg / "__init__.py")
-            here = pkg
-            continue
-        if last and (here / f"{part}.py").is_file():
-            files.append(here / f"{part}.py")
-            return files
-        return None
-    return files
 
 
 def is_project_module(module: str, root: Path) -> bool:
