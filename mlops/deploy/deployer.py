@@ -376,7 +376,7 @@ def _record_deploy(
     except Exception as exc:
         _switch_back(target, live)
         _drop_journal(target)
-        raise _failure(ctx.name, r.version, ctx.env, "record", exc, live, steps, result) from None
+        raise _failure("record", exc, live, steps, result) from None
 
 
 def _install_and_switch(
@@ -452,7 +452,7 @@ def _install_and_switch(
         if step == "switch":
             _switch_back(target, live)
         _drop_journal(target)
-        err = _failure(name, r.version, result.env, step, exc, live, steps, result)
+        err = _failure(step, exc, live, steps, result)
         with contextlib.suppress(OSError):
             _history(
                 target,
@@ -480,15 +480,10 @@ def _switch_back(target: AnyTarget, previous: str | None) -> None:
 
 
 def _failure(
-    name: str,
-    version: str,
-    env: str,
-    step: str,
-    exc: BaseException,
-    live: str | None,
-    steps: _Steps,
-    result: DeployResult,
+    step: str, exc: BaseException, live: str | None, steps: _Steps, result: DeployResult
 ) -> DeployError:
+    """The error of a deploy (`result`: which version, where) that failed at `step`."""
+    name, version, env = result.name, result.version, result.env
     reason = exc.message if isinstance(exc, MlopsError) else f"{type(exc).__name__}: {exc}"
     still = (
         f"{name} {live} is still live in {env}"
