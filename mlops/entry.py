@@ -38,15 +38,17 @@ def _shortcut(args: list[str]) -> bool:
     as_json = SHORTCUTS.get(tuple(args))
     if as_json is None:
         return False
-    cwd = os.getcwd()
+    cwd = None
     try:
         if directory is not None:
+            cwd = os.getcwd()
             os.chdir(directory)
         text = _registry_show(as_json)
     except Exception:  # the full CLI runs it again and reports the error as always
         text = None
     if text is None:
-        os.chdir(cwd)
+        if cwd is not None:
+            os.chdir(cwd)
         return False
     sys.stdout.write(text)
     sys.stdout.flush()
