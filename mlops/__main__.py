@@ -1,4 +1,4 @@
-from mlops.cli import main
+from mlops.entry import main
 
 if __name__ == "__main__":
     main()

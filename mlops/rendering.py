@@ -63,6 +63,14 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return out + ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
 
 
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A plain-text table, one string per line: each column as wide as its widest cell, cells
+    left-justified and two spaces apart (what rich prints for the CLI's borderless tables on a
+    stream that is not a terminal, when the table fits the width)."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]]
+
+
 def html_table(
     header: Sequence[str],
     rows: Sequence[Sequence[Any]],

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mlops import stats
 from mlops.config.durations import parse_duration
 from mlops.config.models import MonitoringSpec
-from mlops.monitor import render, stats
+from mlops.monitor import render
 from mlops.monitor.checks import LiveModel, analyse
 from mlops.monitor.logdata import read_columns
 from mlops.monitor.window import Window, buckets

@@ -10,7 +10,8 @@ code); they never print.
 Importing this module loads no domain package: each function imports what it uses, so a command
 pays only for its own packages (`tests/test_structure.py` holds this). Add a use case as a
 function here, importing inside it; a group of related ones may go in a module of this package,
-re-exported below. The result types are importable from here for type checking
+re-exported below (`registry`, `deployments`, `monitoring`, `canary`, `runner`, `runs`, `serving`,
+`views`). The result types are importable from here for type checking
 (`if TYPE_CHECKING: from mlops.api import MonitorReport`).
 """
 
@@ -26,6 +27,20 @@ from mlops.api.canary import canary_check as canary_check
 from mlops.api.canary import deploy_canary as deploy_canary
 from mlops.api.canary import promote_canary as promote_canary
 from mlops.api.canary import release_report as release_report
+from mlops.api.deployments import deploy as deploy
+from mlops.api.deployments import envs as envs
+from mlops.api.deployments import manifests as manifests
+from mlops.api.monitoring import monitor as monitor
+from mlops.api.monitoring import watch as watch
+from mlops.api.registry import deployment_readers as deployment_readers
+from mlops.api.registry import deprecate as deprecate
+from mlops.api.registry import deregister as deregister
+from mlops.api.registry import desired as desired
+from mlops.api.registry import lineage as lineage
+from mlops.api.registry import promote as promote
+from mlops.api.registry import register as register
+from mlops.api.registry import registry_show as registry_show
+from mlops.api.registry import rollback as rollback
 from mlops.api.runner import runner_session as runner_session
 from mlops.api.runner import runner_start as runner_start
 from mlops.api.runner import runner_status as runner_status
@@ -39,6 +54,7 @@ from mlops.api.serving import serve as serve
 from mlops.api.serving import serve_trusted_types as serve_trusted_types
 from mlops.api.views import drift_rows as drift_rows
 from mlops.api.views import monitor_view as monitor_view
+from mlops.api.views import registry_rows as registry_rows
 from mlops.api.views import report_html as report_html
 from mlops.api.views import report_markdown as report_markdown
 from mlops.api.views import validation_view as validation_view
@@ -180,136 +196,12 @@ def commit(root: Path | str = ".", *, message: str | None = None) -> CommitResul
     return commit_results(root, message=message)
 
 
-def register(
-    root: Path | str = ".",
-    name: str | None = None,
-    *,
-    version: str | None = None,
-    bump: str | None = None,
-    ref: str = "HEAD",
-    push: bool = False,
-    force: bool = False,
-    remote: str = "origin",
-    message: str | None = None,
-    skip_registered: bool = False,
-) -> RegisterResult:
-    """Register the bundle committed at `ref` as a new version (`mlops register`); with `push`,
-    the run records go to `remote` too."""
-    from mlops.registry import register as registry_register
-
-    result = registry_register.register(
-        root,
-        name,
-        version=version,
-        bump=bump,
-        ref=ref,
-        push=push,
-        force=force,
-        remote=remote,
-        message=message,
-        skip_registered=skip_registered,
-    )
-    if push:
-        _push_records(root, push, remote)
-    return result
-
-
-def registry_show(root: Path | str = ".") -> Registry:
-    """The registry, read from the tags (`mlops registry show`, `mlops registry history`)."""
-    from mlops.registry import read_registry
-
-    return read_registry(root)
-
-
-def lineage(root: Path | str, spec: str) -> Lineage:
-    """Commit, params, data hashes, metrics, verdict, stages and deployments of `NAME@vX.Y.Z`."""
-    from mlops.registry import lineage as registry_lineage
-
-    return registry_lineage.lineage(root, spec, deployment_readers=deployment_readers())
-
-
-def deployment_readers() -> tuple[DeploymentReader, ...]:
-    """Where lineage finds a version's deployments: every reader, listed here (a new kind of
-    deployment adds its reader to this tuple; nothing registers itself at import)."""
-    from mlops.deploy.envs import deployment_records
-
-    return (deployment_records,)
-
-
 def reproduce(root: Path | str, spec: str, *, keep: bool = False) -> ReproduceResult:
     """Rebuild `NAME@vX.Y.Z` from scratch in a work tree of its commit; compare every output's
     hash with its dvc.lock (`result.identical`, `result.error()` when not)."""
     from mlops.pipeline.reproduce import reproduce as reproduce_version
 
     return reproduce_version(root, spec, keep=keep)
-
-
-def promote(
-    root: Path | str,
-    name: str,
-    version: str,
-    env: str,
-    *,
-    push: bool = False,
-    remote: str = "origin",
-    force: bool = False,
-) -> PromoteResult:
-    """Promote a version to an environment (`mlops promote`): a stage tag, or a merge request."""
-    from mlops.registry import promote as registry_promote
-
-    return registry_promote.promote(root, name, version, env, push=push, remote=remote, force=force)
-
-
-def rollback(
-    root: Path | str,
-    env: str,
-    name: str | None = None,
-    *,
-    push: bool = False,
-    remote: str = "origin",
-) -> PromoteResult:
-    """Promote the version `env` ran before its current one (`mlops rollback`)."""
-    from mlops.registry import promote as registry_promote
-
-    return registry_promote.rollback(root, env, name, push=push, remote=remote)
-
-
-def deprecate(
-    root: Path | str,
-    name: str,
-    *,
-    push: bool = False,
-    remote: str = "origin",
-    message: str | None = None,
-) -> TagResult:
-    """Deprecate an artifact: `NAME@deprecated` (`mlops deprecate`)."""
-    from mlops.registry import promote as registry_promote
-
-    return registry_promote.deprecate(root, name, push=push, remote=remote, message=message)
-
-
-def deregister(
-    root: Path | str,
-    name: str,
-    version: str,
-    *,
-    push: bool = False,
-    remote: str = "origin",
-    message: str | None = None,
-) -> TagResult:
-    """Deregister a version: `NAME@vX.Y.Z!` (`mlops deregister`)."""
-    from mlops.registry import promote as registry_promote
-
-    return registry_promote.deregister(
-        root, name, version, push=push, remote=remote, message=message
-    )
-
-
-def desired(root: Path | str, env: str, name: str | None = None) -> Desired:
-    """The version environment `env` should run (tracked latest, or its pin file)."""
-    from mlops.registry.desired import desired_version
-
-    return desired_version(root, env, name)
 
 
 def validate(
@@ -371,149 +263,7 @@ def engine(root: Path | str = ".", *, connect_local: bool = True) -> EngineInfo:
     return probe(load_pipeline(root).engine, connect_local=connect_local)
 
 
-# ---- deployments and merge-request reports ---------------------------------------------------
-
-
-def deploy(
-    root: Path | str,
-    env: str,
-    *,
-    version: str | None = None,
-    from_tag: str | None = None,
-    rollback: bool = False,
-    force: bool = False,
-    push: bool | None = None,
-    remote: str = "origin",
-    on_step: Callable[[dict[str, Any]], None] | None = None,
-) -> DeployResult:
-    """Deploy a registered version to an environment (`mlops deploy`): fetch, verify, install,
-    smoke-test, switch, record. A failure raises `DeployError` (exit 6) naming the step.
-
-    When the environment has `kubernetes:`, its manifests are rendered for the deployed
-    version and committed (pushed with `push`) for Argo CD or Flux (`manifests`).
-    The deployment is also a run record (kind `deploy` or `rollback`, pushed with `push`), and
-    `monitoring.notify` hears of failures and rollbacks.
-    A rollback of a pinned environment then opens the merge request that pins the version now
-    live (unless `push` is False), as `mlops rollback` and the monitor's rollback do."""
-    import time
-
-    from mlops.config import load_project
-    from mlops.deploy.deployer import deploy as deploy_version
-    from mlops.deploy.records import record_deploy
-    from mlops.errors import DeployError, MlopsError
-
-    started = time.time()
-    try:
-        result = deploy_version(
-            root,
-            env,
-            version=version,
-            from_tag=from_tag,
-            rollback=rollback,
-            force=force,
-            push=push,
-            remote=remote,
-            on_step=on_step,
-        )
-    except MlopsError as exc:
-        if isinstance(exc, DeployError):
-            record = record_deploy(Path(root).resolve(), env, started=started, error=exc)
-            _notify_deploy(root, record)
-            _push_records(root, push, remote)
-        raise
-    from mlops.config.targets import container_note
-
-    if (note := container_note(env, result.target)) is not None:  # a CI job in a container
-        result.notes.append(note)
-    if rollback and push is not False and result.action == "deployed":
-        from mlops.deploy.repin import pin_merge_request
-
-        project = load_project(root)
-        if project.pipeline.environments[env].pin is not None:
-            line, result.merge_request = pin_merge_request(
-                project, env, result.version, result.rollback_from, remote
-            )
-            if result.merge_request is not None:  # the note "make it durable" is done
-                result.notes = [n for n in result.notes if "Make it durable" not in n]
-            result.notes.append(line)
-    record = record_deploy(
-        Path(root).resolve(), env, started=started, result=result, rollback=rollback
-    )
-    if record is not None and record.kind == "rollback" and result.action == "deployed":
-        _notify_deploy(root, record)
-    from mlops.deploy.manifests import has_kubernetes, render_manifests
-
-    if result.action != "failed" and has_kubernetes(root, env):
-        rendered = render_manifests(
-            root, env, version=result.version, commit=True, push=bool(push), remote=remote
-        )
-        what = ", ".join(rendered.changed) or "unchanged"
-        result.notes.append(f"Kubernetes manifests in {rendered.directory}: {what}")
-        if rendered.pushed:
-            result.notes.append(f"Kubernetes manifests pushed to {rendered.pushed}")
-    _push_records(root, push, remote)
-    return result
-
-
-def manifests(
-    root: Path | str,
-    env: str,
-    *,
-    version: str | None = None,
-    commit: bool = False,
-    push: bool = False,
-    remote: str = "origin",
-) -> Rendered:
-    """Render an environment's Kubernetes manifests into deploy/k8s/ENV/ (`mlops manifests`)."""
-    from mlops.deploy.manifests import render_manifests
-
-    return render_manifests(root, env, version=version, commit=commit, push=push, remote=remote)
-
-
-def watch(
-    root: Path | str = ".",
-    *,
-    dry_run: bool = False,
-    push: bool | None = None,
-    remote: str = "origin",
-) -> WatchResult:
-    """Retrain when the ingest source has new data (`mlops watch`, `mlops run --if-new-data`).
-
-    Returns a `WatchResult`; a failed retrain is in `result.action` (status `failed`)."""
-    from mlops.monitor.trigger import watch as watch_sources
-
-    result = watch_sources(root, dry_run=dry_run, push=push, remote=remote)
-    if result.action is not None and not dry_run:
-        _push_records(root, push, remote)
-    return result
-
-
-def _push_records(root: Path | str, push: bool | None, remote: str) -> None:
-    """Push the run records where the command pushed (best effort: a record is never worth
-    failing a command that did its work)."""
-    from mlops.adapters import git
-    from mlops.pipeline import gitrecords
-
-    root = Path(root).resolve()
-    if push is False or remote not in git.remotes(root) or not gitrecords.local_refs(root):
-        return
-    gitrecords.push(root, remote, attempts=2)
-
-
-def _notify_deploy(root: Path | str, record: RunRecord | None) -> None:
-    """Tell `monitoring.notify` about a failed deployment or a rollback (best effort)."""
-    if record is None:
-        return
-    from mlops.monitor.notify import notify_event
-
-    notify_event(Path(root).resolve(), record)
-
-
-def envs(root: Path | str = ".") -> list[EnvStatus]:
-    """What each environment runs, since when, and what it should run (`mlops envs`)."""
-    from mlops.deploy.envs import environments
-
-    return environments(root)
+# ---- merge-request reports ------------------------------------------------------------------
 
 
 def report(
@@ -527,43 +277,6 @@ def report(
     if post:
         post_note(result)
     return result
-
-
-# ---- monitoring ------------------------------------------------------------------------------
-
-
-def monitor(
-    root: Path | str = ".",
-    env: str | None = None,
-    *,
-    since: str | None = None,
-    log_dir: Path | str | None = None,
-    dry_run: bool = False,
-    push: bool | None = None,
-    remote: str = "origin",
-    now: float | None = None,
-    log_url: str | None = None,
-) -> MonitorReport:
-    """Check an environment's live traffic and act on a breach (`mlops monitor`).
-
-    `log_url` reads the log segments servers shipped there (`mlops serve --log-url`).
-    Returns the report (`report.breached`, `report.action`); a breach is not raised."""
-    from mlops.monitor.commands import monitor_project
-
-    report = monitor_project(
-        root,
-        env,
-        since=since,
-        log_dir=log_dir,
-        dry_run=dry_run,
-        push=push,
-        remote=remote,
-        now=now,
-        log_url=log_url,
-    )
-    if not dry_run:
-        _push_records(root, push, remote)
-    return report
 
 
 # ---- for front ends: the no-op run, files, and the reports as text -------------------------

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mlops.data.validation import ValidationReport
     from mlops.monitor.checks import MonitorReport
+    from mlops.registry import Registry
 
 
 def report_html(report: ValidationReport | MonitorReport) -> str:
@@ -73,3 +74,21 @@ def monitor_view(report: MonitorReport) -> dict[str, Any]:
         "health": render.health_line(report),
         "actions": render.action_lines(report),
     }
+
+
+def registry_rows(registry: Registry) -> tuple[list[str], list[tuple[bool, list[str]]]]:
+    """`mlops registry show`'s table: the header (model, latest, latest blessed, each stage)
+    and one row per model, sorted by name, as (active, cells); a stage nobody holds is `-`."""
+    stages = registry.stages()
+    rows: list[tuple[bool, list[str]]] = []
+    for name, art in sorted(registry.artifacts.items()):
+        latest, blessed = art.latest(), art.latest(blessed_only=True)
+        held = [art.in_stage(s) for s in stages]
+        cells = [
+            name,
+            latest.version if latest else "-",
+            blessed.version if blessed else "-",
+            *(h.version if h else "-" for h in held),
+        ]
+        rows.append((art.active, cells))
+    return ["model", "latest", "latest blessed", *stages], rows

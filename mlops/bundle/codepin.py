@@ -26,14 +26,19 @@ or `module.Class` in params.yaml.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from mlops.bundle.core import BundleError
-from mlops.errors import UsageError
+
+# the project's modules are found and imported in config (`mlops check` needs them too); the
+# names stay importable from here
+from mlops.config.modules import import_class as import_class
+from mlops.config.modules import is_project_module as is_project_module
+from mlops.config.modules import module_files, use_root
+from mlops.config.modules import split_class_path as split_class_path
 
 # type-name prefixes that never come from a project (their versions are recorded, not hashed)
 _THIRD_PARTY = ("builtins", "collections", "numpy", "scipy", "sklearn", "lightgbm", "xgboost")
@@ -41,95 +46,6 @@ _THIRD_PARTY = ("builtins", "collections", "numpy", "scipy", "sklearn", "lightgb
 
 class CodeMismatchError(BundleError):
     """The project code a bundle was trained with differs from the installed code (exit 6)."""
-
-
-def split_class_path(path: str) -> tuple[str, str]:
-    """`"pkg.mod:Class"` or `"pkg.mod.Class"` -> `("pkg.mod", "Class")`."""
-    module, sep, cls = path.partition(":")
-    if not sep:
-        module, _, cls = path.rpartition(".")
-    if not module or not cls or not all(p.isidentifier() for p in [*module.split("."), cls]):
-        raise UsageError(
-            f"{path!r} is not a class path",
-            "Name a class as `module:Class` or `module.Class`, e.g. features:Ratios or "
-            "sklearn.linear_model.LogisticRegression.",
-        )
-    return module, cls
-
-
-def module_files(module: str, root: Path) -> list[Path] | None:
-    """The files importing `module` from `root` executes (parent `__init__.py`s, then the
-    module), or None when `module` is not under `root`. Imports nothing."""
-    parts = module.split(".")
-    files: list[Path] = []
-    here = Path(root)
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        pkg = here / part
-        if (pkg / "__init__.py").is_file():
-            files.append(pkg / "__init__.py")
-            here = pkg
-            continue
-        if last and (here / f"{part}.py").is_file():
-            files.append(here / f"{part}.py")
-            return files
-        return None
-    return files
-
-
-def is_project_module(module: str, root: Path) -> bool:
-    """Whether `module` is the project's own code (its top level sits in `root`)."""
-    return module_files(module, root) is not None
-
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-        return True
-    except ValueError:
-        return False
-
-
-def import_class(path: str, root: Path | None = None) -> type:
-    """Import the class `path` names. A module of the project (under `root`) is imported from
-    `root` explicitly, and refused if another module of that name shadows it."""
-    module_name, cls_name = split_class_path(path)
-    project = root is not None and is_project_module(module_name, root)
-    if project:
-        assert root is not None
-        use_root(root)
-    hint = (
-        "Give a class path such as sklearn.ensemble.RandomForestClassifier, or a class of "
-        "your project's own code as module:Class (the module in the repository root)."
-    )
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UsageError(f"{path!r} cannot be imported: {exc}", hint) from None
-    if project:
-        assert root is not None
-        found = Path(getattr(module, "__file__", "") or "")
-        if not _inside(found, root):
-            raise UsageError(
-                f"{module_name} is imported from {found}, not from the project in {root}",
-                "Rename your module, or uninstall the package that shadows it.",
-            )
-    try:
-        cls = getattr(module, cls_name)
-    except AttributeError:
-        msg = f"{path!r} cannot be imported: no {cls_name} in {module_name}"
-        raise UsageError(msg, hint) from None
-    if not isinstance(cls, type):
-        raise UsageError(f"{path!r} is not a class", "Name a class, never a function.")
-    return cls
-
-
-def use_root(root: Path) -> None:
-    """Put the project root first on `sys.path` (once), so its modules are the ones imported."""
-    entry = str(Path(root).resolve())
-    if entry in sys.path:
-        sys.path.remove(entry)
-    sys.path.insert(0, entry)
 
 
 def _sha256(path: Path) -> str:

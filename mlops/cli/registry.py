@@ -200,24 +200,15 @@ def show(
 
 
 def _print_registry(reg: Registry) -> None:
+    from mlops import api
+
     if not reg.artifacts:
         _ui.err().print("the registry is empty: register a version with `mlops register`")
         return
-    stages = reg.stages()
-    t = _table("model", "latest", "latest blessed", *stages)
-    for name, art in sorted(reg.artifacts.items()):
-        latest, blessed = art.latest(), art.latest(blessed_only=True)
-        cells = []
-        for s in stages:
-            h = art.in_stage(s)
-            cells.append(h.version if h else "-")
-        label = name if art.active else f"{name} [dim](deprecated)[/]"
-        t.add_row(
-            label,
-            latest.version if latest else "-",
-            blessed.version if blessed else "-",
-            *cells,
-        )
+    header, rows = api.registry_rows(reg)  # mlops.entry prints the same rows without rich
+    t = _table(*header)
+    for active, (name, *cells) in rows:
+        t.add_row(name if active else f"{name} [dim](deprecated)[/]", *cells)
     _ui.out().print(t)
 
 

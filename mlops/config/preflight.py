@@ -284,7 +284,7 @@ def estimator_kind(path: str, root: Path | None = None) -> str | None:
             if cls_name in names:
                 return kind
     if root is not None:  # the project's own class (`module:Class`): from the project root
-        from mlops.bundle.codepin import import_class
+        from mlops.config.modules import import_class
         from mlops.errors import UsageError
 
         try:

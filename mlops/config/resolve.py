@@ -201,7 +201,7 @@ def code_deps(pipeline: Pipeline, root: Any) -> list[str]:
         return []
     from pathlib import Path
 
-    from mlops.bundle.codepin import module_files
+    from mlops.config.modules import module_files
 
     out: list[str] = []
     for t in pipeline.model.trusted_types:

@@ -45,8 +45,18 @@ class SemVer:
 
     def _key(self) -> tuple[int, int, int, int, tuple[tuple[int, int, str], ...]]:
         # a pre-release sorts before its release; numeric identifiers before alphanumeric ones
-        pre = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in self.pre)
-        return (self.major, self.minor, self.patch, 0 if self.pre else 1, pre)
+        # (computed once: sorting a registry's versions compares each many times)
+        key = self.__dict__.get("_sort_key")
+        if key is None:
+            pre = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in self.pre)
+            key = self.__dict__["_sort_key"] = (
+                self.major,
+                self.minor,
+                self.patch,
+                0 if self.pre else 1,
+                pre,
+            )
+        return key
 
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, SemVer):

@@ -35,19 +35,16 @@ from pathlib import Path
 from typing import Any
 
 from mlops.deploy.deployer import (
-    AnyTarget,
     Context,
     DeployResult,
-    _history,
     _install_and_switch,
-    _repair,
     _Steps,
-    complete,
     new_result,
     open_context,
     resolve_checked,
 )
 from mlops.deploy.integrity import IntegrityError
+from mlops.deploy.recovery import AnyTarget, _history, _repair, complete
 from mlops.deploy.target import Target, check_version, now_iso
 from mlops.errors import GitStateError, MlopsError, UsageError
 from mlops.registry.desired import desired_version

@@ -19,6 +19,9 @@ step). A failure while recording switches back. A journal (`.deploy-journal.json
 before the fetch and removed after the record; the next deploy of the target reads a journal
 left by a killed deploy, records what went live (or that nothing did), and removes temporary
 leftovers. Deploying the version already live does nothing.
+
+The resolve step lives in `mlops.deploy.resolve`; the journal, the recording and the repair of
+a killed deploy in `mlops.deploy.recovery`.
 """
 
 from __future__ import annotations
@@ -37,28 +40,23 @@ from mlops.adapters import dvc, git
 from mlops.bundle import verify_bundle
 from mlops.config import Project, load_project
 from mlops.deploy.faults import checkpoint
-from mlops.deploy.remote import RemoteTarget, open_any
+from mlops.deploy.recovery import (
+    AnyTarget,
+    _drop_journal,
+    _history,
+    _Recorder,
+    _repair,
+    _write_journal,
+    complete,
+)
+from mlops.deploy.remote import open_any
+from mlops.deploy.resolve import Resolved, _refuse_unblessed, resolve
 from mlops.deploy.smoke import smoke_test
-from mlops.deploy.target import DEPLOYMENT, JOURNAL, LEFTOVERS, Target, now_iso
-from mlops.errors import DeployError, GateFailedError, GitStateError, MlopsError, UsageError
-from mlops.registry.desired import desired_version, environment, previous_version, read_pin
-from mlops.registry.state import Registry, Version, read_registry
-from mlops.registry.tags import Action, format_message, parse_tag
-from mlops.registry.write import sync_tags, write_stage_tag
-
-
-@dataclass
-class Resolved:
-    """The version a deploy puts in place, and why."""
-
-    version: str
-    commit: str
-    registration_tag: str | None
-    source: str
-    blessed: bool | None
-    failed_gates: str = ""
-    rollback_from: str | None = None
-    from_tag: str | None = None
+from mlops.deploy.target import DEPLOYMENT, JOURNAL, LEFTOVERS, now_iso
+from mlops.errors import DeployError, GateFailedError, GitStateError, MlopsError
+from mlops.registry.desired import environment, read_pin
+from mlops.registry.state import Registry, read_registry
+from mlops.registry.write import sync_tags
 
 
 @dataclass
@@ -87,7 +85,6 @@ class DeployResult:
         return dict(self.__dict__)
 
 
-AnyTarget = Target | RemoteTarget
 __all__ = ["JOURNAL", "LEFTOVERS", "deploy", "target_of"]
 
 
@@ -98,272 +95,6 @@ def target_of(project: Project, env: str) -> AnyTarget:
     return open_any(
         spec.target or f".mlops/envs/{env}", project.root, where=f"environments.{env}.target"
     )
-
-
-# ---- resolve --------------------------------------------------------------------------------
-
-
-def _registered(registry: Registry, name: str, version: str) -> Version:
-    art = registry.artifact(name)
-    v = art.version(version)
-    if v is None or not v.registered:
-        known = ", ".join(x.version for x in art.registered_versions()) or "none"
-        raise GitStateError(
-            f"{name} {version} is not registered (registered: {known})",
-            "Deploy a registered version (`mlops registry show` lists them); if it was "
-            "registered elsewhere, fetch the tags first (`git fetch --tags`).",
-        )
-    if not v.active:
-        raise GitStateError(
-            f"{name} {version} was deregistered and is not deployed any more",
-            "Deploy another version (`mlops registry show` lists the active ones).",
-        )
-    return v
-
-
-def _from_tag(registry: Registry, name: str, env: str, tag: str, force: bool) -> Version:
-    parsed = parse_tag(tag)
-    if parsed is None or parsed.action != Action.ASSIGN or parsed.name != name:
-        raise UsageError(
-            f"{tag!r} is not a stage tag of {name} (NAME#STAGE#N)",
-            f"Give a tag such as {name}#{env}#3 (CI passes $CI_COMMIT_TAG).",
-        )
-    if parsed.stage != env:
-        raise UsageError(
-            f"{tag} assigns stage {parsed.stage!r}, not {env!r}",
-            f"Deploy it with `mlops deploy --env {parsed.stage} --from-tag '{tag}'`.",
-        )
-    art = registry.artifact(name)
-    event = next((e for e in art.events if e.tag == tag), None)
-    if event is None or event.version is None:
-        raise GitStateError(
-            f"tag {tag} is not in this repository (or names no registered version)",
-            "Fetch the tags (`git fetch --tags`; CI needs GIT_DEPTH: 0), then run again.",
-        )
-    holder = art.in_stage(env)
-    if holder is not None and holder.tag != tag and holder.version != event.version and not force:
-        raise GitStateError(
-            f"{tag} is no longer {env}'s latest assignment: {holder.tag} put {holder.version} "
-            "there since",
-            f"Deploy what {env} should run now (`mlops deploy --env {env}`), or use --force "
-            "to deploy this older assignment anyway.",
-        )
-    return _registered(registry, name, event.version)
-
-
-def resolve(
-    project: Project,
-    registry: Registry,
-    env: str,
-    *,
-    version: str | None = None,
-    from_tag: str | None = None,
-    rollback: bool = False,
-    force: bool = False,
-) -> Resolved:
-    """The version to deploy to `env` (see the module docstring), not yet checked for gates."""
-    if sum(x is not None and x is not False for x in (version, from_tag, rollback)) > 1:
-        raise UsageError("give at most one of --version, --from-tag and --rollback")
-    name = project.pipeline.model.name
-    rollback_from = None
-    if rollback:
-        prev = previous_version(project.root, env, name, project=project, registry=registry)
-        v = _registered(registry, name, prev.version)
-        source, rollback_from = f"rollback from {prev.current} ({prev.source})", prev.current
-    elif from_tag is not None:
-        v = _from_tag(registry, name, env, from_tag, force)
-        source = f"stage tag {from_tag}"
-    elif version is not None:
-        v = _registered(registry, name, version)
-        source = "--version"
-    else:
-        desired = desired_version(project.root, env, name, project=project, registry=registry)
-        if desired.version is None:
-            hint = (
-                f"Pin a registered version (`mlops promote {name} VERSION --to {env}` opens the "
-                "merge request), or deploy one explicitly with --version."
-                if desired.mode == "pin"
-                else "Register a blessed version first (`mlops register`)."
-            )
-            raise GitStateError(f"nothing to deploy to {env}: {desired.source}", hint)
-        v = _registered(registry, name, desired.version)
-        source = desired.source
-    reg = v.registration
-    return Resolved(
-        version=v.version,
-        commit=v.commit,
-        registration_tag=reg.tag if reg else None,
-        source=source,
-        blessed=v.blessed,
-        failed_gates=v.fields.get("forced", ""),
-        rollback_from=rollback_from,
-        from_tag=from_tag,
-    )
-
-
-def _refuse_unblessed(name: str, r: Resolved, where: str) -> None:
-    detail = f" ({r.failed_gates})" if r.failed_gates and r.failed_gates != "unblessed" else ""
-    raise GateFailedError(
-        f"{name} {r.version} is not blessed: it failed its quality gates{detail} ({where}); "
-        "nothing was deployed",
-        "Deploy a blessed version, or use --force if you really mean to deploy this one.",
-    )
-
-
-# ---- the journal and leftovers --------------------------------------------------------------
-
-
-def _read_journal(target: AnyTarget) -> dict[str, Any] | None:
-    return target.read_journal()
-
-
-def _write_journal(target: AnyTarget, data: dict[str, Any]) -> None:
-    target.write_journal(data)
-
-
-def _drop_journal(target: AnyTarget) -> None:
-    target.drop_journal()
-
-
-def complete(target: AnyTarget, version: str) -> bool:
-    """Whether `versions/<version>` is installed and every file matches its hash."""
-    return target.complete(version)
-
-
-def _remove_leftovers(target: AnyTarget) -> list[str]:
-    return target.remove_leftovers()
-
-
-# ---- recording --------------------------------------------------------------------------------
-
-
-@dataclass
-class _Recorder:
-    """Writes the stage tag and history lines of one environment."""
-
-    root: Path
-    name: str
-    env: str
-    push: bool
-    remote: str
-    notes: list[str]
-    has_remote: bool = True
-
-    def stage_tag(
-        self, version: str, commit: str, registration_tag: str | None, **fields: str | None
-    ) -> tuple[str | None, bool | None]:
-        """Assign the stage to `version` unless the registry already says so.
-
-        Returns (tag, pushed); pushed is None when no new tag was needed. A push the remote
-        refuses leaves the tag written locally, with a note saying how to push it.
-        """
-        art = read_registry(self.root).get(self.name)
-        holder = art.in_stage(self.env) if art else None
-        if holder is not None and holder.version == version:
-            return holder.tag, None
-        message = format_message(
-            f"Assigning stage {self.env} to artifact {self.name} version {version}",
-            {
-                "replaces": holder.version if holder else "",
-                **{k.replace("_", "-"): v or "" for k, v in fields.items()},
-                "deployed-by": "mlops deploy",
-            },
-        )
-        also = [f"refs/tags/{registration_tag}"] if registration_tag else []
-        if self.push:
-            try:
-                w = write_stage_tag(
-                    self.root,
-                    self.name,
-                    self.env,
-                    commit,
-                    message,
-                    push=True,
-                    remote=self.remote,
-                    also_push=also,
-                )
-                return w.tag, True
-            except GitStateError as exc:
-                self.notes.append(f"the stage tag could not be pushed: {exc.message}")
-        w = write_stage_tag(self.root, self.name, self.env, commit, message, push=False)
-        if self.has_remote:
-            refs = " ".join([w.tag, w.reservation or "", registration_tag or ""]).split()
-            self.notes.append(
-                f"stage tag {w.tag} is local only; share it: git push {self.remote} "
-                + " ".join(f"'{r}'" for r in refs)
-            )
-        return w.tag, False
-
-
-def _history(target: AnyTarget, event: dict[str, Any]) -> dict[str, Any]:
-    job = os.environ.get("CI_JOB_URL")
-    return target.append_history({**event, **({"ci_job": job} if job else {})})
-
-
-def _repair(target: AnyTarget, rec: _Recorder, registry: Registry) -> list[str]:
-    """Finish or close what a killed deploy left behind; remove temporary files."""
-    repaired: list[str] = []
-    journal = _read_journal(target)
-    if journal is not None:
-        live = target.current_version()
-        version = journal.get("version")
-        deploy_id = journal.get("id")
-        if deploy_id and any(e.get("deploy_id") == deploy_id for e in target.history()):
-            repaired.append(f"the deploy of {version} was recorded; only its journal was left")
-        elif version and live == version and complete(target, version):
-            v = registry.artifact(rec.name).version(version)
-            tag, pushed = rec.stage_tag(
-                version,
-                journal.get("commit") or (v.commit if v else ""),
-                journal.get("registration_tag"),
-                rollback_from=journal.get("rollback_from"),
-            )
-            _history(
-                target,
-                {
-                    "event": "rollback" if journal.get("rollback_from") else "deploy",
-                    "env": rec.env,
-                    "name": rec.name,
-                    "version": version,
-                    "deploy_id": deploy_id,
-                    "previous": journal.get("previous"),
-                    "commit": journal.get("commit"),
-                    "tag": tag,
-                    "pushed": pushed,
-                    "source": journal.get("source"),
-                    "recovered": True,
-                    "note": "recorded by the next deploy: the deploy that switched to it was "
-                    "interrupted before recording it",
-                },
-            )
-            repaired.append(
-                f"a deploy of {version} was interrupted after it went live; recorded it now"
-            )
-        else:
-            _history(
-                target,
-                {
-                    "event": "deploy-interrupted",
-                    "env": rec.env,
-                    "name": rec.name,
-                    "version": version,
-                    "deploy_id": deploy_id,
-                    "live": live,
-                    "started": journal.get("started"),
-                },
-            )
-            repaired.append(
-                f"a deploy of {version or 'an unknown version'} was interrupted before going "
-                f"live; {live or 'nothing'} stayed live"
-            )
-            if version and version != live and journal.get("new_install"):
-                # installed by the killed deploy and never live: remove it, as a failed deploy
-                # would have
-                target.remove_version(version)
-                repaired.append(f"removed versions/{version}, which never went live")
-        _drop_journal(target)
-    repaired += [f"removed leftover {p}" for p in _remove_leftovers(target)]
-    return repaired
 
 
 # ---- the deploy ---------------------------------------------------------------------------------
@@ -645,7 +376,7 @@ def _record_deploy(
     except Exception as exc:
         _switch_back(target, live)
         _drop_journal(target)
-        raise _failure(ctx.name, r.version, ctx.env, "record", exc, live, steps, result) from None
+        raise _failure("record", exc, live, steps, result) from None
 
 
 def _install_and_switch(
@@ -721,7 +452,7 @@ def _install_and_switch(
         if step == "switch":
             _switch_back(target, live)
         _drop_journal(target)
-        err = _failure(name, r.version, result.env, step, exc, live, steps, result)
+        err = _failure(step, exc, live, steps, result)
         with contextlib.suppress(OSError):
             _history(
                 target,
@@ -749,15 +480,10 @@ def _switch_back(target: AnyTarget, previous: str | None) -> None:
 
 
 def _failure(
-    name: str,
-    version: str,
-    env: str,
-    step: str,
-    exc: BaseException,
-    live: str | None,
-    steps: _Steps,
-    result: DeployResult,
+    step: str, exc: BaseException, live: str | None, steps: _Steps, result: DeployResult
 ) -> DeployError:
+    """The error of a deploy (`result`: which version, where) that failed at `step`."""
+    name, version, env = result.name, result.version, result.env
     reason = exc.message if isinstance(exc, MlopsError) else f"{type(exc).__name__}: {exc}"
     still = (
         f"{name} {live} is still live in {env}"

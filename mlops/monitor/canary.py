@@ -145,7 +145,7 @@ def compare(
     import numpy as np
     from scipy.stats import fisher_exact, ks_2samp, mannwhitneyu
 
-    from mlops.monitor.stats import classification_estimate, regression_estimate, wilson
+    from mlops.stats import classification_estimate, regression_estimate, wilson
 
     mode, cand = record["mode"], record["version"]
     since = float(record.get("step_started") or 0.0)
@@ -208,7 +208,7 @@ def compare(
                        for s in sides]  # fmt: skip
             f.live, f.candidate = est[0].value, est[1].value
             if None not in (est[0].value, est[1].value, est[0].se, est[1].se):
-                from mlops.monitor.stats import LOWER_IS_BETTER
+                from mlops.stats import LOWER_IS_BETTER
 
                 sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
                 shortfall = sign * (est[0].value - est[1].value)  # type: ignore[operator]

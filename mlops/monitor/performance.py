@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlops.monitor.arrays import _categorical, _is_numeric, _np, _recode
-from mlops.monitor.stats import (
+from mlops.stats import (
     CLASSIFICATION,
     LOWER_IS_BETTER,
     REGRESSION,

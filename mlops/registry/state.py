@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -138,8 +139,9 @@ class Version:
         reg = self.registration
         return reg.timestamp if reg else None
 
-    @property
+    @cached_property
     def semver(self) -> SemVer | None:
+        """The version as SemVer (None for an unregistered commit); parsed once."""
         return SemVer.parse(self.version) if SemVer.valid(self.version) else None
 
     @property

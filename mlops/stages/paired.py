@@ -130,7 +130,7 @@ def _classification(
 ) -> tuple[float, float, np.ndarray]:
     import numpy as np
 
-    from mlops.monitor.stats import cm_metric, confusion
+    from mlops.stats import cm_metric, confusion
 
     yc, (pn, pb), k = _codes(y, new, base)
     v_new = float(cm_metric(confusion(yc, pn, k), metric)[0])

@@ -14,6 +14,7 @@ import json
 import platform
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlops import __version__
@@ -262,23 +263,21 @@ def _run_in_memory(
     fit_seconds = time.perf_counter() - t0
     schema = input_schema(df, numeric, categorical, read_contract(project))
     reference = profile_frame(df[numeric + categorical + [spec.target]])
-    yield from _write(
-        project,
-        args,
-        pipe,
-        task,
-        numeric,
-        categorical,
-        schema,
-        reference,
+    fitted = Fitted(
+        pipe=pipe,
+        task=task,
+        numeric=numeric,
+        categorical=categorical,
+        schema=schema,
+        reference=reference,
         rows=len(df),
         fit_seconds=fit_seconds,
         hyperparameters=hyperparameters,
         tuning=tuning,
         excluded={c: r.reason for c, r in roles.items()},
-        stage_name=stage_name,
         training=training,
     )
+    yield from _write(project, args, fitted, stage_name)
 
 
 def _custom_pipeline(
@@ -367,48 +366,59 @@ def _run_incremental(
     keep = [*numeric, *categorical, spec.target]
     reference = {**profile, "columns": {c: columns[c] for c in keep}}
     schema = schema_from_profile(profile, numeric, categorical, categories, read_contract(project))
-    yield from _write(
-        project,
-        args,
-        pipe,
-        task,
-        numeric,
-        categorical,
-        schema,
-        reference,
+    fitted = Fitted(
+        pipe=pipe,
+        task=task,
+        numeric=numeric,
+        categorical=categorical,
+        schema=schema,
+        reference=reference,
         rows=record["rows"],
         fit_seconds=fit_seconds,
         hyperparameters=seeded_hyperparameters(params, estimator),
         tuning=None,
         incremental=record,
         excluded={c: r.reason for c, r in roles.items()},
-        stage_name=stage_name,
     )
+    yield from _write(project, args, fitted, stage_name)
+
+
+@dataclass
+class Fitted:
+    """What fitting produced, for `_write` to turn into the bundle and its record."""
+
+    pipe: Any
+    task: str
+    numeric: list[str]
+    categorical: list[str]
+    schema: dict[str, Any]
+    reference: dict[str, Any]
+    rows: int
+    fit_seconds: float
+    hyperparameters: dict[str, Any]
+    tuning: dict[str, Any] | None
+    incremental: dict[str, Any] | None = None
+    excluded: dict[str, str] | None = None
+    training: dict[str, Any] | None = None
 
 
 def _write(
-    project: Project,
-    args: TrainWith,
-    pipe: Any,
-    task: str,
-    numeric: list[str],
-    categorical: list[str],
-    schema: dict[str, Any],
-    reference: dict[str, Any],
-    *,
-    rows: int,
-    fit_seconds: float,
-    hyperparameters: dict[str, Any],
-    tuning: dict[str, Any] | None,
-    incremental: dict[str, Any] | None = None,
-    excluded: dict[str, str] | None = None,
-    stage_name: str = "train",
-    training: dict[str, Any] | None = None,
+    project: Project, args: TrainWith, fitted: Fitted, stage_name: str = "train"
 ) -> Iterator[str]:
     import numpy as np
     import sklearn
 
     from mlops.bundle.archive import dumps
+
+    pipe, task, numeric, categorical = fitted.pipe, fitted.task, fitted.numeric, fitted.categorical
+    schema, reference, rows, fit_seconds = (
+        fitted.schema,
+        fitted.reference,
+        fitted.rows,
+        fitted.fit_seconds,
+    )
+    hyperparameters, tuning, incremental = fitted.hyperparameters, fitted.tuning, fitted.incremental
+    excluded, training = fitted.excluded, fitted.training
     from mlops.pipeline.facts import write_facts
 
     spec = project.pipeline.model

@@ -5,6 +5,9 @@ multinomial draw over its cells: the interval costs O(resamples x classes²) wha
 of labelled rows. Accuracy uses the Wilson score interval. Regression metrics use normal
 approximations (mean absolute error; mean squared error, then its square root for rmse; r2
 through the interval of the mean squared error).
+
+Imports nothing of mlops (like `mlops.rendering`): the monitor, canary analysis and the paired
+gate of the stages (`mlops.stages.paired`) score with it.
 """
 
 from __future__ import annotations
