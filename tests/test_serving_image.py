@@ -8,7 +8,6 @@ suite), the stages' file-system layering and kaniko itself."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -17,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import httpx
@@ -25,31 +23,13 @@ import pytest
 
 from mlops.deploy.target import open_target
 from mlops.monitor.segments import read_segments
+from tests.codepin_helpers import FEATURES_PY, HELPERS_PY, bundle_pinning
 from tests.conftest import REPO_ROOT
 from tests.helpers import commit_all
 from tests.serve_helpers import ROW, free_port, penguins
 
 pytestmark = pytest.mark.slow
 DOCKERFILE = REPO_ROOT / "Dockerfile.serve"
-
-HELPERS_PY = """def ratio(a, b):
-    return a / b
-"""
-FEATURES_PY = """from sklearn.base import BaseEstimator, TransformerMixin
-
-from helpers import ratio
-
-
-class BillRatio(BaseEstimator, TransformerMixin):
-    def fit(self, X, y=None):
-        self.n_features_in_ = X.shape[1]
-        return self
-
-    def transform(self, X):
-        X = X.copy()
-        X["bill_ratio"] = ratio(X["bill_length_mm"], X["bill_depth_mm"])
-        return X
-"""
 
 
 def instructions(text: str) -> list[tuple[str, str, str]]:
@@ -131,53 +111,6 @@ def _project_at_two_commits(project: Path) -> tuple[str, str]:
     return first, second
 
 
-def _bundle_pinning(project: Path, commit: str, dest: Path, monkeypatch) -> tuple[Path, object]:
-    """A real bundle whose model holds the project's BillRatio (imported from the checkout at
-    `commit`), its code pinned as the train stage pins it; also the fitted pipeline."""
-    import skops.io as sio
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-
-    from mlops.bundle import write_bundle
-    from mlops.bundle.codepin import import_class, pin
-    from mlops.bundle.trust import type_names
-    from mlops.data.profile import profile_frame
-    from mlops.stages.train import build_pipeline, feature_columns, input_schema
-
-    subprocess.run(["git", "checkout", "-q", commit], cwd=project, check=True)
-    for name in ("features", "helpers"):  # another test's module of the same name
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    ratio = import_class("features:BillRatio", project)
-    df = penguins()
-    numeric, categorical = feature_columns(df, "species", ["year"])
-    base = build_pipeline([*numeric, "bill_ratio"], categorical, LogisticRegression(max_iter=1000))
-    pipe = Pipeline([("feature0_billratio", ratio()), *base.steps])
-    pipe.fit(df[numeric + categorical], df["species"])
-    model = sio.dumps(pipe)
-    with zipfile.ZipFile(io.BytesIO(model)) as zf:
-        names = type_names(json.loads(zf.read("schema.json")))
-    files = {
-        "model.skops": model,
-        "schema.json": json.dumps(input_schema(df, numeric, categorical)).encode(),
-        "reference.json": json.dumps(
-            profile_frame(df[[*numeric, *categorical, "species"]])
-        ).encode(),
-    }
-    meta = {
-        "name": "penguins-classifier",
-        "task": "classification",
-        "target": "species",
-        "features": numeric + categorical,
-        "classes": [str(c) for c in pipe.classes_],
-        "git": {"commit": commit, "dirty": False},
-        "code": pin(names, project),
-    }
-    assert list(meta["code"]["modules"]) == ["features"]
-    write_bundle(dest, files, meta)
-    return dest, pipe
-
-
 def test_install_and_start_commands_in_a_fresh_venv(tmp_path: Path, project: Path, monkeypatch):
     by_stage = stages(instructions(DOCKERFILE.read_text()))
     steps = by_stage["final"]
@@ -221,7 +154,8 @@ def test_install_and_start_commands_in_a_fresh_venv(tmp_path: Path, project: Pat
     )
     try:
         first, second = _project_at_two_commits(project)
-        bundle, pipe = _bundle_pinning(project, first, tmp_path / "bundle", monkeypatch)
+        subprocess.run(["git", "checkout", "-q", first], cwd=project, check=True)
+        bundle, pipe = bundle_pinning(project, tmp_path / "bundle", monkeypatch, commit=first)
     finally:
         out, _ = building.communicate(timeout=1200)
     assert building.returncode == 0, out[-5000:]
