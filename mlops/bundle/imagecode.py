@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.bundle.codepin import is_project_module
+from mlops.errors import UsageError
 
 PIPELINE = "pipeline.yaml"
 MANIFEST = "PROJECT_CODE.json"
@@ -100,6 +101,13 @@ def export(src: Path | str, dest: Path | str, commit: str | None = None) -> dict
     for top in modules:
         path = _top_level_path(top, src)
         assert path is not None
+        for file in [path, *(path.rglob("*") if path.is_dir() else [])]:
+            if file.is_symlink() and not file.resolve().is_relative_to(src):
+                raise UsageError(
+                    f"{file.relative_to(src)} links outside the checkout ({file.resolve()})",
+                    "Keep the project's own code inside the repository: the serving image "
+                    "takes nothing from outside its build context.",
+                )
         if path.is_dir():
             shutil.copytree(
                 path, dest / top, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True
