@@ -2,7 +2,9 @@
 `mlops serve` follows a real target; the project's features.py changes on disk (a checkout
 moving on) and a version trained with the new code is deployed. The files on disk now match
 that version, but the server process imported the old features.py: it refuses the switch, keeps
-serving the old version and says so in /ready, /version, /metrics and its log."""
+serving the old version and says so in /ready, /version, /metrics and its log. A version
+whose pinned code is not the installed code (a pod's image at another commit) is refused the
+same way."""
 
 from __future__ import annotations
 
@@ -64,11 +66,28 @@ def test_a_version_pinning_new_project_code_is_not_hot_swapped_in(
         metrics = http.get("/metrics").text
         assert 'mlops_model_reloads_total{result="restart_required"} 1' in metrics
         assert 'mlops_model_reloads_total{result="failed"}' not in metrics
+
+        # a version pinning code that is not even installed (a pod whose image is older)
+        (project / "features.py").write_text(edited.replace("# v2", "# v3"))
+        v3, _ = bundle_pinning(project, tmp_path / "v3", monkeypatch)
+        (project / "features.py").write_text(edited)
+        target.install(v3, "v3.0.0", name="penguins-classifier", commit="3" * 40)
+        target.switch("v3.0.0")
+        deadline = time.monotonic() + 60
+        while "v3.0.0" not in (http.get("/version").json()["pending_error"] or {})["path"]:
+            assert time.monotonic() < deadline, "the server never looked at v3.0.0"
+            time.sleep(0.1)
+        body = http.get("/ready").json()
+        assert body["version"] == "v1.0.0" and body["restart_required"] is True
+        assert "features.py: sha256" in body["detail"] and "image built at" in body["detail"]
+        metrics = http.get("/metrics").text
+        assert 'mlops_model_reloads_total{result="restart_required"} 2' in metrics
     finally:
         out = stop(server)
     assert "not switching to" in out and "v2.0.0" in out  # the log says it too
 
     # what the operator does: a new process imports the new code and serves v2.0.0
+    target.switch("v2.0.0")
     server = start_cli_server(args, project, port)
     try:
         r = httpx.post(f"http://127.0.0.1:{port}/predict", json=[ROW], timeout=30)

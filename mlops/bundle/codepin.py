@@ -42,15 +42,18 @@ _THIRD_PARTY = (
 
 
 class CodeMismatchError(BundleError):
-    """The project code a bundle was trained with differs from the installed code (exit 6)."""
+    """The project code a bundle was trained with differs from the installed code (exit 6).
+
+    A server asked to switch to such a version keeps its version: only a process started with
+    that code (in a pod: the image built at the version's commit) can serve it."""
+
+    restart_required = True
 
 
 class StaleCodeError(CodeMismatchError):
     """The installed code matches the bundle, but this process already imported other code of
     the same modules (a server hot-swapping to a version trained with new code): only a new
     process can load it (exit 6)."""
-
-    restart_required = True
 
 
 # module -> {relpath: sha256} of the files this process imported it from, once verified

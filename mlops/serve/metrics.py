@@ -182,7 +182,7 @@ class Metrics:
             "counter",
             "Version switches attempted after `current` changed, by result (ok, failed, "
             "restart_required: the version pins project code other than what the process "
-            "imported).",
+            "imported or has installed).",
             ("result",),
         )
         self.log_entries = Family(

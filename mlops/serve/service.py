@@ -326,7 +326,7 @@ class Service:
                 return "failed"  # unreachable: retried on the next poll, reported in /ready
             self._failed_key = key
             self.pending_error = {"path": str(path), "error": message, "at": time.time()}
-            if getattr(exc, "restart_required", False):  # new project code: a new process
+            if getattr(exc, "restart_required", False):  # other project code: a new process
                 self.pending_error["restart_required"] = True
                 self.metrics.reloads.inc("restart_required")
                 import logging
@@ -541,7 +541,8 @@ class Service:
         return {
             "restart_required": True,
             "detail": f"not switched to {pending['path']}: {pending['error']}; restart the "
-            "server to load it (the version above keeps serving until then)",
+            "server with the code that version pins (in a pod: the image built at its "
+            "commit); the version above keeps serving until then",
         }
 
     def storage_status(self) -> dict[str, Any] | None:
