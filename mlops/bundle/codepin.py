@@ -37,7 +37,14 @@ from mlops.errors import UsageError
 
 # type-name prefixes that never come from a project (their versions are recorded, not hashed)
 _THIRD_PARTY = (
-    *("builtins", "collections", "numpy", "scipy", "sklearn", "lightgbm", "xgboost", "mlops"),
+    "builtins",
+    "collections",
+    "numpy",
+    "scipy",
+    "sklearn",
+    "lightgbm",
+    "xgboost",
+    "mlops",  # mlops.bundle.labels.EncodedLabels (XGBoost's labels)
 )
 
 
@@ -293,8 +300,3 @@ def _check_imported(modules: dict[str, Any], bundle: Path) -> None:
             "commit); the version served now keeps serving until then.",
             details=stale,
         )
-
-
-def imported_code() -> dict[str, dict[str, str]]:
-    """The project modules this process imported after verifying them: {module: {file: sha256}}."""
-    return {m: dict(files) for m, files in _IMPORTED.items()}
