@@ -89,3 +89,27 @@ def test_the_module_entry_point_and_a_link_out_of_the_checkout(tmp_path: Path):
         timeout=120,
     )
     assert run.returncode == 2 and "pipeline.yaml" in run.stderr
+
+
+def test_serve_outside_a_project_takes_types_and_code_from_the_project_dir(
+    tmp_path: Path, monkeypatch
+):
+    from mlops.serve.launch import ServeOptions, serve_config
+
+    exported = tmp_path / "opt-project"
+    export(_checkout(tmp_path / "checkout"), exported)
+    work = tmp_path / "work"  # a pod's working directory: no pipeline.yaml
+    work.mkdir()
+    from mlops.deploy.target import open_target
+
+    target = str(open_target(tmp_path / "target", create=True).root)
+    monkeypatch.setenv("MLOPS_PROJECT_DIR", str(exported))
+    config, _ = serve_config(work, ServeOptions(), target=target)
+    assert config.code_root == str(exported.resolve())
+    assert "features.Ratio" in config.trusted_types
+    monkeypatch.setenv("MLOPS_PROJECT_DIR", str(work))  # a directory without pipeline.yaml
+    with pytest.raises(UsageError, match=r"holds no pipeline\.yaml"):
+        serve_config(work, ServeOptions(), target=target)
+    monkeypatch.delenv("MLOPS_PROJECT_DIR")
+    config, _ = serve_config(work, ServeOptions(), target=target)
+    assert config.code_root is None and config.trusted_types == []
