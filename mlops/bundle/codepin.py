@@ -41,11 +41,35 @@ from mlops.config.modules import module_files, use_root
 from mlops.config.modules import split_class_path as split_class_path
 
 # type-name prefixes that never come from a project (their versions are recorded, not hashed)
-_THIRD_PARTY = ("builtins", "collections", "numpy", "scipy", "sklearn", "lightgbm", "xgboost")
+_THIRD_PARTY = (
+    "builtins",
+    "collections",
+    "numpy",
+    "scipy",
+    "sklearn",
+    "lightgbm",
+    "xgboost",
+    "mlops",  # mlops.bundle.labels.EncodedLabels (XGBoost's labels)
+)
 
 
 class CodeMismatchError(BundleError):
-    """The project code a bundle was trained with differs from the installed code (exit 6)."""
+    """The project code a bundle was trained with differs from the installed code (exit 6).
+
+    A server asked to switch to such a version keeps its version: only a process started with
+    that code (in a pod: the image built at the version's commit) can serve it."""
+
+    restart_required = True
+
+
+class StaleCodeError(CodeMismatchError):
+    """The installed code matches the bundle, but this process already imported other code of
+    the same modules (a server hot-swapping to a version trained with new code): only a new
+    process can load it (exit 6)."""
+
+
+# module -> {relpath: sha256} of the files this process imported it from, once verified
+_IMPORTED: dict[str, dict[str, str]] = {}
 
 
 def _sha256(path: Path) -> str:
@@ -147,6 +171,8 @@ def verify_code(code: dict[str, Any] | None, root: Path | None, bundle: Path) ->
                         f"{installed[rel]}: sha256 {digest[:12]}… but the model was trained "
                         f"with {recorded[rel][:12]}…"
                     )
+    if not problems:
+        _check_imported(modules, bundle)
     if problems:
         raise CodeMismatchError(
             f"bundle {bundle} needs project code that differs from the installed code: "
@@ -158,3 +184,35 @@ def verify_code(code: dict[str, Any] | None, root: Path | None, bundle: Path) ->
         )
     if root is not None:
         use_root(root)
+
+
+def _check_imported(modules: dict[str, Any], bundle: Path) -> None:
+    """Refuse a bundle whose pinned modules this process already imported from other source
+    (`StaleCodeError`); remember what the modules about to be imported were verified as.
+
+    Python keeps an imported module for the life of the process: a server that loaded
+    `features.py` at one commit and is then asked to switch to a version trained with another
+    (the checkout moved on, the files on disk now match) would otherwise rebuild the new model
+    with the old classes. Reloading modules in place is not safe (instances of the old classes
+    live on in the served model), so the switch is refused and the process says so."""
+    stale = []
+    for module, entry in sorted(modules.items()):
+        recorded = dict(entry["files"])
+        held = _IMPORTED.get(str(module))
+        if str(module) not in sys.modules:
+            _IMPORTED[str(module)] = recorded  # imported next, from the files just verified
+        elif held is not None and held != recorded:
+            changed = sorted(r for r in set(held) | set(recorded) if held.get(r) != recorded.get(r))
+            stale += [
+                f"{rel}: this process imported {(held.get(rel) or 'nothing')[:12]}…, the model "
+                f"was trained with {(recorded.get(rel) or 'nothing')[:12]}…"
+                for rel in changed
+            ]
+    if stale:
+        raise StaleCodeError(
+            f"bundle {bundle} needs project code other than the code this process imported: "
+            + "; ".join(stale),
+            "Restart the server (in Kubernetes: roll out the image built at the version's "
+            "commit); the version served now keeps serving until then.",
+            details=stale,
+        )

@@ -142,7 +142,7 @@ class EstimatorHead:
         requests are the parallelism)."""
         module = type(self.estimator).__module__
         kwargs = {"num_threads": 1} if module.startswith("lightgbm") and len(X) <= 1000 else {}
-        if self.proba and module.startswith(("lightgbm", "xgboost")):
+        if self.proba and module.startswith(("lightgbm", "xgboost", "mlops.bundle.labels")):
             import numpy as np
 
             proba = self.estimator.predict_proba(X, **kwargs)

@@ -214,6 +214,7 @@ def builtin_allow_list() -> frozenset[str]:
         BUILTIN_TYPES
         | FUNCTIONS
         | BOOST_TYPES
+        | {"mlops.bundle.labels.EncodedLabels"}  # XGBoost's labels (mlops.bundle.labels)
         | helpers
         | _sklearn_estimators()
         | _numpy_types()

@@ -31,7 +31,8 @@ def serve(
             "--target",
             metavar="URL",
             help="Follow this deployment target (s3://bucket/prefix, or a directory); no "
-            "pipeline.yaml needed (as in a pod).",
+            "pipeline.yaml needed (as in a pod: the project's trusted types and own model code "
+            "are then read from $MLOPS_PROJECT_DIR, the serving image's /opt/project).",
         ),
     ] = None,
     cache_dir: Annotated[
@@ -122,7 +123,8 @@ def serve(
     bundle's schema (422 listing every problem). GET /health, /ready, /version and /metrics
     (Prometheus); POST /feedback attaches a true label to a request id. Every prediction is
     logged for monitoring. With --env, a new deployment is loaded and verified beside the
-    current version, then switched to without dropping a request.
+    current version, then switched to without dropping a request. A version pinning project
+    code other than what the server imported is not switched to: /ready says to restart.
 
     Example: mlops serve --env production --port 8080
     Example (a pod): mlops serve --target s3://models/production --host 0.0.0.0

@@ -224,6 +224,7 @@ def create_app(service: Service) -> ServingApp:
         if m is None:
             waiting = service.waiting_detail()  # nothing deployed yet: what deploys one
             return _json(503, {"ready": False, "reason": "no model loaded", **waiting, **extra})
+        extra.update(service.restart_detail())  # a new version needs new project code
         return _json(200, {"ready": True, "version": m.version, "name": m.name, **extra})
 
     @api.get("/version", summary="Name, version, commit and load time of the model served")

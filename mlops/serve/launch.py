@@ -71,10 +71,34 @@ def serve_config(
 
             cache = Path(cache_dir) if cache_dir else default_cache(config.target or "")
             config.cache_dir, default_log = str(cache.absolute()), cache / "predictions"
-    config.trusted_types = trusted_types(root)
-    if (Path(root) / "pipeline.yaml").is_file():  # the project's own code, pinned by bundles
-        config.code_root = str(Path(root).resolve())
+    project = project_dir(root)
+    config.trusted_types = trusted_types(project)
+    if (Path(project) / "pipeline.yaml").is_file():  # the project's own code, pinned by bundles
+        config.code_root = str(Path(project).resolve())
     return config, default_log
+
+
+PROJECT_DIR_ENV = "MLOPS_PROJECT_DIR"
+
+
+def project_dir(root: Path | str) -> Path:
+    """Where the project's pipeline.yaml and own model code are: `root` when it holds a
+    pipeline.yaml, else `$MLOPS_PROJECT_DIR` (the serving image's /opt/project, exported at the
+    image's commit by `mlops.bundle.imagecode`), else `root`."""
+    if (Path(root) / "pipeline.yaml").is_file():
+        return Path(root)
+    import os
+
+    given = os.environ.get(PROJECT_DIR_ENV)
+    if not given:
+        return Path(root)
+    if not (Path(given) / "pipeline.yaml").is_file():
+        raise UsageError(
+            f"${PROJECT_DIR_ENV} is {given}, which holds no pipeline.yaml",
+            "Point it at the project code the serving image exported (/opt/project), or unset "
+            "it to serve bundles that pin no project code.",
+        )
+    return Path(given)
 
 
 def trusted_types(root: Path | str) -> list[str]:

@@ -180,7 +180,9 @@ class Metrics:
         self.reloads = Family(
             "mlops_model_reloads_total",
             "counter",
-            "Version switches attempted after `current` changed, by result.",
+            "Version switches attempted after `current` changed, by result (ok, failed, "
+            "restart_required: the version pins project code other than what the process "
+            "imported or has installed).",
             ("result",),
         )
         self.log_entries = Family(

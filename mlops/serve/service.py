@@ -326,6 +326,15 @@ class Service:
                 return "failed"  # unreachable: retried on the next poll, reported in /ready
             self._failed_key = key
             self.pending_error = {"path": str(path), "error": message, "at": time.time()}
+            if getattr(exc, "restart_required", False):  # other project code: a new process
+                self.pending_error["restart_required"] = True
+                self.metrics.reloads.inc("restart_required")
+                import logging
+
+                logging.getLogger("mlops.serve").warning(
+                    "not switching to %s: %s (%s)", path, message, getattr(exc, "hint", "")
+                )
+                return "failed"
             self.metrics.reloads.inc("failed")
             return "failed"
         self._install(model)
@@ -350,7 +359,7 @@ class Service:
 
         def load(path: Path, key: Any) -> LoadedModel:
             c = self.config
-            return load_model(path, c.range_margin, key, c.trusted_types)
+            return load_model(path, c.range_margin, key, c.trusted_types, c.code_root)
 
         live = self.model.version if self.model is not None else None
         return self.canary.check(self.target, self.source, load, live)
@@ -522,6 +531,19 @@ class Service:
                 "last_error": sh.last_error or None,
             }
         return info
+
+    def restart_detail(self) -> dict[str, Any]:
+        """For `/ready`: a deployed version this process cannot load without a restart (it
+        pins project code other than what the process imported); the old version serves on."""
+        pending = self.pending_error
+        if not pending or not pending.get("restart_required"):
+            return {}
+        return {
+            "restart_required": True,
+            "detail": f"not switched to {pending['path']}: {pending['error']}; restart the "
+            "server with the code that version pins (in a pod: the image built at its "
+            "commit); the version above keeps serving until then",
+        }
 
     def storage_status(self) -> dict[str, Any] | None:
         """Whether the followed target was reachable at the last poll (None: no target)."""

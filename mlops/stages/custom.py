@@ -108,17 +108,20 @@ def fit_reporting(pipe: Any, X: Any, y: Any) -> dict[str, Any]:
 
     LightGBM and XGBoost wrappers are given the transformed training rows as their eval set so
     their per-round training loss is recorded; the result equals `pipe.fit(X, y)`."""
+    from mlops.bundle.labels import EncodedLabels
+
     est = pipe.steps[-1][1]
+    inner = est.estimator if isinstance(est, EncodedLabels) else est  # XGBoost's label codes
     with record_warnings() as seen:
-        if _takes_eval_set(est):
+        if _takes_eval_set(inner):
             Xt = pipe[:-1].fit_transform(X, y) if len(pipe.steps) > 1 else X
             kwargs: dict[str, Any] = {"eval_set": [(Xt, y)]}
-            if type(est).__module__.startswith("xgboost"):
+            if type(inner).__module__.startswith("xgboost"):
                 kwargs["verbose"] = False
             est.fit(Xt, y, **kwargs)
         else:
             pipe.fit(X, y)
-    return training_record(est, seen)
+    return training_record(est.estimator_ if isinstance(est, EncodedLabels) else est, seen)
 
 
 class record_warnings:

@@ -166,6 +166,10 @@ def _estimator(params: Any, task: str, project: Project | None = None) -> Any:
         # an unseeded estimator gives different models from the same inputs: seed it, and the
         # seed is recorded with the hyper-parameters (set train.random_state to choose another)
         estimator.set_params(random_state=DEFAULT_SEED)
+    from mlops.bundle.labels import EncodedLabels, needs_codes
+
+    if task == "classification" and needs_codes(estimator):  # XGBoost: labels 0..k-1 only
+        return EncodedLabels(estimator)
     return estimator
 
 
@@ -173,6 +177,10 @@ def seeded_hyperparameters(params: Any, estimator: Any) -> dict[str, Any]:
     """The hyper-parameters from params.yaml, plus the seed `_estimator` chose when none was
     given (so the bundle records every value that decides the fitted model)."""
     hyper = dict(params.hyperparameters)
+    from mlops.bundle.labels import EncodedLabels
+
+    if isinstance(estimator, EncodedLabels):  # XGBoost's label codes: its own parameters
+        estimator = estimator.estimator
     if "random_state" not in hyper and "random_state" in estimator.get_params():
         hyper["random_state"] = estimator.get_params()["random_state"]
     return hyper

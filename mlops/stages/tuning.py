@@ -142,6 +142,11 @@ def tune_pipeline(
             "Use e.g. accuracy, f1_macro, roc_auc_ovr, r2, neg_root_mean_squared_error.",
         )
     space = search_space(tune)
+    from mlops.bundle.labels import EncodedLabels
+
+    wrapped = isinstance(pipe.steps[-1][1], EncodedLabels)  # XGBoost: its own parameters inside
+    if wrapped:
+        space = {k.replace("model__", "model__estimator__", 1): v for k, v in space.items()}
     if task == "classification":
         smallest = int(y.value_counts().min())
         if smallest < tune.cv:
@@ -165,6 +170,8 @@ def tune_pipeline(
         raise UsageError(f"the tuning search failed: {exc}") from None
     table = _table(search.cv_results_)
     best = {k.split("__", 1)[-1]: _plain(v) for k, v in search.best_params_.items()}
+    if wrapped:
+        best = {k.removeprefix("estimator__"): v for k, v in best.items()}
     record = {
         "method": tune.method,
         "cv": tune.cv,
