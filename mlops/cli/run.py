@@ -173,7 +173,8 @@ def run(
             from mlops.api import runner_session as session
 
             # a warm runner for the built-in stages while this command runs (issue 22)
-            with session(".", enabled=not dry and engine is None):
+            # (only when two or more built-in stages will run: `mlops.runner.plan`)
+            with session(".", enabled=not dry and engine is None, targets=stages, force=force):
                 result = api.run(".", stages or None, force=force, dry=dry, on_event=progress)
     finally:
         if progress is not None:

@@ -14,18 +14,24 @@ import contextlib
 import importlib
 import json
 import os
+import pkgutil
 import selectors
 import signal
 import socket
 import struct
 import sys
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlops.runner.address import THREAD_VARS, cpus, fingerprint
 
+# every module `sklearn.utils.all_estimators()` imports (skops.io and the trusted-type list call
+# it), one step each: see `_steps`
+SKLEARN_ALL = "sklearn.*"
 # what the built-in stages import (lazily, inside their functions), in the order they need it
 PRELOAD = (
     "numpy",
@@ -38,8 +44,18 @@ PRELOAD = (
     "pandera.pandas",
     "pandera.io.pandas_io",
     "mlops.stages.split",
+    # the train stage's libraries, in steps short enough that a stage asking between two of
+    # them waits little (the runner serves only between imports: never forks inside one)
+    "scipy.special",
+    "scipy.linalg",
+    "scipy.sparse",
+    "scipy.optimize",
+    "scipy.spatial",
+    "scipy.interpolate",
+    "scipy.integrate",
     "scipy.stats",
     "sklearn",
+    SKLEARN_ALL,
     "sklearn.base",
     "sklearn.compose",
     "sklearn.impute",
@@ -51,7 +67,13 @@ PRELOAD = (
     "sklearn.preprocessing",
     "skops.io",
     "mlops.stages.train",
+    # `module:function`: results the stages compute from the installed libraries alone,
+    # remembered by the function (a package installed since changes the fingerprint: the stage
+    # then runs in-process): the distributions' file lists the code pin reads (about 1 s of
+    # every train stage), the trusted types built from every estimator (evaluate's audit)
+    "mlops.bundle.codepin:packages_distributions",
     "mlops.stages.evaluate",
+    "mlops.bundle.trust:builtin_allow_list",
     "mlops.stages.__main__",
     "mlops.config.check",
     "mlops.config.resolve",
@@ -80,11 +102,6 @@ PRELOAD = (
     "configparser",
     "encodings.cp437",
 )
-# results the stages compute from the installed libraries alone, remembered by the functions
-# (a fingerprint mismatch, e.g. a package installed since, sends the stage in-process): the
-# distributions' file lists read by the code pin (about 1 s of every train stage), the trusted
-# types built from every scikit-learn estimator (evaluate's model audit)
-WARM = ("mlops.bundle.codepin:packages_distributions", "mlops.bundle.trust:builtin_allow_list")
 PRELOAD_ENV = "MLOPS_RUNNER_PRELOAD"  # "0": import nothing ahead (tests of the protocol)
 MAX_REQUEST = 1 << 20  # bytes: a request is argv, cwd, env and limits
 PEERCRED = struct.Struct("3i")  # pid, uid, gid
@@ -132,27 +149,11 @@ class Runner:
 
     # ---- set-up ------------------------------------------------------------------------------
 
-    def listen(self) -> None:
-        """Bind the socket (0600, in a 0700 directory); a stale socket of a dead runner goes."""
-        with contextlib.suppress(FileNotFoundError):
-            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                probe.connect(str(self.path))
-            except ConnectionRefusedError:
-                self.path.unlink()  # nobody listens: left by a killed runner
-            else:
-                raise OSError(f"a runner already listens on {self.path}")
-            finally:
-                probe.close()
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old = os.umask(0o177)
-        try:
-            self.listener.bind(str(self.path))
-        finally:
-            os.umask(old)
-        os.chmod(self.path, 0o600)
+    def listen(self, listener: socket.socket | None = None) -> None:
+        """Serve on `listener` (bound by the command that started this runner, so stages could
+        connect before this process existed), or bind the socket here (see `bind`)."""
+        self.listener = listener if listener is not None else bind(self.path)
         self.inode = os.stat(self.path).st_ino
-        self.listener.listen(64)
         self.listener.setblocking(False)
         self.sel.register(self.listener, selectors.EVENT_READ, "accept")
         self.wake_r, self.wake_w = os.pipe()
@@ -181,21 +182,11 @@ class Runner:
         pin_threads()
         t0 = time.perf_counter()
         preload = PRELOAD if os.environ.get(PRELOAD_ENV) != "0" else ()
-        for name in (*preload, *(WARM if preload else ())):
+        for name in _steps(preload):
             self.step(0)
             if self.stopping:
                 break
-            module, _, func = name.partition(":")
-            try:
-                loaded = importlib.import_module(module)
-            except ImportError as exc:  # an optional extra that is not installed
-                log(f"preload: {name} not available ({exc})")
-                continue
-            if func:
-                try:
-                    getattr(loaded, func)()
-                except Exception as exc:  # the stage computes it itself, as without a runner
-                    log(f"preload: {name} failed ({type(exc).__name__}: {exc})")
+            _load(name)
         self.preloaded = True
         log(f"preloaded in {time.perf_counter() - t0:.2f}s; {len(sys.modules)} modules")
         while not (self.stopping and not self.children):
@@ -407,6 +398,87 @@ class Runner:
                 send(conn.sock, result)
             self._drop(conn)
             self.last = time.monotonic()
+
+
+def _steps(names: tuple[str, ...]) -> Iterator[str]:
+    for name in names:
+        if name == SKLEARN_ALL:
+            yield from _sklearn_modules()
+        else:
+            yield name
+
+
+def _sklearn_modules() -> list[str]:
+    """The modules `sklearn.utils.all_estimators()` imports, found without importing any: its
+    `pkgutil.walk_packages` imports every package on the way (tests, externals... included),
+    then every module but those it skips (tests, experimental, private ones...)."""
+    try:
+        import sklearn
+        from sklearn.utils.discovery import _MODULE_TO_IGNORE
+    except ImportError:
+        return []
+    found: list[str] = []
+
+    def walk(path: list[str], prefix: str) -> None:
+        for info in pkgutil.iter_modules(path, prefix):
+            name = info.name
+            if info.ispkg:
+                found.append(name)
+                walk([os.path.join(path[0], name.rpartition(".")[2])], name + ".")
+            elif not (any(p in _MODULE_TO_IGNORE for p in name.split(".")) or "._" in name):
+                found.append(name)
+
+    walk(list(sklearn.__path__)[:1], "sklearn.")
+    return found
+
+
+def _load(name: str) -> None:
+    """Import `module`, or import `module:function` and call the function (its result is
+    remembered by the function itself); a failure is logged (the stage then meets it itself)."""
+    module, _, func = name.partition(":")
+    try:
+        with warnings.catch_warnings():  # as all_estimators does, for the same modules
+            warnings.simplefilter("ignore", FutureWarning)
+            loaded = importlib.import_module(module)
+    except ImportError as exc:  # an optional extra that is not installed
+        log(f"preload: {name} not available ({exc})")
+        return
+    except Exception as exc:
+        log(f"preload: {name} failed ({type(exc).__name__}: {exc})")
+        return
+    if func:
+        try:
+            getattr(loaded, func)()
+        except Exception as exc:  # the stage computes it itself, as without a runner
+            log(f"preload: {name} failed ({type(exc).__name__}: {exc})")
+
+
+def bind(path: Path) -> socket.socket:
+    """A listening socket at `path` (0600, in a 0700 directory); a stale socket of a dead
+    runner goes; OSError when a runner already listens there."""
+    with contextlib.suppress(FileNotFoundError):
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+        except ConnectionRefusedError:
+            path.unlink()  # nobody listens: left by a killed runner
+        else:
+            raise OSError(f"a runner already listens on {path}")
+        finally:
+            probe.close()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        old = os.umask(0o177)
+        try:
+            listener.bind(str(path))
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+        listener.listen(64)
+    except OSError:
+        listener.close()
+        raise
+    return listener
 
 
 ALLOWED_SIGNALS = frozenset(
