@@ -180,11 +180,12 @@ def session(
     force: bool = True,
 ) -> Iterator[RunnerInfo | None]:
     """A runner for the duration of a command; never fails the command (stages then run
-    without it). Disabled by `enabled=False` or `MLOPS_RUNNER=0`. With `force=False` it is
+    without it). Disabled by `enabled=False`, `MLOPS_RUNNER=0` or `engine: dask` in
+    pipeline.yaml (its stages run as before). With `force=False` it is
     started only when at least two built-in stages of `targets` will run (DVC's status,
     `mlops.runner.plan`): for one stage a runner costs more than it saves."""
     info = None
-    if enabled and os.environ.get(OFF_ENV) != "0" and (force or _worth(root, targets)):
+    if enabled and os.environ.get(OFF_ENV) != "0" and _worth(root, targets, force):
         with contextlib.suppress(MlopsError, OSError):
             info = start(root, owner=os.getpid(), wait=False)
     try:
@@ -194,7 +195,10 @@ def session(
             stop_process(info.process)
 
 
-def _worth(root: Path | str, targets: list[str] | None) -> bool:
+def _worth(root: Path | str, targets: list[str] | None, force: bool) -> bool:
     from mlops.runner.plan import worth_a_runner
+    from mlops.runner.server import dask_engine
 
-    return worth_a_runner(root, targets, force=False)
+    if dask_engine(Path(root)):  # the runner would decline every stage
+        return False
+    return force or worth_a_runner(root, targets, force=False)

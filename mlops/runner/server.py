@@ -349,7 +349,7 @@ class Runner:
             return "bad environment"
         if not _limits_apply(msg.get("limits")):
             return "resource limits this runner cannot apply"
-        if _dask_engine(Path(cwd)):
+        if dask_engine(Path(cwd)):
             return "engine: dask runs stages as before"
         return None
 
@@ -522,7 +522,7 @@ def _limits_apply(limits: Any) -> bool:
     return True
 
 
-def _dask_engine(cwd: Path) -> bool:
+def dask_engine(cwd: Path) -> bool:
     """True when pipeline.yaml in `cwd` asks for `engine: dask` (or cannot be read: the stage
     then reports that itself, in-process)."""
     from mlops.config import limits
