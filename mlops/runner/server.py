@@ -45,7 +45,10 @@ PRELOAD = (
     "pandera.io.pandas_io",
     "mlops.stages.split",
     # the train stage's libraries, in steps short enough that a stage asking between two of
-    # them waits little (the runner serves only between imports: never forks inside one)
+    # them waits little (the runner serves only between imports: never forks inside one).
+    # scikit-learn first, as the train stage imports it: skops names a function that has no
+    # __module__ after the first module in sys.modules (import order) that holds it
+    "sklearn",
     "scipy.special",
     "scipy.linalg",
     "scipy.sparse",
@@ -54,7 +57,6 @@ PRELOAD = (
     "scipy.interpolate",
     "scipy.integrate",
     "scipy.stats",
-    "sklearn",
     SKLEARN_ALL,
     "sklearn.base",
     "sklearn.compose",
