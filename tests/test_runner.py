@@ -323,6 +323,10 @@ def test_a_runner_is_started_only_when_two_built_in_stages_will_run(trained: Pat
     pipeline.write_text(text.replace("accuracy: {min: 0.9}", "accuracy: {min: 0.91}"))
     assert builtin_stages_to_run(trained) == 1  # a gate: evaluate alone reruns
     assert not worth_a_runner(trained, force=False)
-    pipeline.write_text(text + "\nbogus: [\n")
-    assert builtin_stages_to_run(trained) is None  # unreadable config: assume every stage
+    pipeline.write_text(text.replace("accuracy: {min: 0.9}", "accuracy: {min: 0.91}  # new"))
+    (trained / "dvc.yaml").write_text("stages: {}\n")  # stale: the run recompiles it first
+    assert builtin_stages_to_run(trained) is None  # DVC's status would be moot: assume all
     assert worth_a_runner(trained, force=False)
+    pipeline.write_text(text + "\nbogus: [\n")
+    assert builtin_stages_to_run(trained) == 0  # the run stops at the config error
+    assert not worth_a_runner(trained, force=False)

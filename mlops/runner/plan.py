@@ -18,15 +18,16 @@ def builtin_stages_to_run(
     root: Path | str, targets: list[str] | None = None, *, force: bool = False
 ) -> int | None:
     """How many built-in stages a run of `targets` (all when None) will run: DVC's changed
-    stages and what is downstream of them (`force`: the whole plan). None when it cannot tell
-    (no config, a dvc.yaml the run will recompile, DVC refused): then assume all of them."""
+    stages and what is downstream of them (`force`: the whole plan). 0 when the config does
+    not load or names no such target (the run stops there); None when it cannot tell (a
+    dvc.yaml the run will recompile first, DVC refused): then assume all of them."""
     from mlops.config import load_project, stage_graph, topological
 
     try:
         project = load_project(Path(root))
         plan = topological(project.stages, targets or None)
-    except Exception:
-        return None
+    except Exception:  # the run stops at the same error before any stage
+        return 0
     builtin = {n for n in plan if project.stages[n].kind is not None}
     if force or len(builtin) < MIN_STAGES:
         return len(builtin)
