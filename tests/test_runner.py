@@ -303,3 +303,30 @@ def _running(pid: int) -> bool:
             return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_a_runner_is_started_only_when_two_built_in_stages_will_run(trained: Path):
+    from mlops.runner.plan import builtin_stages_to_run, worth_a_runner
+
+    assert builtin_stages_to_run(trained) == 0  # everything up to date
+    assert builtin_stages_to_run(trained, force=True) == 5
+    assert builtin_stages_to_run(trained, ["split"], force=True) == 3  # split and upstream
+    assert not worth_a_runner(trained, force=False)
+    params = trained / "params.yaml"
+    params.write_text(params.read_text().replace("C: 1.0", "C: 0.5"))
+    assert builtin_stages_to_run(trained) == 2  # train and evaluate, downstream of it
+    assert worth_a_runner(trained, force=False)
+    subprocess.run(["git", "checkout", "-q", "params.yaml"], cwd=trained, check=True)
+    pipeline = trained / "pipeline.yaml"
+    text = pipeline.read_text()
+    assert "accuracy: {min: 0.9}" in text
+    pipeline.write_text(text.replace("accuracy: {min: 0.9}", "accuracy: {min: 0.91}"))
+    assert builtin_stages_to_run(trained) == 1  # a gate: evaluate alone reruns
+    assert not worth_a_runner(trained, force=False)
+    pipeline.write_text(text.replace("accuracy: {min: 0.9}", "accuracy: {min: 0.91}  # new"))
+    (trained / "dvc.yaml").write_text("stages: {}\n")  # stale: the run recompiles it first
+    assert builtin_stages_to_run(trained) is None  # DVC's status would be moot: assume all
+    assert worth_a_runner(trained, force=False)
+    pipeline.write_text(text + "\nbogus: [\n")
+    assert builtin_stages_to_run(trained) == 0  # the run stops at the config error
+    assert not worth_a_runner(trained, force=False)

@@ -35,9 +35,16 @@ def runner_status(root: Path | str = ".") -> RunnerInfo | None:
 
 
 @contextlib.contextmanager
-def runner_session(root: Path | str = ".", *, enabled: bool = True) -> Iterator[RunnerInfo | None]:
-    """A runner for the duration of a command (none when one already listens or not `enabled`)."""
+def runner_session(
+    root: Path | str = ".",
+    *,
+    enabled: bool = True,
+    targets: list[str] | None = None,
+    force: bool = True,
+) -> Iterator[RunnerInfo | None]:
+    """A runner for the duration of a command (none when one already listens or not `enabled`;
+    with `force=False`, only when two or more built-in stages of `targets` will run)."""
     from mlops.runner.lifecycle import session
 
-    with session(root, enabled=enabled) as info:
+    with session(root, enabled=enabled, targets=targets, force=force) as info:
         yield info

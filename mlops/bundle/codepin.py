@@ -84,10 +84,31 @@ def _combined(modules: dict[str, dict[str, Any]]) -> str:
     return h.hexdigest()
 
 
+_PACKAGES: dict[tuple[str, ...], dict[str, list[str]]] = {}
+
+
+def packages_distributions() -> dict[str, list[str]]:
+    """`importlib.metadata.packages_distributions()`, remembered per import path.
+
+    It reads every installed distribution's file list (about a second); the warm runner
+    (`mlops.runner`) calls this before it forks its stages. Entry 0 of `sys.path` (the stage's
+    working directory, which differs between the runner and its stages) is left out of the key
+    only while it holds no distribution, so the answer is always the uncached one.
+    """
+    from importlib import metadata
+
+    key = tuple(sys.path[1:])
+    if sys.path and any(True for _ in metadata.distributions(path=sys.path[:1])):
+        return metadata.packages_distributions()
+    if key not in _PACKAGES:
+        _PACKAGES[key] = metadata.packages_distributions()
+    return _PACKAGES[key]
+
+
 def _distribution_versions(top_levels: Iterable[str]) -> dict[str, str]:
     from importlib import metadata
 
-    mapping = metadata.packages_distributions()
+    mapping = packages_distributions()
     out = {}
     for top in sorted(set(top_levels)):
         for dist in mapping.get(top, []):

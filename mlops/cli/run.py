@@ -165,15 +165,17 @@ def run(
             # would cost more than the whole check (docs/architecture.md, "How mlops run works")
             result = api.quick_run(".", stages or None, on_event=progress)
         if result is None:
-            if not dry and api.check(".").pipeline.engine.kind == "dask":
-                # fail fast when the cluster is unreachable; say where to watch the stages
-                engine = api.engine(".", connect_local=False)
-                if progress is not None:
-                    progress.console.print(engine.line(), markup=False, soft_wrap=True)
             from mlops.api import runner_session as session
 
-            # a warm runner for the built-in stages while this command runs (issue 22)
-            with session(".", enabled=not dry and engine is None):
+            # a warm runner for the built-in stages while this command runs (issue 22), started
+            # first so that its imports overlap the config check and DVC's start-up; only when
+            # two or more built-in stages will run, never for a dry run nor `engine: dask`
+            with session(".", enabled=not dry, targets=stages, force=force):
+                if not dry and api.check(".").pipeline.engine.kind == "dask":
+                    # fail fast when the cluster is unreachable; say where to watch the stages
+                    engine = api.engine(".", connect_local=False)
+                    if progress is not None:
+                        progress.console.print(engine.line(), markup=False, soft_wrap=True)
                 result = api.run(".", stages or None, force=force, dry=dry, on_event=progress)
     finally:
         if progress is not None:

@@ -1,4 +1,4 @@
-"""`python -m mlops.runner COMMON SOCKET [--owner PID] [--idle SECONDS]`: the runner process.
+"""`python -m mlops.runner COMMON SOCKET [--owner PID] [--idle SECONDS] [--fd FD]`: the runner.
 
 Started by `mlops.runner.lifecycle.start`, not by hand.
 """
@@ -17,12 +17,20 @@ def main(argv: list[str]) -> int:
     parser.add_argument("socket")
     parser.add_argument("--owner", type=int, default=None)
     parser.add_argument("--idle", type=float, default=0.0)
+    parser.add_argument("--fd", type=int, default=None, help="SOCKET, already listening")
     args = parser.parse_args(argv)
     from mlops.runner.server import Runner, log
 
     runner = Runner(Path(args.common), Path(args.socket), owner=args.owner, idle=args.idle)
     try:
-        runner.listen()
+        listener = None
+        if args.fd is not None:
+            import socket
+
+            listener = socket.socket(fileno=args.fd)
+            if listener.family != socket.AF_UNIX or listener.getsockname() != args.socket:
+                raise OSError(f"descriptor {args.fd} is not a socket listening on {args.socket}")
+        runner.listen(listener)
     except OSError as exc:
         log(f"cannot listen on {args.socket}: {exc}")
         return 1

@@ -68,43 +68,65 @@ def log_path(common: Path) -> Path:
     return Path(common) / "mlops-runner.log"
 
 
-def start(root: Path | str = ".", *, owner: int | None = None, idle: float = 0.0) -> RunnerInfo:
+def start(
+    root: Path | str = ".", *, owner: int | None = None, idle: float = 0.0, wait: bool = True
+) -> RunnerInfo:
     """Start a runner for the repository at `root` (or return the one already listening).
 
     `owner`: a pid whose exit stops the runner; `idle`: seconds without work after which it
-    stops (0: never). Returns once the runner listens (its imports go on in the background).
+    stops (0: never). The socket is bound and listening here, before the runner process starts:
+    a stage that connects early waits in the queue while the runner starts (and then imports,
+    serving between imports). `wait`: return only once the runner answers; otherwise at once.
     """
+    from mlops.runner.server import bind
+
     common = _common(root)
     running = status(root)
     if running is not None:
         return running
     path = socket_path(common)
+    try:
+        listener = bind(path)
+    except OSError:  # lost a race with another command's runner: use that one
+        running = status(root)
+        if running is not None:
+            return running
+        raise
     args = [sys.executable, "-m", "mlops.runner", str(common), str(path), "--idle", str(idle)]
+    args += ["--fd", str(listener.fileno())]
     if owner:
         args += ["--owner", str(owner)]
-    with open(log_path(common), "ab") as log:
-        proc = subprocess.Popen(
-            args,
-            cwd=path.parent,  # sys.path[0] of `-m`: the private directory of the sockets
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches the stages through their clients only
-            close_fds=True,
-        )
+    try:
+        with open(log_path(common), "ab") as log:
+            proc = subprocess.Popen(
+                args,
+                cwd=path.parent,  # sys.path[0] of `-m`: the private directory of the sockets
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches the stages through their clients only
+                close_fds=True,
+                pass_fds=(listener.fileno(),),
+            )
+    except OSError:
+        path.unlink(missing_ok=True)
+        raise
+    finally:
+        listener.close()  # the runner holds it now
+    info = RunnerInfo(str(common), str(path), proc.pid, True, None, proc)
+    if not wait:
+        return info
     deadline = time.monotonic() + READY_SECONDS
     while time.monotonic() < deadline:
-        if proc.poll() is not None:  # lost a race with another runner: use that one
-            running = status(root)
-            if running is not None:
-                return running
+        if proc.poll() is not None:
             raise MlopsError(
                 f"the warm runner exited at start (code {proc.returncode})",
                 f"See its log: {log_path(common)}. `MLOPS_RUNNER=0` runs stages without it.",
             )
-        reply = request(path, {"op": "status"}, timeout=1.0) if path.exists() else None
+        reply = request(path, {"op": "status"}, timeout=1.0)
         if reply is not None and reply.get("pid") == proc.pid:
-            return RunnerInfo(str(common), str(path), proc.pid, True, reply, proc)
+            info.status = reply
+            return info
         time.sleep(0.02)
     stop_process(proc)
     raise MlopsError(
@@ -150,15 +172,33 @@ def _alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def session(root: Path | str = ".", *, enabled: bool = True) -> Iterator[RunnerInfo | None]:
+def session(
+    root: Path | str = ".",
+    *,
+    enabled: bool = True,
+    targets: list[str] | None = None,
+    force: bool = True,
+) -> Iterator[RunnerInfo | None]:
     """A runner for the duration of a command; never fails the command (stages then run
-    without it). Disabled by `enabled=False` or `MLOPS_RUNNER=0`."""
+    without it). Disabled by `enabled=False`, `MLOPS_RUNNER=0` or `engine: dask` in
+    pipeline.yaml (its stages run as before). With `force=False` it is
+    started only when at least two built-in stages of `targets` will run (DVC's status,
+    `mlops.runner.plan`): for one stage a runner costs more than it saves."""
     info = None
-    if enabled and os.environ.get(OFF_ENV) != "0":
+    if enabled and os.environ.get(OFF_ENV) != "0" and _worth(root, targets, force):
         with contextlib.suppress(MlopsError, OSError):
-            info = start(root, owner=os.getpid())
+            info = start(root, owner=os.getpid(), wait=False)
     try:
         yield info
     finally:
         if info is not None and info.process is not None:
             stop_process(info.process)
+
+
+def _worth(root: Path | str, targets: list[str] | None, force: bool) -> bool:
+    from mlops.runner.plan import worth_a_runner
+    from mlops.runner.server import dask_engine
+
+    if dask_engine(Path(root)):  # the runner would decline every stage
+        return False
+    return force or worth_a_runner(root, targets, force=False)

@@ -14,18 +14,24 @@ import contextlib
 import importlib
 import json
 import os
+import pkgutil
 import selectors
 import signal
 import socket
 import struct
 import sys
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlops.runner.address import THREAD_VARS, cpus, fingerprint
 
+# every module `sklearn.utils.all_estimators()` imports (skops.io and the trusted-type list call
+# it), one step each: see `_steps`
+SKLEARN_ALL = "sklearn.*"
 # what the built-in stages import (lazily, inside their functions), in the order they need it
 PRELOAD = (
     "numpy",
@@ -38,8 +44,20 @@ PRELOAD = (
     "pandera.pandas",
     "pandera.io.pandas_io",
     "mlops.stages.split",
-    "scipy.stats",
+    # the train stage's libraries, in steps short enough that a stage asking between two of
+    # them waits little (the runner serves only between imports: never forks inside one).
+    # scikit-learn first, as the train stage imports it: skops names a function that has no
+    # __module__ after the first module in sys.modules (import order) that holds it
     "sklearn",
+    "scipy.special",
+    "scipy.linalg",
+    "scipy.sparse",
+    "scipy.optimize",
+    "scipy.spatial",
+    "scipy.interpolate",
+    "scipy.integrate",
+    "scipy.stats",
+    SKLEARN_ALL,
     "sklearn.base",
     "sklearn.compose",
     "sklearn.impute",
@@ -51,7 +69,13 @@ PRELOAD = (
     "sklearn.preprocessing",
     "skops.io",
     "mlops.stages.train",
+    # `module:function`: results the stages compute from the installed libraries alone,
+    # remembered by the function (a package installed since changes the fingerprint: the stage
+    # then runs in-process): the distributions' file lists the code pin reads (about 1 s of
+    # every train stage), the trusted types built from every estimator (evaluate's audit)
+    "mlops.bundle.codepin:packages_distributions",
     "mlops.stages.evaluate",
+    "mlops.bundle.trust:builtin_allow_list",
     "mlops.stages.__main__",
     "mlops.config.check",
     "mlops.config.resolve",
@@ -69,6 +93,16 @@ PRELOAD = (
     "pyarrow.parquet",
     "pyarrow.dataset",
     "narwhals._pandas_like.namespace",  # what scikit-learn uses to read pandas frames
+    # found missing in a forked train/evaluate child (sys.modules before and after the stage)
+    "mlops.bundle.codepin",
+    "mlops.stages.custom",
+    "narwhals._namespace",
+    "narwhals._interchange.dataframe",
+    "narwhals.stable.v2._namespace",
+    "pandas.core.arrays.arrow.extension_types",
+    "pandas.io.formats.csvs",
+    "configparser",
+    "encodings.cp437",
 )
 PRELOAD_ENV = "MLOPS_RUNNER_PRELOAD"  # "0": import nothing ahead (tests of the protocol)
 MAX_REQUEST = 1 << 20  # bytes: a request is argv, cwd, env and limits
@@ -117,27 +151,11 @@ class Runner:
 
     # ---- set-up ------------------------------------------------------------------------------
 
-    def listen(self) -> None:
-        """Bind the socket (0600, in a 0700 directory); a stale socket of a dead runner goes."""
-        with contextlib.suppress(FileNotFoundError):
-            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                probe.connect(str(self.path))
-            except ConnectionRefusedError:
-                self.path.unlink()  # nobody listens: left by a killed runner
-            else:
-                raise OSError(f"a runner already listens on {self.path}")
-            finally:
-                probe.close()
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old = os.umask(0o177)
-        try:
-            self.listener.bind(str(self.path))
-        finally:
-            os.umask(old)
-        os.chmod(self.path, 0o600)
+    def listen(self, listener: socket.socket | None = None) -> None:
+        """Serve on `listener` (bound by the command that started this runner, so stages could
+        connect before this process existed), or bind the socket here (see `bind`)."""
+        self.listener = listener if listener is not None else bind(self.path)
         self.inode = os.stat(self.path).st_ino
-        self.listener.listen(64)
         self.listener.setblocking(False)
         self.sel.register(self.listener, selectors.EVENT_READ, "accept")
         self.wake_r, self.wake_w = os.pipe()
@@ -166,14 +184,11 @@ class Runner:
         pin_threads()
         t0 = time.perf_counter()
         preload = PRELOAD if os.environ.get(PRELOAD_ENV) != "0" else ()
-        for name in preload:
+        for name in _steps(preload):
             self.step(0)
             if self.stopping:
                 break
-            try:
-                importlib.import_module(name)
-            except ImportError as exc:  # an optional extra that is not installed
-                log(f"preload: {name} not available ({exc})")
+            _load(name)
         self.preloaded = True
         log(f"preloaded in {time.perf_counter() - t0:.2f}s; {len(sys.modules)} modules")
         while not (self.stopping and not self.children):
@@ -336,7 +351,7 @@ class Runner:
             return "bad environment"
         if not _limits_apply(msg.get("limits")):
             return "resource limits this runner cannot apply"
-        if _dask_engine(Path(cwd)):
+        if dask_engine(Path(cwd)):
             return "engine: dask runs stages as before"
         return None
 
@@ -387,6 +402,87 @@ class Runner:
             self.last = time.monotonic()
 
 
+def _steps(names: tuple[str, ...]) -> Iterator[str]:
+    for name in names:
+        if name == SKLEARN_ALL:
+            yield from _sklearn_modules()
+        else:
+            yield name
+
+
+def _sklearn_modules() -> list[str]:
+    """The modules `sklearn.utils.all_estimators()` imports, found without importing any: its
+    `pkgutil.walk_packages` imports every package on the way (tests, externals... included),
+    then every module but those it skips (tests, experimental, private ones...)."""
+    try:
+        import sklearn
+        from sklearn.utils.discovery import _MODULE_TO_IGNORE
+    except ImportError:
+        return []
+    found: list[str] = []
+
+    def walk(path: list[str], prefix: str) -> None:
+        for info in pkgutil.iter_modules(path, prefix):
+            name = info.name
+            if info.ispkg:
+                found.append(name)
+                walk([os.path.join(path[0], name.rpartition(".")[2])], name + ".")
+            elif not (any(p in _MODULE_TO_IGNORE for p in name.split(".")) or "._" in name):
+                found.append(name)
+
+    walk(list(sklearn.__path__)[:1], "sklearn.")
+    return found
+
+
+def _load(name: str) -> None:
+    """Import `module`, or import `module:function` and call the function (its result is
+    remembered by the function itself); a failure is logged (the stage then meets it itself)."""
+    module, _, func = name.partition(":")
+    try:
+        with warnings.catch_warnings():  # as all_estimators does, for the same modules
+            warnings.simplefilter("ignore", FutureWarning)
+            loaded = importlib.import_module(module)
+    except ImportError as exc:  # an optional extra that is not installed
+        log(f"preload: {name} not available ({exc})")
+        return
+    except Exception as exc:
+        log(f"preload: {name} failed ({type(exc).__name__}: {exc})")
+        return
+    if func:
+        try:
+            getattr(loaded, func)()
+        except Exception as exc:  # the stage computes it itself, as without a runner
+            log(f"preload: {name} failed ({type(exc).__name__}: {exc})")
+
+
+def bind(path: Path) -> socket.socket:
+    """A listening socket at `path` (0600, in a 0700 directory); a stale socket of a dead
+    runner goes; OSError when a runner already listens there."""
+    with contextlib.suppress(FileNotFoundError):
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+        except ConnectionRefusedError:
+            path.unlink()  # nobody listens: left by a killed runner
+        else:
+            raise OSError(f"a runner already listens on {path}")
+        finally:
+            probe.close()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        old = os.umask(0o177)
+        try:
+            listener.bind(str(path))
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+        listener.listen(64)
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
 ALLOWED_SIGNALS = frozenset(
     int(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 )
@@ -428,7 +524,7 @@ def _limits_apply(limits: Any) -> bool:
     return True
 
 
-def _dask_engine(cwd: Path) -> bool:
+def dask_engine(cwd: Path) -> bool:
     """True when pipeline.yaml in `cwd` asks for `engine: dask` (or cannot be read: the stage
     then reports that itself, in-process)."""
     from mlops.config import limits
