@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +84,10 @@ def _combined(modules: dict[str, dict[str, Any]]) -> str:
     return h.hexdigest()
 
 
-_PACKAGES: dict[tuple[str, ...], dict[str, list[str]]] = {}
+_PACKAGES: dict[tuple[str, ...], Mapping[str, list[str]]] = {}
 
 
-def packages_distributions() -> dict[str, list[str]]:
+def packages_distributions() -> Mapping[str, list[str]]:
     """`importlib.metadata.packages_distributions()`, remembered per import path.
 
     It reads every installed distribution's file list (about a second); the warm runner
