@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -220,6 +223,42 @@ def analyse(
     previous: str | None = None,
 ) -> MonitorReport:
     """Run every check on the log (see the module docstring)."""
+    with small_pages():
+        return _analyse(columns, live, spec, window, env=env, previous=previous)
+
+
+@contextmanager
+def small_pages() -> Iterator[None]:
+    """numpy's own large arrays without its `madvise(MADV_HUGEPAGE)` while the checks run.
+
+    The checks make many short-lived arrays of a few MB; on the 2-core VM of
+    docs/benchmarks.md the kernel spent 1.2-1.5 s of system time faulting them in as 2 MiB
+    pages and 0.6-1.0 s as 4 KiB pages (a first analysis of 1M rows, `getrusage`). The previous
+    setting is restored after; where numpy lacks the switch nothing changes."""
+    switch = None
+    try:
+        from numpy._core import multiarray
+
+        switch = getattr(multiarray, "_set_madvise_hugepage", None)
+    except ImportError:
+        pass
+    before = switch(False) if switch is not None else None
+    try:
+        yield
+    finally:
+        if switch is not None:
+            switch(bool(before))
+
+
+def _analyse(
+    columns: LogColumns,
+    live: LiveModel,
+    spec: MonitoringSpec,
+    window: Window,
+    *,
+    env: str,
+    previous: str | None = None,
+) -> MonitorReport:
     import numpy as np
 
     t0 = time.perf_counter()
@@ -256,9 +295,13 @@ def analyse(
         )
     live_table = _mask(pred, live_rows) if pred.num_rows else pred
     features = [c for c in live.features if c in live.reference["columns"]]
-    _drift(report, live, spec, live_table, features, window)
-    _quality(report, live, spec, live_table, features, err, f, requests, refused)
-    scored = _score_rows(pred, fb, live) if pred.num_rows and fb.num_rows else None
+    with ThreadPoolExecutor(1) as pool:
+        # joining feedback to predictions (Arrow's hash kernels, outside the GIL) runs on the
+        # second core while drift counts the inputs
+        joined = pool.submit(_score_rows, pred, fb, live) if pred.num_rows and fb.num_rows else None
+        _drift(report, live, spec, live_table, features, window)
+        _quality(report, live, spec, live_table, features, err, f, requests, refused)
+        scored = joined.result() if joined is not None else None
     _performance(report, live, spec, scored, f, live_rows, fb.num_rows)
     lat = _np(pred.column("latency_ms"))[f.first & f.in_window] if pred.num_rows else np.zeros(0)
     if err.num_rows:

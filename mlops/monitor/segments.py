@@ -135,8 +135,8 @@ def list_segments(url: str) -> dict[str, list[str]]:
     root = root.rstrip("/")
     found: list[str] = []
     for top in ("logs", "feedback"):
-        try:
-            found += fs.glob(f"{root}/{top}/*/*.arrow")
+        try:  # one recursive listing per prefix (a glob lists every host's folder apart)
+            found += fs.find(f"{root}/{top}")
         except (FileNotFoundError, NotADirectoryError):
             continue
     return _classify(root, found)
@@ -147,7 +147,11 @@ def _classify(root: str, found: list[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {t: [] for t in TABLES}
     for path in found:
         parts = path.rsplit("/", 3)[-3:]
-        if len(parts) != 3 or parts[0] not in ("logs", "feedback") or not path.startswith(root):
+        if (
+            len(parts) != 3
+            or parts[0] not in ("logs", "feedback")
+            or path != "/".join([root, *parts])
+        ):  # exactly <root>/<logs|feedback>/<host>/<name>
             continue
         name = parts[2]
         if name.startswith(".") or not name.endswith(".arrow"):
