@@ -58,9 +58,7 @@ def test_the_figures_do_not_depend_on_how_rows_are_split():
     assert abs(got[0][2] - finite.std(ddof=1)) <= 1e-9 * finite.std(ddof=1)
 
 
-def test_drift_from_shipped_segments_equals_drift_of_the_sorted_rows(
-    tmp_path: Path, bundle: Path
-):
+def test_drift_from_shipped_segments_equals_drift_of_the_sorted_rows(tmp_path: Path, bundle: Path):
     rows, labels = group(None, n=12_000, seed=7)  # > KS_EXACT_N: the counted ks path
     store = tmp_path / "store"
     ship_rows(bundle, tmp_path / "sa", str(store), "a", rows[:5000], labels[:5000], batch=500)
