@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.monitor_vs_evidently import build, current_rss_mb, rss_mb
+from benchmarks.monitor_vs_evidently import build, current_rss_mb, reuse, rss_mb
 
 BUCKET = "bench-logs"
 
@@ -62,6 +62,12 @@ def ship(work: Path, endpoint: str) -> dict:
     store = work / "store"
     t0 = time.perf_counter()
     total = 0
+    if store.is_dir():  # converted by an earlier run (--work): only put them in the bucket
+        for path in sorted(store.rglob("*.arrow")):
+            data = path.read_bytes()
+            s3.put_object(Bucket=BUCKET, Key=f"staging/{path.relative_to(store)}", Body=data)
+            total += len(data)
+        return {"segments_mb": total / 2**20, "convert_and_put_seconds": None}
     files = sorted((work / "log").glob("*.jsonl"))
     for i, path in enumerate(files):
         host = f"host-{i % 2}"
@@ -166,6 +172,7 @@ def main() -> None:
     parser.add_argument(
         "--modes", default="json-cold,json-warm,segments-dir,segments-s3,segments-s3-native"
     )
+    parser.add_argument("--work", default=None, help="keep and reuse the data here")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(*args.child)))
@@ -177,14 +184,16 @@ def main() -> None:
     server = moto(port)
     try:
         with tempfile.TemporaryDirectory(prefix="segments-bench-") as tmp:
-            work = Path(tmp)
-            data = build(args.rows, work)
+            work = Path(args.work or tmp)
+            data = reuse(work, args.rows) or build(args.rows, work)
+            (work / "data.json").write_text(json.dumps(data))
             os.environ.update(_env(endpoint))
             shipped = ship(work, endpoint)
+            took = shipped["convert_and_put_seconds"]
             print(
                 f"{args.rows:,} predictions: {data['log_mb']:.0f} MiB of JSON in "
                 f"{data['files']} files -> {shipped['segments_mb']:.0f} MiB of segments "
-                f"(converted and put in {shipped['convert_and_put_seconds']:.1f}s)",
+                + (f"(converted and put in {took:.1f}s)" if took else "(reused, put in S3)"),
                 flush=True,
             )
             results = {"data": data, "shipped": shipped, "modes": {}}
