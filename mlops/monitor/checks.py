@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -223,31 +221,10 @@ def analyse(
     previous: str | None = None,
 ) -> MonitorReport:
     """Run every check on the log (see the module docstring)."""
+    from mlops.monitor.memory import small_pages
+
     with small_pages():
         return _analyse(columns, live, spec, window, env=env, previous=previous)
-
-
-@contextmanager
-def small_pages() -> Iterator[None]:
-    """numpy's own large arrays without its `madvise(MADV_HUGEPAGE)` while the checks run.
-
-    The checks make many short-lived arrays of a few MB; on the 2-core VM of
-    docs/benchmarks.md the kernel spent 1.2-1.5 s of system time faulting them in as 2 MiB
-    pages and 0.6-1.0 s as 4 KiB pages (a first analysis of 1M rows, `getrusage`). The previous
-    setting is restored after; where numpy lacks the switch nothing changes."""
-    switch = None
-    try:
-        from numpy._core import multiarray
-
-        switch = getattr(multiarray, "_set_madvise_hugepage", None)
-    except ImportError:
-        pass
-    before = switch(False) if switch is not None else None
-    try:
-        yield
-    finally:
-        if switch is not None:
-            switch(bool(before))
 
 
 def _analyse(

@@ -233,6 +233,13 @@ def read_segments(url: str, since: float | None = None, *, native_s3: bool = Fal
     Every scheme is read through fsspec; `native_s3=True` reads `s3://` through pyarrow's own S3
     filesystem instead (the same tables). It fetched faster but the whole monitor run was not
     faster in the side-by-side of docs/benchmarks.md, so it is not the default."""
+    from mlops.monitor.memory import small_pages
+
+    with small_pages():
+        return _read_segments(url, since, native_s3=native_s3)
+
+
+def _read_segments(url: str, since: float | None, *, native_s3: bool) -> LogColumns:
     import fsspec
     import pyarrow as pa
     import pyarrow.compute as pc

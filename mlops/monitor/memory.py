@@ -1,0 +1,53 @@
+"""Memory for reading and checking a large log: ordinary 4 KiB pages, not 2 MiB ones.
+
+Reading 1M predictions and checking them allocates a few hundred MB in short-lived buffers.
+By default numpy asks the kernel for transparent huge pages (`madvise(MADV_HUGEPAGE)`) for
+its large arrays, and pyarrow's default pool (mimalloc) does the same for its arenas. On the
+2-core VM of docs/benchmarks.md the kernel is slow to fault those in: a first analysis of 1M
+rows spent 0.4-0.7 s of system time in Arrow's pool and 1.2-1.5 s with numpy's huge pages,
+against 0.1 s with the C library's allocator for Arrow and numpy's huge pages off (`getrusage`,
+docs/benchmarks.md, "Monitoring from shipped log segments"). `small_pages()` switches both for
+the duration of a read or an analysis and restores the previous settings after; where numpy or
+pyarrow lack the switch, nothing changes. Buffers remember the pool that allocated them, so
+switching is safe while other buffers live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+def _numpy_switch() -> Any:
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy < 2
+        try:
+            from numpy.core import multiarray
+        except ImportError:
+            return None
+    return getattr(multiarray, "_set_madvise_hugepage", None)
+
+
+@contextmanager
+def small_pages() -> Iterator[None]:
+    """numpy without huge pages and pyarrow's default pool on the C library's allocator for
+    the duration of the block (see the module docstring)."""
+    import pyarrow as pa
+
+    switch = _numpy_switch()
+    before_np = switch(False) if switch is not None else None
+    before_pool = pa.default_memory_pool()
+    try:
+        system = pa.system_memory_pool()
+        pa.set_memory_pool(system)
+    except (AttributeError, NotImplementedError, pa.ArrowException):
+        system = None
+    try:
+        yield
+    finally:
+        if system is not None:
+            pa.set_memory_pool(before_pool)
+        if switch is not None:
+            switch(bool(before_np))
