@@ -20,14 +20,14 @@ from typing import Any
 
 
 def _numpy_switch() -> Any:
-    try:
-        from numpy._core import multiarray
-    except ImportError:  # numpy < 2
+    import importlib
+
+    for name in ("numpy._core.multiarray", "numpy.core.multiarray"):  # numpy 2, numpy 1
         try:
-            from numpy.core import multiarray
+            return getattr(importlib.import_module(name), "_set_madvise_hugepage", None)
         except ImportError:
-            return None
-    return getattr(multiarray, "_set_madvise_hugepage", None)
+            continue
+    return None
 
 
 @contextmanager
