@@ -26,3 +26,12 @@ def test_small_pages_switches_and_restores_both_settings():
     with pytest.raises(RuntimeError), small_pages():
         raise RuntimeError("boom")
     assert pa.default_memory_pool().backend_name == pool_before
+
+
+def test_nested_blocks_restore_once_at_the_outermost():
+    pool_before = pa.default_memory_pool().backend_name
+    with small_pages():
+        with small_pages():
+            assert pa.default_memory_pool().backend_name == "system"
+        assert pa.default_memory_pool().backend_name == "system"  # still inside the outer one
+    assert pa.default_memory_pool().backend_name == pool_before
