@@ -15,8 +15,10 @@ Each reading runs in a fresh process (cold: no index, no cache of ours; the OS p
 not dropped, so a local disk read is a warm-cache read, as on a host that just wrote it):
 - json cold: `read_columns` on the JSON log with its index removed (every line parsed);
 - json warm: the same with the index an earlier run built (what a scheduled monitor finds);
-- segments dir / segments s3: `read_segments` (listing + fetch + Arrow IPC decode); s3 through
-  s3fs, segments-s3-native through pyarrow's own S3 filesystem (`native_s3=True`).
+- segments dir / segments s3: `read_segments` (listing + fetch + Arrow IPC decode); segments-s3
+  as `mlops monitor` reads (pyarrow's own S3 filesystem, fsspec's if it cannot list),
+  segments-s3-native insisting on pyarrow's (`native_s3=True`), segments-s3-fsspec on s3fs
+  (`native_s3=False`, the default before session 4).
 Then `analyse` (the checks `mlops monitor` runs). Timed: read, analyse, total.
 """
 
@@ -112,6 +114,8 @@ def child(work: str, mode: str) -> dict:
         columns = read_segments(str(w / "store"))
     elif mode == "segments-s3-native":  # pyarrow's own S3 filesystem
         columns = read_segments(f"s3://{BUCKET}/staging", native_s3=True)
+    elif mode == "segments-s3-fsspec":  # s3fs
+        columns = read_segments(f"s3://{BUCKET}/staging", native_s3=False)
     else:
         columns = read_segments(f"s3://{BUCKET}/staging")
     t1 = time.perf_counter()
@@ -170,7 +174,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--child", nargs=2, metavar=("WORK", "MODE"))
     parser.add_argument(
-        "--modes", default="json-cold,json-warm,segments-dir,segments-s3,segments-s3-native"
+        "--modes", default="json-cold,json-warm,segments-dir,segments-s3,segments-s3-fsspec"
     )
     parser.add_argument("--work", default=None, help="keep and reuse the data here")
     args = parser.parse_args()
