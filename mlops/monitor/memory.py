@@ -2,9 +2,9 @@
 
 Reading 1M predictions and checking them allocates a few hundred MB in short-lived buffers.
 By default numpy asks the kernel for transparent huge pages (`madvise(MADV_HUGEPAGE)`) for
-its large arrays, and pyarrow's default pool (mimalloc) does the same for its arenas. On the
-2-core VM of docs/benchmarks.md the kernel is slow to fault those in: a first analysis of 1M
-rows spent 0.4-0.7 s of system time in Arrow's pool and 1.2-1.5 s with numpy's huge pages,
+its large arrays, and pyarrow's default pool is mimalloc. On the 2-core VM of
+docs/benchmarks.md the first faults into both were slow: a first analysis of 1M rows spent
+0.4-0.7 s of system time with Arrow's default pool and 1.2-1.5 s with numpy's huge pages,
 against 0.1 s with the C library's allocator for Arrow and numpy's huge pages off (`getrusage`,
 docs/benchmarks.md, "Monitoring from shipped log segments"). `small_pages()` switches both for
 the duration of a read or an analysis and restores the previous settings after; where numpy or
