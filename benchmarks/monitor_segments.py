@@ -15,8 +15,10 @@ Each reading runs in a fresh process (cold: no index, no cache of ours; the OS p
 not dropped, so a local disk read is a warm-cache read, as on a host that just wrote it):
 - json cold: `read_columns` on the JSON log with its index removed (every line parsed);
 - json warm: the same with the index an earlier run built (what a scheduled monitor finds);
-- segments dir / segments s3: `read_segments` (listing + fetch + Arrow IPC decode); s3 through
-  s3fs, segments-s3-native through pyarrow's own S3 filesystem (`native_s3=True`).
+- segments dir / segments s3: `read_segments` (listing + fetch + Arrow IPC decode); segments-s3
+  as `mlops monitor` reads (pyarrow's own S3 filesystem, fsspec's if it cannot list),
+  segments-s3-native insisting on pyarrow's (`native_s3=True`), segments-s3-fsspec on s3fs
+  (`native_s3=False`, the default before session 4).
 Then `analyse` (the checks `mlops monitor` runs). Timed: read, analyse, total.
 """
 
@@ -35,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.monitor_vs_evidently import build, current_rss_mb, rss_mb
+from benchmarks.monitor_vs_evidently import build, current_rss_mb, reuse, rss_mb
 
 BUCKET = "bench-logs"
 
@@ -62,6 +64,12 @@ def ship(work: Path, endpoint: str) -> dict:
     store = work / "store"
     t0 = time.perf_counter()
     total = 0
+    if store.is_dir():  # converted by an earlier run (--work): only put them in the bucket
+        for path in sorted(store.rglob("*.arrow")):
+            data = path.read_bytes()
+            s3.put_object(Bucket=BUCKET, Key=f"staging/{path.relative_to(store)}", Body=data)
+            total += len(data)
+        return {"segments_mb": total / 2**20, "convert_and_put_seconds": None}
     files = sorted((work / "log").glob("*.jsonl"))
     for i, path in enumerate(files):
         host = f"host-{i % 2}"
@@ -106,6 +114,8 @@ def child(work: str, mode: str) -> dict:
         columns = read_segments(str(w / "store"))
     elif mode == "segments-s3-native":  # pyarrow's own S3 filesystem
         columns = read_segments(f"s3://{BUCKET}/staging", native_s3=True)
+    elif mode == "segments-s3-fsspec":  # s3fs
+        columns = read_segments(f"s3://{BUCKET}/staging", native_s3=False)
     else:
         columns = read_segments(f"s3://{BUCKET}/staging")
     t1 = time.perf_counter()
@@ -164,8 +174,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--child", nargs=2, metavar=("WORK", "MODE"))
     parser.add_argument(
-        "--modes", default="json-cold,json-warm,segments-dir,segments-s3,segments-s3-native"
+        "--modes", default="json-cold,json-warm,segments-dir,segments-s3,segments-s3-fsspec"
     )
+    parser.add_argument("--work", default=None, help="keep and reuse the data here")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(*args.child)))
@@ -177,14 +188,16 @@ def main() -> None:
     server = moto(port)
     try:
         with tempfile.TemporaryDirectory(prefix="segments-bench-") as tmp:
-            work = Path(tmp)
-            data = build(args.rows, work)
+            work = Path(args.work or tmp)
+            data = reuse(work, args.rows) or build(args.rows, work)
+            (work / "data.json").write_text(json.dumps(data))
             os.environ.update(_env(endpoint))
             shipped = ship(work, endpoint)
+            took = shipped["convert_and_put_seconds"]
             print(
                 f"{args.rows:,} predictions: {data['log_mb']:.0f} MiB of JSON in "
                 f"{data['files']} files -> {shipped['segments_mb']:.0f} MiB of segments "
-                f"(converted and put in {shipped['convert_and_put_seconds']:.1f}s)",
+                + (f"(converted and put in {took:.1f}s)" if took else "(reused, put in S3)"),
                 flush=True,
             )
             results = {"data": data, "shipped": shipped, "modes": {}}

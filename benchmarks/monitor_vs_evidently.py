@@ -182,6 +182,17 @@ def build(rows: int, work: Path) -> dict:
 MODES = ("cold", "warm", "segments")
 
 
+def reuse(work: Path, rows: int) -> dict | None:
+    """The data an earlier run built in `work` with the same number of rows, if complete."""
+    try:
+        data = json.loads((work / "data.json").read_text())
+    except (OSError, ValueError):
+        return None
+    needed = ("bundle", "log", "current.parquet", "labelled.parquet", "reference.parquet")
+    ok = data.get("rows") == rows and all((work / n).exists() for n in needed)
+    return data if ok else None
+
+
 def to_segments(work: Path) -> float:
     """Each JSON log file converted to segments as a server ships them (two hosts), under
     `work/store`; returns their size in MiB."""
@@ -307,18 +318,26 @@ def main() -> None:
     parser.add_argument("--no-evidently", action="store_true", help="mlops only")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each mlops mode")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
+    parser.add_argument(
+        "--work",
+        default=None,
+        help="keep the data in this directory and reuse it on the next run (same seed and rows)",
+    )
     args = parser.parse_args()
     rows = args.rows or (100_000 if args.quick else 1_000_000)
     with tempfile.TemporaryDirectory(prefix="monitor-bench-") as tmp:
-        work = Path(tmp)
+        work = Path(args.work or tmp)
         t0 = time.perf_counter()
-        data = build(rows, work)
+        data = reuse(work, rows) or build(rows, work)
+        (work / "data.json").write_text(json.dumps(data))
         print(
             f"{rows:,} predictions ({data['labelled']:,} labelled) in {data['files']} files, "
             f"{data['log_mb']:.0f} MiB of JSON (built in {time.perf_counter() - t0:.0f}s)",
             flush=True,
         )
-        segments_mb = to_segments(work)
+        if not (work / "store").is_dir():
+            to_segments(work)
+        segments_mb = sum(p.stat().st_size for p in (work / "store").rglob("*.arrow")) / 2**20
         print(f"the same log as shipped segments: {segments_mb:.0f} MiB of Arrow IPC", flush=True)
         results: dict = {"data": data, "ours": {}, "evidently": None}
         for mode in MODES:

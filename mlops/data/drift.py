@@ -399,7 +399,8 @@ def _empty() -> np.ndarray:
 
 def _from_chunk(ch: ColumnChunk) -> _Numeric | dict[str, float]:
     if ch.kind == "numeric":
-        return _Numeric(x=ch.sorted, m2=ch.m2, mean=ch.mean)
+        counted = getattr(ch, "counted", None)  # counts instead of values (mlops.monitor.counted)
+        return counted or _Numeric(x=ch.sorted, m2=ch.m2, mean=ch.mean)
     assert ch.counts is not None
     return {str(k): float(v) for k, v in ch.counts.items()}
 

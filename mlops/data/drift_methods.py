@@ -199,17 +199,30 @@ def _ks_statistic(ref: Sketch, x: np.ndarray) -> float:
     return float(max(np.max(np.abs(f_ref - at)), np.max(np.abs(f_ref_before - before))))
 
 
+def _ks_counted(ref: Sketch, cur: _Numeric) -> float:
+    """`_ks_statistic` from the live counts at each reference value and at the float just
+    below it (`x < v` is `x <= nextafter(v, -inf)`): the same numbers, no values needed."""
+    import numpy as np
+
+    f_ref = ref.cum / ref.n
+    at = cur.cdf(ref.points) / cur.n
+    before = cur.cdf(np.nextafter(ref.points, -np.inf)) / cur.n
+    f_ref_before = np.concatenate(([0.0], f_ref[:-1]))
+    return float(max(np.max(np.abs(f_ref - at)), np.max(np.abs(f_ref_before - before))))
+
+
 def ks(ref: Sketch, cur: _Numeric) -> tuple[float, float]:
     """(statistic, p-value): exact like scipy's ks_2samp when the reference is exact and the
     current data is a frame; otherwise on the merged grid with the asymptotic p-value."""
     import numpy as np
     from scipy import stats
 
-    if ref.exact and cur.x is not None and ref.n <= 100_000:
-        if max(ref.n, cur.n) > KS_EXACT_N:
+    counted = getattr(cur, "counted", False)  # counts at the reference's values (monitoring)
+    if ref.exact and (cur.x is not None or counted) and ref.n <= 100_000:
+        if max(ref.n, cur.n) > KS_EXACT_N or counted:
             # scipy's 'auto' is asymptotic here: the same statistic and p-value, from look-ups
             # of the reference's values in the sorted data instead of re-sorting both samples
-            d = _ks_statistic(ref, cur.x)
+            d = _ks_statistic(ref, cur.x) if cur.x is not None else _ks_counted(ref, cur)
             en = ref.n * cur.n / (ref.n + cur.n)
             return d, float(np.clip(stats.kstwo.sf(d, np.round(en)), 0, 1))
         sample = np.repeat(ref.points, np.diff(np.concatenate(([0.0], ref.cum))).astype(int))

@@ -24,12 +24,14 @@ def _np(col: Any, fill: float = math.nan) -> np.ndarray:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks()
     if pa.types.is_null(col.type):
         return np.full(len(col), fill)
     if not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)):
         raise TypeError(f"not a numeric column: {col.type}")
+    if col.null_count == 0 and pa.types.is_float64(col.type):  # one copy (none for one chunk)
+        return np.asarray(col.to_numpy(), dtype=np.float64)
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
     return np.asarray(pc.fill_null(col.cast(pa.float64()), fill).to_numpy(zero_copy_only=False))
 
 

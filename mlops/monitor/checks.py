@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -220,6 +221,21 @@ def analyse(
     previous: str | None = None,
 ) -> MonitorReport:
     """Run every check on the log (see the module docstring)."""
+    from mlops.monitor.memory import small_pages
+
+    with small_pages():
+        return _analyse(columns, live, spec, window, env=env, previous=previous)
+
+
+def _analyse(
+    columns: LogColumns,
+    live: LiveModel,
+    spec: MonitoringSpec,
+    window: Window,
+    *,
+    env: str,
+    previous: str | None = None,
+) -> MonitorReport:
     import numpy as np
 
     t0 = time.perf_counter()
@@ -256,9 +272,13 @@ def analyse(
         )
     live_table = _mask(pred, live_rows) if pred.num_rows else pred
     features = [c for c in live.features if c in live.reference["columns"]]
-    _drift(report, live, spec, live_table, features, window)
-    _quality(report, live, spec, live_table, features, err, f, requests, refused)
-    scored = _score_rows(pred, fb, live) if pred.num_rows and fb.num_rows else None
+    with ThreadPoolExecutor(1) as pool:
+        # joining feedback to predictions (Arrow's hash kernels, outside the GIL) runs on the
+        # second core while drift counts the inputs
+        joined = pool.submit(_score_rows, pred, fb, live) if pred.num_rows and fb.num_rows else None
+        _drift(report, live, spec, live_table, features, window)
+        _quality(report, live, spec, live_table, features, err, f, requests, refused)
+        scored = joined.result() if joined is not None else None
     _performance(report, live, spec, scored, f, live_rows, fb.num_rows)
     lat = _np(pred.column("latency_ms"))[f.first & f.in_window] if pred.num_rows else np.zeros(0)
     if err.num_rows:

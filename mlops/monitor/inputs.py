@@ -18,8 +18,16 @@ if TYPE_CHECKING:
     from mlops.monitor.window import Window
 
 
-def _chunk(name: str, col: Any, ref_dtype: str) -> Any:
-    """A `ColumnChunk` (what `compare` reads) of one logged column."""
+def _chunk(
+    name: str,
+    col: Any,
+    ref_dtype: str,
+    ref_col: dict[str, Any] | None = None,
+    method: str = "auto",
+) -> Any:
+    """A `ColumnChunk` (what `compare` reads) of one logged column: a numeric column whose
+    drift method needs only counts (`mlops.monitor.counted`) is counted chunk by chunk, any
+    other is sorted whole."""
     import numpy as np
     import pandas as pd
 
@@ -28,6 +36,9 @@ def _chunk(name: str, col: Any, ref_dtype: str) -> Any:
     rows = len(col)
     if kind_of(ref_dtype) == "numeric" or _is_numeric(col):
         if _is_numeric(col):
+            got = counted_chunk(name, col, ref_dtype, ref_col, method) if ref_col else None
+            if got is not None:
+                return got
             series = pd.Series(_np(col))
         else:
             series = pd.Series(_text(col).to_numpy(zero_copy_only=False))
@@ -48,13 +59,48 @@ def _chunk(name: str, col: Any, ref_dtype: str) -> Any:
     )
 
 
-def _chunks(table: pa.Table, names: list[str], reference: dict[str, Any]) -> list[Any]:
+def counted_chunk(
+    name: str, col: Any, ref_dtype: str, ref_col: dict[str, Any], method: str
+) -> Any | None:
+    """The column as counts at the reference's points, one chunk (segment) at a time, when
+    its drift method needs nothing else (`mlops.monitor.counted.plan`); None otherwise."""
+    import pyarrow as pa
+
+    from mlops.monitor import counted
+
+    if not counted.plan(ref_col, method):
+        return None
+    points = counted.points_for(ref_col)
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    summary = counted.merge([counted.summarise(_np(c), points) for c in chunks], points)
+    if not counted.plan(ref_col, method, summary.n):
+        return None
+    return counted.CountedChunk(
+        name,
+        "numeric",
+        ref_dtype,
+        len(col),
+        missing=summary.missing,
+        infinite=summary.infinite,
+        counted=counted.Counted(summary),
+    )
+
+
+def _chunks(
+    table: pa.Table, names: list[str], reference: dict[str, Any], method: str = "auto"
+) -> list[Any]:
     from concurrent.futures import ThreadPoolExecutor
 
     from mlops.data.columns import THREADS
 
     jobs = [
-        (n, table.column(FEATURE_PREFIX + n), reference["columns"][n].get("dtype", "str"))
+        (
+            n,
+            table.column(FEATURE_PREFIX + n),
+            reference["columns"][n].get("dtype", "str"),
+            reference["columns"][n],
+            method,
+        )
         for n in names
         if FEATURE_PREFIX + n in table.column_names
     ]
@@ -106,7 +152,7 @@ def _drift(
         )
     else:
         report.drift = compare(
-            _chunks(live_table, features, live.reference),
+            _chunks(live_table, features, live.reference, spec.drift.method),
             live.reference,
             spec.drift,
             columns=features,
@@ -128,7 +174,14 @@ def _drift(
         report.prediction_note = report.drift_note
     else:
         chunks = [
-            _chunk(n, live_table.column(n), ref["columns"][n].get("dtype", "str")) for n in names
+            _chunk(
+                n,
+                live_table.column(n),
+                ref["columns"][n].get("dtype", "str"),
+                ref["columns"][n],
+                spec.drift.method,
+            )
+            for n in names
         ]
         report.prediction_drift = compare(
             chunks,
@@ -169,12 +222,17 @@ def _quality(
     rejected = schema_refused + malformed
     fields: dict[str, int] = {}
     if err.num_rows:
-        for text in _mask(err.select(["fields"]), f.e_in).column("fields").to_pylist():
+        import pyarrow.compute as pc
+
+        # each distinct text parsed once (refusals of one kind repeat the same fields)
+        texts = _mask(err.select(["fields"]), f.e_in).column("fields")
+        for item in pc.value_counts(texts).to_pylist():
+            text, times = item["values"], item["counts"]
             if not text:
                 continue
             try:
                 for name, count in json.loads(text).items():
-                    fields[str(name)] = fields.get(str(name), 0) + int(count)
+                    fields[str(name)] = fields.get(str(name), 0) + int(count) * times
             except (ValueError, TypeError, AttributeError):
                 continue
     missing = {}

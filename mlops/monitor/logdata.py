@@ -189,6 +189,15 @@ def read_columns(
     Parses only what the index does not cover yet, in two processes when that is a lot, and
     updates the index (unless `use_index` is False or the directory is read-only).
     """
+    from mlops.monitor.memory import small_pages
+
+    with small_pages():
+        return _read_columns(directory, since, use_index=use_index, parallel=parallel)
+
+
+def _read_columns(
+    directory: Path | str, since: float | None, *, use_index: bool, parallel: bool
+) -> LogColumns:
     import pyarrow as pa
     import pyarrow.compute as pc
 

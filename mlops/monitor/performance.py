@@ -52,7 +52,9 @@ def _labelled(pred: pa.Table, fb: pa.Table) -> tuple[np.ndarray, pa.Array | None
     if not fb.num_rows or not n:
         return out, None
     order = np.argsort(_np(fb.column("ts")), kind="stable")
-    fb = fb.take(pa.array(order))
+    fb = fb.select(["request_id", "row", "label"])
+    if (order[1:] < order[:-1]).any():  # not already in time order
+        fb = fb.take(pa.array(order))
     one_row = (
         not pc.any(pc.not_equal(fb.column("row"), 0)).as_py()
         and not pc.any(pc.not_equal(pred.column("row"), 0)).as_py()
@@ -63,25 +65,27 @@ def _labelled(pred: pa.Table, fb: pa.Table) -> tuple[np.ndarray, pa.Array | None
         fkeys = pc.binary_join_element_wise(
             fb.column("request_id"), fb.column("row").cast(pa.string()), "\x1f"
         ).combine_chunks()
-    rev = fkeys[::-1]  # keep the last occurrence of each key
-    first_in_rev = np.unique(
-        np.asarray(pc.index_in(rev, value_set=pc.unique(rev))), return_index=True
-    )[1]
-    keep = np.sort(len(fkeys) - 1 - first_in_rev)
-    fkeys = fkeys.take(pa.array(keep))
-    labels = fb.column("label").combine_chunks().take(pa.array(keep))
-    ids = fkeys if one_row else pc.unique(fb.column("request_id"))
+    labels = fb.column("label").combine_chunks()
+    if len(pc.unique(fkeys)) < len(fkeys):  # a key labelled twice: keep its last label
+        rev = fkeys[::-1]
+        first_in_rev = np.unique(
+            np.asarray(pc.index_in(rev, value_set=pc.unique(rev))), return_index=True
+        )[1]
+        keep = pa.array(np.sort(len(fkeys) - 1 - first_in_rev))
+        fkeys, labels = fkeys.take(keep), labels.take(keep)
+    if one_row:  # one hash look-up per prediction
+        found = pc.index_in(pred.column("request_id"), value_set=fkeys)
+        out[:] = np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False))
+        return out, labels
+    ids = pc.unique(fb.column("request_id"))
     candidate = pc.is_in(pred.column("request_id"), value_set=ids)  # cheaper than index_in
     rows = np.flatnonzero(np.asarray(pc.fill_null(candidate, False)))
     if not len(rows):
         return out, labels
     sub = pred.select(["request_id", "row"]).take(pa.array(rows))
-    if one_row:
-        pkeys = sub.column("request_id")
-    else:
-        pkeys = pc.binary_join_element_wise(
-            sub.column("request_id"), sub.column("row").cast(pa.string()), "\x1f"
-        )
+    pkeys = pc.binary_join_element_wise(
+        sub.column("request_id"), sub.column("row").cast(pa.string()), "\x1f"
+    )
     found = pc.index_in(pkeys, value_set=fkeys)
     out[rows] = np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False))
     return out, labels

@@ -135,8 +135,8 @@ def list_segments(url: str) -> dict[str, list[str]]:
     root = root.rstrip("/")
     found: list[str] = []
     for top in ("logs", "feedback"):
-        try:
-            found += fs.glob(f"{root}/{top}/*/*.arrow")
+        try:  # one recursive listing per prefix (a glob lists every host's folder apart)
+            found += fs.find(f"{root}/{top}")
         except (FileNotFoundError, NotADirectoryError):
             continue
     return _classify(root, found)
@@ -147,7 +147,11 @@ def _classify(root: str, found: list[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {t: [] for t in TABLES}
     for path in found:
         parts = path.rsplit("/", 3)[-3:]
-        if len(parts) != 3 or parts[0] not in ("logs", "feedback") or not path.startswith(root):
+        if (
+            len(parts) != 3
+            or parts[0] not in ("logs", "feedback")
+            or path != "/".join([root, *parts])
+        ):  # exactly <root>/<logs|feedback>/<host>/<name>
             continue
         name = parts[2]
         if name.startswith(".") or not name.endswith(".arrow"):
@@ -223,19 +227,37 @@ def _fetch(fs: Any, paths: list[str]) -> dict[str, Any]:
     return {p: got.get(p, FileNotFoundError(p)) for p in paths}
 
 
-def read_segments(url: str, since: float | None = None, *, native_s3: bool = False) -> LogColumns:
+def read_segments(
+    url: str, since: float | None = None, *, native_s3: bool | None = None
+) -> LogColumns:
     """Every host's shipped log under `url` with `ts >= since` (feedback whenever it came).
 
-    Every scheme is read through fsspec; `native_s3=True` reads `s3://` through pyarrow's own S3
-    filesystem instead (the same tables). It fetched faster but the whole monitor run was not
-    faster in the side-by-side of docs/benchmarks.md, so it is not the default."""
+    `s3://` is read through pyarrow's own S3 filesystem (the faster reader in the side-by-side
+    of docs/benchmarks.md, session 4), and through fsspec (s3fs) when pyarrow cannot list the
+    URL (no S3 support, or a bucket or credentials only s3fs finds); every other scheme through
+    fsspec. The tables are the same either way. `native_s3=True` insists on pyarrow's reader,
+    `False` on fsspec's."""
+    from mlops.monitor.memory import small_pages
+
+    with small_pages():
+        return _read_segments(url, since, native_s3=native_s3)
+
+
+def _read_segments(url: str, since: float | None, *, native_s3: bool | None) -> LogColumns:
     import fsspec
     import pyarrow as pa
     import pyarrow.compute as pc
 
     t0 = time.perf_counter()
     out = LogColumns(pa.table({}), pa.table({}), pa.table({}), url)
-    arrow = _arrow_s3(url) if native_s3 and url.startswith("s3://") else None
+    arrow = None
+    if native_s3 is not False and url.startswith("s3://"):
+        try:
+            arrow = _arrow_s3(url)
+        except (OSError, pa.ArrowException):
+            if native_s3:
+                raise
+            arrow = None  # fsspec's reader below
     if arrow is not None:
         listed, fetched = arrow
     else:

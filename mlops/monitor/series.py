@@ -61,9 +61,10 @@ def _series(pred: pa.Table, f: _Frame, live: LiveModel, scored: _Scored | None) 
         return np.clip(((t - edges[0]) // step).astype(np.int64), 0, nb - 1)
 
     w = f.in_window
-    b = bucket_of(f.ts[w])
+    sel = slice(None) if w.all() else w  # the whole log in the window: views, not copies
+    b = bucket_of(f.ts[sel])
     eb = bucket_of(f.e_ts[f.e_in])
-    first = f.first[w]
+    first = f.first[sel]
     series: dict[str, Any] = {
         "edges": edges,
         "step": step,
@@ -73,7 +74,7 @@ def _series(pred: pa.Table, f: _Frame, live: LiveModel, scored: _Scored | None) 
         "errors": np.bincount(eb[f.status >= 500], minlength=nb).tolist(),
     }
     if pred.num_rows:
-        lat = _np(pred.column("latency_ms"))[w][first]
+        lat = _np(pred.column("latency_ms"))[sel][first]
         lb = b[first]
         ok = ~np.isnan(lat)
         lat, lb = lat[ok], lb[ok]
@@ -87,18 +88,18 @@ def _series(pred: pa.Table, f: _Frame, live: LiveModel, scored: _Scored | None) 
             table.append([None if v is None else round(float(v), 4) for v in got])
         for j, q in enumerate(PERCENTILES):
             series[f"latency_p{q}"] = [row[j] for row in table]
-    live_w = f.version_mask(live.version)[w]
+    live_w = f.version_mask(live.version)[sel]
     if scored is not None:
-        lab = scored.labelled[w] & live_w
+        lab = scored.labelled[sel] & live_w
         tot = np.bincount(b[lab], minlength=nb)
         series["labelled"] = tot.tolist()
         if live.task == "classification":
-            hits = np.bincount(b[lab & (scored.y == scored.p)[w]], minlength=nb)
+            hits = np.bincount(b[lab & (scored.y == scored.p)[sel]], minlength=nb)
             series["accuracy"] = [
                 round(float(h / t), 4) if t else None for h, t in zip(hits, tot, strict=True)
             ]
         else:
-            errs = np.abs(scored.y - scored.p)[w]
+            errs = np.abs(scored.y - scored.p)[sel]
             sums = np.bincount(b[lab], weights=errs[lab], minlength=nb)
             series["mae"] = [
                 round(float(x / t), 4) if t else None for x, t in zip(sums, tot, strict=True)
@@ -107,7 +108,7 @@ def _series(pred: pa.Table, f: _Frame, live: LiveModel, scored: _Scored | None) 
     if live.task == "classification" and pred.num_rows:
         codes, values = _categorical(pred.column("prediction"))
         classes = [str(c) for c in live.classes] or sorted(v for v in values if v is not None)
-        mapped = _recode(codes, values, classes)[w]
+        mapped = _recode(codes, values, classes)[sel]
         ok = (mapped >= 0) & live_w
         k = len(classes)
         counts = np.bincount(b[ok] * k + mapped[ok], minlength=nb * k).reshape(nb, k)
@@ -126,27 +127,33 @@ def _drift_series(
     20 quantile bins (numbers) or its categories (text). A picture of when things moved; the
     verdict is the whole window's test."""
     import numpy as np
+    import pyarrow as pa
 
     out: dict[str, list[float | None]] = {}
     rows = np.flatnonzero(w)
     if len(rows) > SERIES_SAMPLE:  # shares per bucket: a regular sample draws the same picture
         keep = np.zeros(len(rows), bool)
         keep[:: math.ceil(len(rows) / SERIES_SAMPLE)] = True
-        w = np.zeros_like(w)
-        w[rows[keep]] = True
+        rows = rows[keep]
         b, live_w = b[keep], live_w[keep]
+    taken = pa.array(rows)  # only the sampled rows of each column are converted
+
+    def column(name: str) -> Any:
+        col = pred.column(name)
+        return col if len(rows) == len(col) else col.take(taken)
+
     for name in live.features:
         ref_col = live.reference["columns"].get(name)
         col_name = FEATURE_PREFIX + name
         if ref_col is None or col_name not in pred.column_names:
             continue
-        col = pred.column(col_name)
+        col = column(col_name)
         if ref_col.get("kind") == "numeric" and _is_numeric(col):
             hist = ref_col.get("histogram") or {}
             e = np.asarray(hist.get("edges") or [], dtype=float)
             if len(e) < 2:
                 continue
-            x = _np(col)[w]
+            x = _np(col)
             ok = ~np.isnan(x) & live_w
             # bin 0: below the first edge; len(e): above the last (the last edge is inside)
             bins = np.searchsorted(e, x[ok], side="left")
@@ -160,8 +167,8 @@ def _drift_series(
             top = list((ref_col.get("top") or {}).items())
             keys = [str(k) for k, _ in top]
             codes, values = _categorical(col)
-            mapped = _recode(codes, values, keys)[w]
-            present = codes[w] >= 0
+            mapped = _recode(codes, values, keys)
+            present = codes >= 0
             mapped[mapped < 0] = len(keys)  # another value: the reference's "other"
             ok = present & live_w
             k = len(keys) + 1
