@@ -1,14 +1,21 @@
 """False-alarm rate and detection rate of the drift alarms, side by side with Evidently's defaults.
 
-    .venv/bin/python benchmarks/drift_calibration.py                 # mlops only
+    .venv/bin/python benchmarks/drift_calibration.py                 # mlops only, 300 samples
     python3 -m venv /tmp/evenv && /tmp/evenv/bin/pip install 'evidently==0.7.*' 'pandas<3' pyarrow
     .venv/bin/python benchmarks/drift_calibration.py --evidently /tmp/evenv/bin/python
-    .venv/bin/python benchmarks/drift_calibration.py --trials 40 --sizes 100   # a quick look
-    # one cell at a time (each cell's figures land in their own file), then the table:
-    nice -n 15 .venv/bin/python benchmarks/drift_calibration.py --datasets penguins \
-        --scenarios null --sizes 300 --trials 100 --evidently /tmp/evenv/bin/python \
-        --cell-dir /tmp/drift-cells
-    .venv/bin/python benchmarks/drift_calibration.py --table /tmp/drift-cells
+    .venv/bin/python benchmarks/drift_calibration.py --samples 40 --sizes 100   # a quick look
+    # what docs/benchmarks.md shows: every chunk kept in a directory, only missing trials run
+    nice -n 15 .venv/bin/python benchmarks/drift_calibration.py --samples 300 \
+        --evidently /tmp/evenv/bin/python --cell-dir benchmarks/drift_calibration_cells
+    .venv/bin/python benchmarks/drift_calibration.py --table benchmarks/drift_calibration_cells
+
+Sample (trial) `i` of a cell is always the same sample, whatever else runs: one random stream
+per cell (seed, n, traffic, dataset), each trial's draws taken from it in order; a run that
+starts at trial 200 draws and discards trials 0-199 first. So a cell grows by adding trials:
+`--samples N` with `--cell-dir DIR` runs only the trials of 0..N-1 missing in DIR, one tool
+(`--tools`) and one chunk (`--chunk` trials) per file, written atomically; two files covering the
+same trial must agree. The table gives each false-alarm rate's one-sided 95% upper bound
+(Clopper-Pearson).
 
 Evidently needs pandas < 3, so it lives in its own virtual environment (above, under /tmp) and
 runs in a subprocess of that environment's python (`--evidently`); the samples go to it as
