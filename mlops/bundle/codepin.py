@@ -199,7 +199,7 @@ def verify_code(code: dict[str, Any] | None, root: Path | None, bundle: Path) ->
             f"bundle {bundle} needs project code that differs from the installed code: "
             + "; ".join(problems),
             "Serve or deploy this version from a checkout of the commit it was trained at "
-            "(`mlops registry show` names it; the serving image installs the project at that "
+            "(`mlops registry show NAME` names it; the serving image installs the project at that "
             "commit), or train and register a new version with the current code.",
             details=problems,
         )

@@ -127,6 +127,7 @@ def serve(
     code other than what the server imported is not switched to: /ready says to restart.
 
     Example: mlops serve --env production --port 8080
+
     Example (a pod): mlops serve --target s3://models/production --host 0.0.0.0
     """
     from mlops import api
