@@ -397,3 +397,25 @@ def test_the_workers_of_one_server_share_one_cache(s3_env, tmp_path: Path):
     finally:
         out = stop(server)
     assert SECRET not in out
+
+
+def test_a_live_version_altered_in_storage_is_repaired_by_deploying_it_again(on_s3):
+    """A byte of the live version changed in S3: servers refuse it (their hint: deploy it
+    again), and deploying the same version again uploads its files anew under the same
+    manifest and pointer, instead of calling it a different version."""
+    root, url = on_s3
+    assert deploy_cli(root, "--version", "v0.0.1").returncode == 0
+    t = open_any(url)
+    assert isinstance(t, RemoteTarget)
+    key = "versions/v0.0.1/model.skops"
+    raw = bytearray(t.store.read_bytes(key) or b"")
+    raw[len(raw) // 2] ^= 0xFF
+    t.store.write_bytes(key, bytes(raw))
+    pointer = t.pointer()
+    with pytest.raises(Exception, match="does not match its manifest"):
+        assert_complete(t)
+    again = deploy_cli(root, "--version", "v0.0.1")
+    assert again.returncode == 0, again.stderr
+    assert "different content" not in again.stdout + again.stderr
+    assert assert_complete(t) == "v0.0.1"  # every byte verified again
+    assert t.pointer()["manifest_sha256"] == pointer["manifest_sha256"]

@@ -372,7 +372,9 @@ class RemoteTarget:
         back and verify it; returns the local verified copy (for the smoke test).
 
         Installing the same bundle again is a no-op; different content under the name of the
-        current version is refused.
+        current version is refused. A stored copy of this very bundle whose bytes no longer match
+        its manifest (altered or damaged in storage) is repaired: its files are uploaded again,
+        the manifest and the pointer stay as they are, and the copy is verified once more.
         """
         check_version(version)
         bundle = Path(bundle)
@@ -381,10 +383,13 @@ class RemoteTarget:
         md5 = dvc_dir_md5({rel: f["md5"] for rel, f in files.items()})
         found = self.manifest(version) if self.has_version(version) else None
         if found is not None and found[1].get("dvc_md5") == md5:
-            with contextlib.suppress(MlopsError):
+            try:
                 dest = self.scratch_dir("installed-")
                 self.download(version, dest)
                 return dest
+            except MlopsError:
+                if self.current_version() == version and found[1].get("files") == files:
+                    return self._reupload(bundle, version, files)
         if found is not None and self.current_version() == version:
             raise DeployError(
                 f"version {version} is deployed in {self.root} with different content",
@@ -415,6 +420,16 @@ class RemoteTarget:
         self.store.write_bytes(prefix + MANIFEST, _json(manifest))
         dest = self.scratch_dir("installed-")
         self.download(version, dest)  # read back: what a server will get
+        return dest
+
+    def _reupload(self, bundle: Path, version: str, files: dict[str, Any]) -> Path:
+        """Upload the files of the live `version` again over a damaged copy; verify it."""
+        self._fence()
+        prefix = f"{VERSIONS}/{version}/"
+        for rel in files:
+            self.store.put_file(bundle / rel, prefix + rel)
+        dest = self.scratch_dir("installed-")
+        self.download(version, dest)
         return dest
 
     def switch(self, version: str) -> str | None:
