@@ -399,10 +399,11 @@ def test_the_workers_of_one_server_share_one_cache(s3_env, tmp_path: Path):
     assert SECRET not in out
 
 
-def test_a_live_version_altered_in_storage_is_repaired_by_deploying_it_again(on_s3):
-    """A byte of the live version changed in S3: servers refuse it (their hint: deploy it
-    again), and deploying the same version again uploads its files anew under the same
-    manifest and pointer, instead of calling it a different version."""
+def test_a_live_version_altered_in_storage_is_repaired_by_deploying_it_again(on_s3, tmp_path: Path):
+    """A byte of the live version changed in S3: a pod started then (empty cache) does not
+    crash-loop but waits, and /ready says why; deploying the same version again uploads its
+    files anew under the same manifest (instead of calling it a different version), and the
+    pod switches to the repaired copy."""
     root, url = on_s3
     assert deploy_cli(root, "--version", "v0.0.1").returncode == 0
     t = open_any(url)
@@ -414,8 +415,28 @@ def test_a_live_version_altered_in_storage_is_repaired_by_deploying_it_again(on_
     pointer = t.pointer()
     with pytest.raises(Exception, match="does not match its manifest"):
         assert_complete(t)
-    again = deploy_cli(root, "--version", "v0.0.1")
-    assert again.returncode == 0, again.stderr
-    assert "different content" not in again.stdout + again.stderr
-    assert assert_complete(t) == "v0.0.1"  # every byte verified again
-    assert t.pointer()["manifest_sha256"] == pointer["manifest_sha256"]
+    pod = tmp_path / "pod"
+    pod.mkdir()  # no pipeline.yaml, no git
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlops", "serve", "--target", url, "--poll", "0.2",
+         "--cache-dir", str(tmp_path / "cache"), "--port", str(port), "--no-log"],
+        cwd=pod, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: server.poll() is not None or httpx.get(f"{base}/health").is_success)
+        assert server.poll() is None, stop(server)
+        r = httpx.get(f"{base}/ready")
+        assert r.status_code == 503 and "fails verification" in r.json()["detail"], r.text
+        again = deploy_cli(root, "--version", "v0.0.1")
+        assert again.returncode == 0, again.stderr
+        assert "different content" not in again.stdout + again.stderr
+        assert assert_complete(t) == "v0.0.1"  # every byte verified again
+        assert t.pointer()["manifest_sha256"] == pointer["manifest_sha256"]
+        wait_for(lambda: httpx.get(f"{base}/ready").status_code == 200)
+        assert httpx.post(f"{base}/predict", json=[ROW]).json()["version"] == "v0.0.1"
+        assert httpx.get(f"{base}/version").json()["pending_error"] is None
+    finally:
+        stop(server)

@@ -23,6 +23,7 @@ from typing import Any
 from mlops.bundle import BundleError, load_bundle
 from mlops.bundle.inputs import Batch, InputSpec, RequestError
 from mlops.bundle.predictor import Predictor
+from mlops.deploy.integrity import IntegrityError
 from mlops.deploy.storage import StorageError
 from mlops.deploy.target import DEPLOYMENT, Target, read_deployment
 from mlops.errors import MlopsError
@@ -175,7 +176,12 @@ def source_path(config: ServeConfig) -> Path | None:
         return None  # storage down at start: the workers start and wait
     if found is None:  # nothing deployed yet: the workers start and wait for it
         return None
-    return source.materialize(found[1])
+    try:
+        return source.materialize(found[1])
+    except IntegrityError:
+        if isinstance(source, LocalSource):
+            raise
+        return None  # the stored copy fails verification: start and wait (no crash loop)
 
 
 def _value_buckets(path: Path) -> tuple[float, ...]:
@@ -235,10 +241,20 @@ class Service:
         return found
 
     def waiting_detail(self) -> dict[str, Any]:
-        """Why no model is loaded (for `/ready`'s 503): nothing deployed yet, and what deploys."""
-        if self.model is not None or self.source is None or not self.nothing_deployed:
+        """Why no model is loaded (for `/ready`'s 503): nothing deployed yet, or the deployed
+        version fails verification, and what deploys one."""
+        if self.model is not None or self.source is None:
             return {}
         env = self.config.env or "ENV"
+        pending = self.pending_error
+        if pending and not self.nothing_deployed:
+            return {
+                "detail": f"the deployed version fails verification ({pending['error']}): "
+                f"`mlops deploy --env {env}` deploys it again (repairing the stored copy) or "
+                "another version, and this server switches to it"
+            }
+        if not self.nothing_deployed:
+            return {}
         return {
             "detail": f"nothing is deployed to {self.target.root} yet: `mlops deploy --env "
             f"{env}` deploys a version, and this server switches to it within "
@@ -262,8 +278,23 @@ class Service:
             if found is None:  # nothing deployed yet: /ready answers 503 until it is
                 return None
             key, handle = found
+            try:
+                path = self.source.materialize(handle)
+            except IntegrityError as exc:
+                if isinstance(self.source, LocalSource):
+                    raise
+                # a stored copy that fails verification: start, /ready says why, and the
+                # version is tried again once its pointer is written again (a repair)
+                self._failed_key = (key, handle.get("written_at"))
+                self.pending_error = {
+                    "path": f"{self.target.root}/versions/{key[0]}",
+                    "error": exc.message,
+                    "at": time.time(),
+                }
+                self.metrics.reloads.inc("failed")
+                return None
             model = load_model(
-                self.source.materialize(handle),
+                path,
                 self.config.range_margin,
                 key,
                 self.config.trusted_types,
@@ -295,7 +326,7 @@ class Service:
         """Load and switch to the target's `current` if it changed (blocking; run in a thread).
 
         Returns "switched", "failed" or None (nothing to do). A version that fails verification
-        or loading is not switched to, and not retried until `current` changes again.
+        or loading is not switched to, and not retried until `current` is written again.
         """
         if self.source is None:
             return None
@@ -309,7 +340,12 @@ class Service:
         if found is None:
             return None
         key, handle = found
-        if (self.model is not None and key == self.model.key) or key == self._failed_key:
+        if self.model is not None and key == self.model.key:
+            self.pending_error = None  # `current` names what is served (again): nothing pending
+            return None
+        # a failed version is retried only once its pointer is written again (a repair)
+        attempt = (key, handle.get("written_at") if isinstance(handle, dict) else None)
+        if attempt == self._failed_key:
             return None
         path = str(handle) if isinstance(handle, Path) else f"{self.target.root}/versions/{key[0]}"
         try:
@@ -324,7 +360,7 @@ class Service:
             message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
             if isinstance(exc, StorageError):
                 return "failed"  # unreachable: retried on the next poll, reported in /ready
-            self._failed_key = key
+            self._failed_key = attempt
             self.pending_error = {"path": str(path), "error": message, "at": time.time()}
             if getattr(exc, "restart_required", False):  # other project code: a new process
                 self.pending_error["restart_required"] = True
