@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from tests.serve_helpers import penguins
+from tests.serve_helpers import bundle_contents, penguins
 
 HELPERS_PY = """def ratio(a, b):
     return a / b
@@ -45,8 +45,7 @@ def bundle_pinning(
     from mlops.bundle import write_bundle
     from mlops.bundle.codepin import import_class, pin
     from mlops.bundle.trust import type_names
-    from mlops.data.profile import profile_frame
-    from mlops.stages.train import build_pipeline, feature_columns, input_schema
+    from mlops.stages.train import build_pipeline, feature_columns
 
     for name in ("features", "helpers"):  # another test's module of the same name
         monkeypatch.delitem(sys.modules, name, raising=False)
@@ -60,22 +59,8 @@ def bundle_pinning(
     model = sio.dumps(pipe)
     with zipfile.ZipFile(io.BytesIO(model)) as zf:
         names = type_names(json.loads(zf.read("schema.json")))
-    files = {
-        "model.skops": model,
-        "schema.json": json.dumps(input_schema(df, numeric, categorical)).encode(),
-        "reference.json": json.dumps(
-            profile_frame(df[[*numeric, *categorical, "species"]])
-        ).encode(),
-    }
-    meta = {
-        "name": "penguins-classifier",
-        "task": "classification",
-        "target": "species",
-        "features": numeric + categorical,
-        "classes": [str(c) for c in pipe.classes_],
-        "git": {"commit": commit, "dirty": False},
-        "code": pin(names, project),
-    }
+    files, meta = bundle_contents(pipe, df, numeric, categorical, model, commit)
+    meta["code"] = pin(names, project)
     assert list(meta["code"]["modules"]) == ["features"]
     write_bundle(dest, files, meta)
     return dest, pipe

@@ -31,21 +31,15 @@ def penguins():
     return load_penguins().dropna(subset=["species"]).reset_index(drop=True)
 
 
-def build_bundle(dest: Path, C: float = 1.0, commit: str = "0" * 40) -> Path:
-    """Fit the example project's pipeline on the penguins and write a real bundle (~1 s)."""
-    import skops.io as sio
-    from sklearn.linear_model import LogisticRegression
-
-    from mlops.bundle import write_bundle
+def bundle_contents(
+    pipe, df, numeric: list[str], categorical: list[str], model: bytes, commit: str
+) -> tuple[dict[str, bytes], dict]:
+    """The files and metadata of a bundle of `pipe`, fitted on the penguins frame `df`."""
     from mlops.data.profile import profile_frame
-    from mlops.stages.train import build_pipeline, feature_columns, input_schema
+    from mlops.stages.train import input_schema
 
-    df = penguins()
-    numeric, categorical = feature_columns(df, "species", ["year"])
-    pipe = build_pipeline(numeric, categorical, LogisticRegression(C=C, max_iter=1000))
-    pipe.fit(df[numeric + categorical], df["species"])
     files = {
-        "model.skops": sio.dumps(pipe),
+        "model.skops": model,
         "schema.json": json.dumps(input_schema(df, numeric, categorical)).encode(),
         "reference.json": json.dumps(
             profile_frame(df[[*numeric, *categorical, "species"]])
@@ -57,9 +51,25 @@ def build_bundle(dest: Path, C: float = 1.0, commit: str = "0" * 40) -> Path:
         "target": "species",
         "features": numeric + categorical,
         "classes": [str(c) for c in pipe.classes_],
-        "params": {"train": {"C": C}},
         "git": {"commit": commit, "dirty": False},
     }
+    return files, meta
+
+
+def build_bundle(dest: Path, C: float = 1.0, commit: str = "0" * 40) -> Path:
+    """Fit the example project's pipeline on the penguins and write a real bundle (~1 s)."""
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+
+    from mlops.bundle import write_bundle
+    from mlops.stages.train import build_pipeline, feature_columns
+
+    df = penguins()
+    numeric, categorical = feature_columns(df, "species", ["year"])
+    pipe = build_pipeline(numeric, categorical, LogisticRegression(C=C, max_iter=1000))
+    pipe.fit(df[numeric + categorical], df["species"])
+    files, meta = bundle_contents(pipe, df, numeric, categorical, sio.dumps(pipe), commit)
+    meta["params"] = {"train": {"C": C}}
     write_bundle(dest, files, meta)
     return dest
 

@@ -54,3 +54,26 @@ def test_a_tuning_space_names_xgboosts_own_parameters():
     best, record = tune_pipeline(tune, pipe, X, y, "classification")
     assert set(record["best_params"]) == {"n_estimators"}
     assert best.steps[-1][1].estimator_.n_estimators == record["best_params"]["n_estimators"]
+
+
+def test_an_allow_listed_wrapper_does_not_carry_an_untrusted_estimator_in(tmp_path: Path):
+    """A hostile model file: the allow-listed `EncodedLabels` holding a function that runs a
+    command. The audit reads every type inside the wrapper: refused with exit 6, and no
+    object of the file is built."""
+    import os
+
+    import skops.io as sio
+    from sklearn.preprocessing import FunctionTransformer
+
+    from mlops.bundle.core import BundleError, check_model_file
+    from mlops.errors import ExitCode
+
+    hostile = EncodedLabels(FunctionTransformer(func=os.system))
+    hostile.classes_ = np.array(["a", "b"])
+    hostile.estimator_ = FunctionTransformer(func=os.system)
+    path = tmp_path / "model.skops"
+    path.write_bytes(sio.dumps(hostile))
+    with pytest.raises(BundleError) as info:
+        check_model_file(path)
+    assert info.value.exit_code == ExitCode.DEPLOY_FAILED
+    assert "system" in info.value.message and "EncodedLabels" not in info.value.message
