@@ -67,14 +67,23 @@ def _record(i: int, rng: random.Random, awkward: bool = True) -> RunRecord:
     )
 
 
+_EVERYTHING: dict[Path, list[RunRecord]] = {}
+
+
 def _store(root: Path, awkward: bool) -> RunStore:
     rng = random.Random(18)
     store = RunStore(root)  # not a git repository: the index only
-    records = [_record(i, rng, awkward) for i in range(400 if awkward else 150)]
+    records = [_record(i, rng, awkward) for i in range(300 if awkward else 150)]
     rng.shuffle(records)
-    for r in records:
-        store.save(r)
+    with store._connect() as con:  # what RunStore.save does without git, in one transaction
+        for r in records:
+            con.execute(*store._insert(r))
+    _EVERYTHING[store.path] = store.list(limit=None)  # what the Python filter reads
     return store
+
+
+def _all(store: RunStore) -> list[RunRecord]:
+    return _EVERYTHING[store.path]
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +152,7 @@ WHERE = [
 @pytest.mark.parametrize("where", WHERE)
 def test_sql_filter_equals_the_python_filter(store: RunStore, plain_store: RunStore, where: str):
     for s in (store, plain_store):
-        everything = s.list(limit=None)
+        everything = _all(s)
         expected = [r.id for r in query.select(everything, where)]
         assert [r.id for r in s.select(where)] == expected
         limited = [r.id for r in s.select(where, limit=7)]
@@ -169,8 +178,8 @@ def test_sql_sort_equals_the_python_sort(
     store: RunStore, plain_store: RunStore, sort: str, descending: bool
 ):
     for s in (store, plain_store):
-        everything = s.list(limit=None)
-        for where, limit in [(None, None), (None, 5), ("kind == exp", 9), ("outcome ~ fail", None)]:
+        everything = _all(s)
+        for where, limit in [(None, None), ("kind == exp or outcome ~ fail", 9)]:
             expected = [r.id for r in query.select(everything, where, sort, descending, limit)]
             got = [r.id for r in s.select(where, sort, descending, limit)]
             assert got == expected, (where, sort, descending, limit)
@@ -207,7 +216,7 @@ def _readable(r: RunRecord) -> bool:
 def test_sql_decides_every_ordinary_row(store: RunStore):
     """In valid JSON, SQL leaves to Python only the values it cannot judge exactly: integers
     beyond 2**53 and non-ASCII text under `~`; every other row is decided in SQL."""
-    everything = store.list(limit=None)
+    everything = _all(store)
     records = [r for r in everything if _readable(r)]
     big = {
         r.id
@@ -239,8 +248,8 @@ def test_hostile_filters_are_parameters_not_sql(store: RunStore):
             got = [r.id for r in store.select(where)]
         except UsageError:
             continue
-        assert got == [r.id for r in query.select(store.list(limit=None), where)]
-    assert len(store.list(limit=None)) == 400
+        assert got == [r.id for r in query.select(_all(store), where)]
+    assert len(store.list(limit=None)) == 300
 
 
 def test_runs_list_cli_uses_the_store(store: RunStore, cli):
@@ -261,9 +270,7 @@ def test_runs_list_cli_uses_the_store(store: RunStore, cli):
     )
     assert res.exit_code == 0, res.output
     got = [r["id"] for r in json.loads(res.stdout)]
-    want = query.select(
-        store.list(limit=None), "metrics.accuracy > 0.5", "metrics.accuracy", True, 3
-    )
+    want = query.select(_all(store), "metrics.accuracy > 0.5", "metrics.accuracy", True, 3)
     assert got == [r.id for r in want]
     bad = cli(["runs", "list", "-s", "accuracy"], cwd=store.root)
     assert bad.exit_code == 2 and "cannot sort" in bad.output
