@@ -154,6 +154,11 @@ class Service:
         self.nothing_deployed = found is None
         return found
 
+    def _target_root(self) -> str:
+        """The followed target's location (only called while following one)."""
+        assert self.target is not None
+        return str(self.target.root)
+
     def waiting_detail(self) -> dict[str, Any]:
         """Why no model is loaded (for `/ready`'s 503): nothing deployed yet, or the deployed
         version fails verification, and what deploys one."""
@@ -170,7 +175,7 @@ class Service:
         if not self.nothing_deployed:
             return {}
         return {
-            "detail": f"nothing is deployed to {self.target.root} yet: `mlops deploy --env "
+            "detail": f"nothing is deployed to {self._target_root()} yet: `mlops deploy --env "
             f"{env}` deploys a version, and this server switches to it within "
             f"{self.config.poll_seconds:g} s"
         }
@@ -201,7 +206,7 @@ class Service:
                 # version is tried again once its pointer is written again (a repair)
                 self._failed_key = (key, handle.get("written_at"))
                 self.pending_error = {
-                    "path": f"{self.target.root}/versions/{key[0]}",
+                    "path": f"{self._target_root()}/versions/{key[0]}",
                     "error": exc.message,
                     "at": time.time(),
                 }
@@ -261,7 +266,8 @@ class Service:
         attempt = (key, handle.get("written_at") if isinstance(handle, dict) else None)
         if attempt == self._failed_key:
             return None
-        path = str(handle) if isinstance(handle, Path) else f"{self.target.root}/versions/{key[0]}"
+        stored = f"{self._target_root()}/versions/{key[0]}" if self.target is not None else ""
+        path = str(handle) if isinstance(handle, Path) else stored
         try:
             model = load_model(
                 self.source.materialize(handle),
@@ -432,7 +438,8 @@ class Service:
         if not items or len(items) > self.config.max_rows:
             raise RequestError(422, "bad_feedback", "send 1 to max-rows feedback objects")
         model = self.model
-        entries, problems = [], []
+        entries: list[dict[str, Any]] = []
+        problems: list[dict[str, Any]] = []
         for i, item in enumerate(items):
             if not isinstance(item, dict):
                 problems.append({"item": i, "problem": "must be an object"})
