@@ -126,7 +126,7 @@ def bench_follow(bundle: Path, servers: int, poll: float, rounds: int, work: Pat
     import httpx
 
     from mlops.deploy.remote import RemoteTarget, open_any
-    from mlops.serve.service import load_model
+    from mlops.serve.model import load_model
 
     url = "s3://bench/fleet"
     target = open_any(url)

@@ -80,14 +80,14 @@ def peak_mb() -> float:
 
 
 def child_profile_local(data: str, reference: str) -> dict:
-    from mlops.data.validation import validate_table
+    from mlops.data.validation import Checks, validate_table
 
     ref = json.loads(Path(reference).read_text())
     t0 = time.perf_counter()
-    report = validate_table(data, None, reference=ref)
+    report = validate_table(data, None, Checks(reference=ref))
     first = time.perf_counter() - t0  # includes the lazy imports (pandas, pyarrow, scipy)
     t1 = time.perf_counter()
-    report = validate_table(data, None, reference=ref)
+    report = validate_table(data, None, Checks(reference=ref))
     secs = time.perf_counter() - t1
     return {
         "seconds": secs,
@@ -122,6 +122,7 @@ def child_profile_dask(data: str, reference: str) -> dict:
     import dask.dataframe  # noqa: F401
     import distributed  # noqa: F401
 
+    from mlops.data.validation import Checks
     from mlops.engine.profiling import validate_dask
 
     imported = time.perf_counter() - t0
@@ -130,10 +131,10 @@ def child_profile_dask(data: str, reference: str) -> dict:
     cluster, client = _cluster()
     started = time.perf_counter() - t1
     t2 = time.perf_counter()
-    report = validate_dask(client, data, None, reference=ref)
+    report = validate_dask(client, data, None, Checks(reference=ref))
     cold = time.perf_counter() - t2  # the workers import pandas, pyarrow and mlops on first use
     t3 = time.perf_counter()
-    report = validate_dask(client, data, None, reference=ref)
+    report = validate_dask(client, data, None, Checks(reference=ref))
     secs = time.perf_counter() - t3
     workers = sorted(client.run(_worker_peak).values())
     client.close()

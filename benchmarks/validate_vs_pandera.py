@@ -66,7 +66,7 @@ def main() -> None:
 
     from mlops.data.profile import profile_frame
     from mlops.data.schema import infer_schema
-    from mlops.data.validation import validate_chunks
+    from mlops.data.validation import Checks, validate_chunks
 
     clean = make(rows, 1)
     previous = profile_frame(make(rows, 2))
@@ -86,7 +86,7 @@ def main() -> None:
 
     def ours_run(df):
         def go():
-            report = validate_chunks([df], schema, previous=previous)
+            report = validate_chunks([df], schema, Checks(previous=previous))
             return sum(f.count for f in report.failures)
 
         return go
@@ -102,11 +102,11 @@ def main() -> None:
             flush=True,
         )
     with tempfile.TemporaryDirectory() as d:
-        from mlops.data.validation import validate_table
+        from mlops.data.validation import Checks, validate_table
 
         path = Path(d) / "data.parquet"
         clean.to_parquet(path)
-        tt, _ = median_time(lambda: validate_table(path, schema, previous=previous))
+        tt, _ = median_time(lambda: validate_table(path, schema, Checks(previous=previous)))
         print(f"full stage from Parquet (read + validate + profile + drift): {tt:.2f}s")
 
 

@@ -179,7 +179,7 @@ def test_shadow_scores_every_request_off_path_and_changes_no_answer(tmp_path: Pa
 def test_a_full_shadow_queue_drops_and_counts_instead_of_blocking(tmp_path: Path, bundles: Path):
     from mlops.serve.canary import Canary, Release
     from mlops.serve.metrics import Metrics
-    from mlops.serve.service import load_model
+    from mlops.serve.model import load_model
 
     target = two_versions(tmp_path, bundles)
     record = start_release(target, "shadow")

@@ -14,7 +14,7 @@ from scipy import stats
 from mlops.config.models import DriftSpec
 from mlops.data.drift import compare, skew
 from mlops.data.profile import profile_frame
-from mlops.data.validation import validate_table
+from mlops.data.validation import Checks, validate_table
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +136,7 @@ def test_profile_against_profile_and_streamed_file_agree_with_frame(tmp_path: Pa
     from_profile = compare(profile_frame(cur), reference)
     path = tmp_path / "cur.csv"
     cur.to_csv(path, index=False)
-    streamed = validate_table(path, None, reference=reference, chunk_bytes=1 << 20)
+    streamed = validate_table(path, None, Checks(reference=reference), chunk_bytes=1 << 20)
     assert streamed.chunks > 1
     assert from_profile.drifted == from_frame.drifted == streamed.reference.drifted == ["f3"]
     for name in ("f3", "f7"):

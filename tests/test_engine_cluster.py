@@ -140,15 +140,17 @@ def test_validation_on_the_cluster_finds_what_the_local_path_finds(tmp_path: Pat
     from palmerpenguins import load_penguins
 
     from mlops.data.schema import infer_schema
-    from mlops.data.validation import validate_table
+    from mlops.data.validation import Checks, validate_table
     from mlops.engine.profiling import validate_dask
 
     _, client = cluster
     schema = infer_schema(load_penguins())
     reference = validate_table(_write(tmp_path / "ref.csv", load_penguins()), None).profile
     path = _write(tmp_path / "data.csv", penguins_with_problems())
-    local = validate_table(path, schema, reference=reference, chunk_bytes=400_000)
-    remote = validate_dask(client, str(path), schema, reference=reference, partition_bytes=400_000)
+    local = validate_table(path, schema, Checks(reference=reference), chunk_bytes=400_000)
+    remote = validate_dask(
+        client, str(path), schema, Checks(reference=reference), partition_bytes=400_000
+    )
     assert local.chunks > 3 and remote.chunks > 3
     assert remote.rows == local.rows == 40_000
     assert remote.failure_dicts() == local.failure_dicts()

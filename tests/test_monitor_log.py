@@ -10,6 +10,7 @@ import pytest
 
 from mlops.monitor import logdata
 from mlops.monitor.logdata import INDEX_DIR, read_columns
+from mlops.serve import logarrow, logparse
 from mlops.serve.log import log_files
 from tests.monitor_helpers import group, serve_rows
 
@@ -45,8 +46,8 @@ def _all_bytes(log: Path) -> bytes:
 
 def test_arrow_and_entry_by_entry_parsers_read_the_same(served: Path):
     data = _all_bytes(served)
-    fast = logdata._parse_arrow(data)
-    careful = logdata._parse_objects(data)
+    fast = logarrow._parse_arrow(data)
+    careful = logparse._parse_objects(data)
     assert fast is not None  # a well-formed log takes the fast path
     for name in ("predictions", "feedback", "errors"):
         assert _plain(getattr(fast, name)) == _plain(getattr(careful, name)), name
@@ -105,11 +106,11 @@ def test_an_entry_whose_n_disagrees_with_its_rows_is_skipped(tmp_path: Path, ser
         b' "inputs": {"island": ["Dream"]}, "predictions": ["Adelie"]}'
     )
     data = b"\n".join([*good, liar]) + b"\n"
-    assert logdata._parse_arrow(data) is None  # the fast path leaves it to the careful one
-    careful = logdata._parse_objects(data)
+    assert logarrow._parse_arrow(data) is None  # the fast path leaves it to the careful one
+    careful = logparse._parse_objects(data)
     assert careful.bad == 1
     assert "r" not in careful.predictions.column("request_id").to_pylist()
-    fine = logdata._parse_objects(b"\n".join(good) + b"\n")
+    fine = logparse._parse_objects(b"\n".join(good) + b"\n")
     assert careful.predictions.num_rows == fine.predictions.num_rows
 
 

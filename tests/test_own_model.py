@@ -1,7 +1,7 @@
 """Your own model code, end to end (issue 19): a project transformer module and LightGBM go
 through run, register, deploy, serve (predictions over HTTP equal the model's own) and monitor;
 a change of the transformer's source makes serving and the smoke test refuse the version
-(exit 6); a `cmd:` training script saving with `mlops.bundle.save_model` goes the same way."""
+(exit 6); a `cmd:` training script saving with `mlops.stages.save_model` goes the same way."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from mlops.bundle import save_model
+from mlops.stages import save_model
 
 DATA = "data/split/train.parquet"
 df = pd.read_parquet(DATA).drop(columns=["year"])

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from mlops.bundle import BundleError, load_model_file, save_model
+from mlops.bundle import BundleError, load_model_file
 from mlops.bundle.archive import dumps
 from mlops.bundle.codepin import CodeMismatchError, import_class, pin, verify_code
 from mlops.bundle.trust import audit
 from mlops.config.models import Stage
 from mlops.errors import UsageError
+from mlops.stages import save_model
 from mlops.stages.custom import check_trusted, curve_csv, fit_reporting, training_record
 from mlops.stages.evaluate import check_gates
 from mlops.stages.train import build_pipeline, feature_columns, input_schema
@@ -153,6 +154,9 @@ def test_project_classes_must_be_trusted_and_must_not_be_shadowed(tmp_path: Path
 
 def test_save_model_writes_what_evaluate_takes_and_refuses_untrusted_types(project: Path):
     from sklearn.linear_model import LogisticRegression
+
+    with pytest.raises(ImportError, match=r"from mlops\.stages import save_model"):
+        from mlops.bundle import save_model as _old_path  # noqa: F401 - moved (issue 18)
 
     df, numeric, categorical = _frame()
     with pytest.raises(UsageError, match="not fitted"):

@@ -14,7 +14,7 @@ from mlops.data.commands import infer_project
 from mlops.data.profile import profile_frame
 from mlops.data.roles import roles_in_schema
 from mlops.data.schema import read_schema, validate_frame
-from mlops.data.validation import validate_table
+from mlops.data.validation import Checks, validate_table
 from mlops.stages.train import _roles
 
 
@@ -45,13 +45,13 @@ def test_span_drift_leaves_them_out_and_says_so(tmp_path: Path):
     later.to_csv(second, index=False)
     schema = infer_project(tmp_path, str(first), schema="schema.yaml").schema
     previous = validate_table(first, schema).profile
-    report = validate_table(second, schema, previous=previous)
+    report = validate_table(second, schema, Checks(previous=previous))
     compared = [c.column for c in report.previous.columns]
     assert "penguin_id" not in compared and "seen" not in compared and "bill_length_mm" in compared
     assert any("not checked for drift" in n and "penguin_id" in n for n in report.notes)
     assert report.previous.drifted == []
     # without the roles in the schema the same comparison flags both columns as drift
-    unmarked = validate_table(second, None, previous=profile_frame(penguins_with_ids(0)))
+    unmarked = validate_table(second, None, Checks(previous=profile_frame(penguins_with_ids(0))))
     assert {"penguin_id", "seen"} <= set(unmarked.previous.drifted)
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlops.handoff.address import git_common_dir, runtime_dir, socket_path
 from mlops.runner import lifecycle
-from mlops.runner.address import git_common_dir, runtime_dir, socket_path
 from tests.helpers import git
 
 DEADLINE = 120.0  # seconds to wait for a state the test drives towards (not a timing check)

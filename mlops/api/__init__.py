@@ -30,6 +30,7 @@ from mlops.api.canary import release_report as release_report
 from mlops.api.deployments import deploy as deploy
 from mlops.api.deployments import envs as envs
 from mlops.api.deployments import manifests as manifests
+from mlops.api.monitoring import MonitorSettings as MonitorSettings
 from mlops.api.monitoring import monitor as monitor
 from mlops.api.monitoring import watch as watch
 from mlops.api.registry import deployment_readers as deployment_readers
@@ -50,6 +51,7 @@ from mlops.api.runs import runs_list as runs_list
 from mlops.api.runs import runs_pull as runs_pull
 from mlops.api.runs import runs_push as runs_push
 from mlops.api.runs import runs_show as runs_show
+from mlops.api.serving import ServeSettings as ServeSettings
 from mlops.api.serving import serve as serve
 from mlops.api.serving import serve_trusted_types as serve_trusted_types
 from mlops.api.views import drift_rows as drift_rows

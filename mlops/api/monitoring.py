@@ -4,6 +4,7 @@ Re-exported by `mlops.api`; like it, this module imports no domain package at lo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,37 +15,43 @@ if TYPE_CHECKING:
     from mlops.monitor.trigger import WatchResult as WatchResult
 
 
+@dataclass
+class MonitorSettings:
+    """What `mlops monitor`'s options say: the window (`since`, a duration such as "1h"; `now`
+    its end, default the clock), where the log is (`log_dir`; `log_url`: the segments servers
+    shipped there with `mlops serve --log-url`), and what to do with the result."""
+
+    since: str | None = None
+    log_dir: Path | str | None = None
+    log_url: str | None = None
+    dry_run: bool = False
+    push: bool | None = None
+    remote: str = "origin"
+    now: float | None = None
+
+
 def monitor(
-    root: Path | str = ".",
-    env: str | None = None,
-    *,
-    since: str | None = None,
-    log_dir: Path | str | None = None,
-    dry_run: bool = False,
-    push: bool | None = None,
-    remote: str = "origin",
-    now: float | None = None,
-    log_url: str | None = None,
+    root: Path | str = ".", env: str | None = None, settings: MonitorSettings | None = None
 ) -> MonitorReport:
     """Check an environment's live traffic and act on a breach (`mlops monitor`).
 
-    `log_url` reads the log segments servers shipped there (`mlops serve --log-url`).
     Returns the report (`report.breached`, `report.action`); a breach is not raised."""
     from mlops.monitor.commands import monitor_project
 
+    s = settings or MonitorSettings()
     report = monitor_project(
         root,
         env,
-        since=since,
-        log_dir=log_dir,
-        dry_run=dry_run,
-        push=push,
-        remote=remote,
-        now=now,
-        log_url=log_url,
+        since=s.since,
+        log_dir=s.log_dir,
+        dry_run=s.dry_run,
+        push=s.push,
+        remote=s.remote,
+        now=s.now,
+        log_url=s.log_url,
     )
-    if not dry_run:
-        push_records(root, push, remote)
+    if not s.dry_run:
+        push_records(root, s.push, s.remote)
     return report
 
 

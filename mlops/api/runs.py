@@ -24,15 +24,12 @@ def runs_list(
     `where` is a filter such as `metrics.accuracy > 0.9 and params.train.C < 1` (see
     `mlops.pipeline.query`); `sort` a field such as `metrics.accuracy`.
     """
-    from mlops.pipeline.query import parse, select
     from mlops.pipeline.records import RunStore
 
-    if where:
-        parse(where)  # a bad filter is an error even when there are no runs yet
+    store = RunStore(Path(root).resolve())
     if not where and not sort:
-        return RunStore(Path(root).resolve()).list(limit=limit)
-    records = RunStore(Path(root).resolve()).list(limit=None)
-    return select(records, where, sort, descending, limit)
+        return store.list(limit=limit)
+    return store.select(where, sort, descending, limit)  # in SQL (mlops.pipeline.querysql)
 
 
 def runs_show(root: Path | str = ".", run_id: str = "latest") -> RunRecord:

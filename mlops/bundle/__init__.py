@@ -7,11 +7,12 @@ file). `load_bundle` refuses a bundle whose files do not match those hashes. A b
 commit and no wall time (the same inputs give the same bytes): the commit of a version is its
 registration tag's, the training commit is in the run record (`mlops runs show`).
 
-`save_model` (a training script of your own, `mlops.bundle.byo`) writes what the built-in train
-stage writes; `mlops.bundle.codepin` pins the project code a model needs by hash.
+`mlops.stages.save_model` (a training script of your own, `mlops.stages.byo`) writes what the
+built-in train stage writes; `mlops.bundle.codepin` pins the project code a model needs by hash.
 """
 
-from mlops.bundle.byo import save_model
+from typing import Any
+
 from mlops.bundle.core import (
     METADATA,
     MODEL_FILE,
@@ -34,7 +35,15 @@ __all__ = [
     "load_bundle",
     "load_model_file",
     "read_metadata",
-    "save_model",
     "verify_bundle",
     "write_bundle",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "save_model":  # it builds a bundle with the train stage's code, a layer above
+        raise ImportError(
+            "mlops.bundle.save_model moved to mlops.stages.save_model: "
+            "`from mlops.stages import save_model`"
+        )
+    raise AttributeError(f"module 'mlops.bundle' has no attribute {name!r}")

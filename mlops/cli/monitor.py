@@ -121,16 +121,10 @@ def monitor(
     from mlops import api
 
     _ui.set_json(json)
-    report = api.monitor(
-        ".",
-        env,
-        since=since,
-        log_dir=log_dir,
-        log_url=log_url,
-        dry_run=dry_run,
-        push=push,
-        remote=remote,
+    settings = api.MonitorSettings(
+        since=since, log_dir=log_dir, log_url=log_url, dry_run=dry_run, push=push, remote=remote
     )
+    report = api.monitor(".", env, settings)
     from mlops.cli.canary import release_report, show_release
 
     release = release_report(env, log_dir)  # a canary or shadow in progress: against live

@@ -140,8 +140,7 @@ def serve(
             highlight=False,
         )
 
-    api.serve(
-        ".",
+    settings = api.ServeSettings(
         env=env,
         bundle=bundle,
         target=target,
@@ -155,12 +154,12 @@ def serve(
         max_body_mb=max_body_mb,
         range_margin=range_margin,
         poll_seconds=poll,
-        on_loaded=loaded,
         read_timeout=read_timeout,
         log_url=log_url,
         host_id=host_id,
         ship_seconds=ship_seconds,
     )
+    api.serve(".", settings, on_loaded=loaded)
 
 
 def register(app: typer.Typer) -> None:

@@ -12,7 +12,7 @@ from mlops.config.models import ValidateWith
 from mlops.data.profile import Profiler, check_format
 from mlops.data.schema import read_schema, schema_from_profile, write_schema
 from mlops.data.stream import Progress, iter_chunks
-from mlops.data.validation import ValidationReport, validate_table
+from mlops.data.validation import Checks, ValidationReport, validate_table
 from mlops.errors import UsageError
 
 PIPELINE_FILE = "pipeline.yaml"
@@ -145,9 +145,7 @@ def validate_project(
         except UsageError:
             prev = None  # an old or broken profile: span drift is skipped, not an error
     ref = load_reference(root / reference) if reference else None
-    return validate_table(
-        root / rel,
-        schema_dict,
+    checks = Checks(
         display=rel,
         schema_name=None if no_schema else schema_rel,
         previous=prev,
@@ -155,8 +153,8 @@ def validate_project(
         drift=args.drift,
         on_drift=args.drift.on_drift,
         anomaly_spec=args.anomalies,
-        progress=progress,
     )
+    return validate_table(root / rel, schema_dict, checks, progress=progress)
 
 
 def infer_project(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -177,53 +177,51 @@ def anomalies(
     return out
 
 
+@dataclass
+class Checks:
+    """What a table is compared with besides its schema, and how the report names it: the
+    validate stage, `mlops validate` and the Dask path take the same settings.
+
+    `previous`: the previous span's profile; `reference`: a model's reference profile; `drift`
+    and `on_drift`: the drift tests and what a drift means; `anomaly_spec`: the span-to-span
+    anomaly limits; `display` and `schema_name`: names shown in the report."""
+
+    display: str | None = None
+    schema_name: str | None = None
+    previous: dict[str, Any] | None = None
+    reference: dict[str, Any] | None = None
+    drift: DriftSpec | None = None
+    on_drift: str = "continue"
+    anomaly_spec: AnomalySpec | None = None
+
+
 def validate_table(
     path: Path | str,
     schema: dict[str, Any] | None,
+    checks: Checks | None = None,
     *,
-    display: str | None = None,
-    schema_name: str | None = None,
-    previous: dict[str, Any] | None = None,
-    reference: dict[str, Any] | None = None,
-    drift: DriftSpec | None = None,
-    on_drift: str = "continue",
-    anomaly_spec: AnomalySpec | None = None,
     chunk_bytes: int = CHUNK_BYTES,
     progress: Progress | None = None,
 ) -> ValidationReport:
     """Validate, profile and compare the table at `path` in one pass over its chunks.
 
-    `schema` None skips the schema checks (profile and drift only). `previous` is the previous
-    span's profile; `reference` a model's reference profile. Library code: never prints, never
-    raises on invalid data (the report says what failed; the caller decides the exit code).
+    `schema` None skips the schema checks (profile and drift only); `checks` says what else to
+    compare with. Library code: never prints, never raises on invalid data (the report says what
+    failed; the caller decides the exit code).
     """
+    c = checks or Checks()
     chunks = iter_chunks(path, chunk_bytes=chunk_bytes, progress=progress)
-    return validate_chunks(
-        chunks,
-        schema,
-        display=display or str(path),
-        schema_name=schema_name,
-        previous=previous,
-        reference=reference,
-        drift=drift,
-        on_drift=on_drift,
-        anomaly_spec=anomaly_spec,
-    )
+    return validate_chunks(chunks, schema, replace(c, display=c.display or str(path)))
 
 
 def validate_chunks(
     chunks: Iterable[pd.DataFrame],
     schema: dict[str, Any] | None,
-    *,
-    display: str = "<frame>",
-    schema_name: str | None = None,
-    previous: dict[str, Any] | None = None,
-    reference: dict[str, Any] | None = None,
-    drift: DriftSpec | None = None,
-    on_drift: str = "continue",
-    anomaly_spec: AnomalySpec | None = None,
+    checks: Checks | None = None,
 ) -> ValidationReport:
     """`validate_table` on frames already read (an in-memory frame is `[df]`)."""
+    c = checks or Checks()
+    previous, reference, drift = c.previous, c.reference, c.drift
     t0 = time.perf_counter()
     validator = Validator(schema) if schema is not None else None
     expected = validator.expected_dtypes() if validator is not None else {}
@@ -244,15 +242,15 @@ def validate_chunks(
         offset += len(chunk)
     profile = profiler.result()
     failures = validator.finish() if validator is not None else []
-    failures += anomalies(profile, previous, anomaly_spec)
+    failures += anomalies(profile, previous, c.anomaly_spec)
     report = ValidationReport(
-        display,
-        schema_name,
+        c.display or "<frame>",
+        c.schema_name,
         offset,
         width,
         failures,
         profile,
-        on_drift=on_drift,
+        on_drift=c.on_drift,
         chunks=profiler.chunks,
     )
     # a small table (one chunk): compare the column summaries themselves, so small-sample tests

@@ -77,16 +77,10 @@ def record_deploy(
 def recorded_deployments(root: Path, env: str | None = None) -> list[RunRecord]:
     """Successful deploy and rollback records (of `env`), oldest first."""
     try:
-        records = RunStore(root).list(limit=None)
+        records = RunStore(root).select("(kind == deploy or kind == rollback) and outcome == ok")
     except (OSError, MlopsError):
         return []
-    out = [
-        r
-        for r in records
-        if r.kind in ("deploy", "rollback")
-        and r.outcome == "ok"
-        and (env is None or r.extra.get("env") == env)
-    ]
+    out = [r for r in records if env is None or r.extra.get("env") == env]
     return sorted(out, key=lambda r: r.started)
 
 

@@ -21,13 +21,12 @@ from mlops.data.checks import Validator
 from mlops.data.columns import ColumnChunk, dtype_name, summarize_frame
 from mlops.data.drift import compare
 from mlops.data.profile import Profiler
-from mlops.data.validation import EXACT_ROWS, ValidationReport, anomalies
+from mlops.data.validation import EXACT_ROWS, Checks, ValidationReport, anomalies
 from mlops.engine.cluster import compute_result
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlops.config.models import AnomalySpec, DriftSpec
 
 FAN_IN = 8  # states merged per task of the reduction tree
 
@@ -119,30 +118,26 @@ def validate_dask(
     client: Any,
     path: str,
     schema: dict[str, Any] | None,
+    checks: Checks | None = None,
     *,
-    display: str | None = None,
-    schema_name: str | None = None,
-    previous: dict[str, Any] | None = None,
-    reference: dict[str, Any] | None = None,
-    drift: DriftSpec | None = None,
-    on_drift: str = "continue",
-    anomaly_spec: AnomalySpec | None = None,
     partition_bytes: int = 64 << 20,
 ) -> ValidationReport:
     """`mlops.data.validation.validate_table`, computed partition by partition on the cluster."""
+    c = checks or Checks()
+    previous, reference, drift = c.previous, c.reference, c.drift
     t0 = time.perf_counter()
     state = profile_state(client, path, schema, partition_bytes=partition_bytes)
     profile = state.profiler.result()
     failures = state.validator.finish() if state.validator is not None else []
-    failures += anomalies(profile, previous, anomaly_spec)
+    failures += anomalies(profile, previous, c.anomaly_spec)
     report = ValidationReport(
-        display or path,
-        schema_name,
+        c.display or path,
+        c.schema_name,
         state.rows,
         state.width,
         failures,
         profile,
-        on_drift=on_drift,
+        on_drift=c.on_drift,
         chunks=state.partitions,
     )
     small = state.partitions == 1 and state.summaries and state.rows <= EXACT_ROWS

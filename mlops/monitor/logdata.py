@@ -24,8 +24,9 @@ line without its newline (being written) is left for the next read; an unreadabl
 noted. An index that does not match its log file (another inode, a shorter file, another
 format) is rebuilt. An index that cannot be written (read-only directory) only costs speed.
 
-Where each job lives: `mlops.monitor.logparse` (the careful parser, entry by entry, and the
-column helpers), `mlops.monitor.logarrow` (the fast parser: Arrow's JSON reader),
+Where each job lives: `mlops.serve.logjson` (`parse_bytes`), `mlops.serve.logparse` (the careful
+parser, entry by entry, and the column helpers), `mlops.serve.logarrow` (the fast parser: Arrow's
+JSON reader; the parsers sit in serve beside the log's writer, which ships segments with them),
 `mlops.monitor.logindex` (the on-disk index); this module reads (what is new, in parallel
 pieces, merged with the index) and holds `LogColumns`.
 """
@@ -39,7 +40,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops.monitor.logarrow import _parse_arrow
 from mlops.monitor.logindex import (  # noqa: F401 - kept importable from here
     FORMAT,
     INDEX_DIR,
@@ -48,13 +48,13 @@ from mlops.monitor.logindex import (  # noqa: F401 - kept importable from here
     _read_index,
     _write_index,
 )
-from mlops.monitor.logparse import (  # noqa: F401 - kept importable from here
+from mlops.serve.log import log_files
+from mlops.serve.logjson import parse_bytes
+from mlops.serve.logparse import (  # noqa: F401 - kept importable from here
     FEATURE_PREFIX,
     Parsed,
-    _parse_objects,
     concat,
 )
-from mlops.serve.log import log_files
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -64,27 +64,6 @@ PIECE_BYTES = 8 << 20  # a work unit of the parallel parse
 
 
 # ---- parsing ---------------------------------------------------------------------------------
-
-
-def parse_bytes(data: bytes | memoryview) -> Parsed:
-    """Parse complete JSON lines (the caller cuts at the last newline) into tables."""
-    import gc
-
-    # millions of live dicts and lists would make the cyclic GC rescan them again and again
-    # (JSON objects cannot form cycles): collection is paused while parsing
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        return _parse(data)
-    finally:
-        if paused:
-            gc.enable()
-
-
-def _parse(data: bytes | memoryview) -> Parsed:
-    data = bytes(data)
-    fast = _parse_arrow(data)
-    return fast if fast is not None else _parse_objects(data)
 
 
 def _parse_region(path: str, start: int, end: int) -> Parsed:

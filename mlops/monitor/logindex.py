@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlops.monitor.logparse import Parsed
+from mlops.serve.logparse import Parsed
 
 if TYPE_CHECKING:
     pass

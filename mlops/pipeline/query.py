@@ -265,6 +265,16 @@ def sort_key(path: str):
     return key
 
 
+def check_sort(sort: str) -> str:
+    """The sort field, or `UsageError` (exit 2) when it is not a field of a run record."""
+    if sort.split(".", 1)[0] not in ROOTS:
+        raise UsageError(
+            f"cannot sort by {sort!r}: not a field of a run record",
+            "Sort by metrics.NAME, params.SECTION.KEY, started, duration, ...",
+        )
+    return sort
+
+
 def record_row(record: Any) -> dict[str, Any]:
     """A run record as the dict filters and sort keys read (with `duration`)."""
     row = record.to_dict()
@@ -285,12 +295,7 @@ def select(
     if node is not None:
         rows = [(r, row) for r, row in rows if evaluate(node, row)]
     if sort:
-        field = sort
-        if field.split(".", 1)[0] not in ROOTS:
-            raise UsageError(
-                f"cannot sort by {sort!r}: not a field of a run record",
-                "Sort by metrics.NAME, params.SECTION.KEY, started, duration, ...",
-            )
+        field = check_sort(sort)
         key = sort_key(field)
         present = [(r, row) for r, row in rows if key(row)[0] == 0]
         absent = [(r, row) for r, row in rows if key(row)[0] == 1]

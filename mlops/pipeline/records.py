@@ -2,10 +2,12 @@
 
 Each record is stored in git (`mlops.pipeline.gitrecords`: one ref per record, pushed and fetched
 with the code) and indexed in `.mlops/runs.db`, one row per run; JSON columns hold params, hashes,
-metrics and stage results. The index orders and limits in SQL (most recent first, by kind); a
-`mlops runs list --where/--sort` query is applied in Python to the records read back
-(`mlops.pipeline.query`: a few thousand records take milliseconds). Every read first indexes the
-records git has that the index lacks (CI's and teammates' after a `git fetch`).
+metrics and stage results. The index filters, orders and limits in SQL: most recent first, by
+kind, and `mlops runs list --where/--sort` queries (`RunStore.select`: the filter language of
+`mlops.pipeline.query` compiled by `mlops.pipeline.querysql` to SQLite's JSON functions, so only
+the matching rows are decoded; the rare row SQL cannot judge exactly is judged in Python). Every
+read first indexes the records git has that the index lacks (CI's and teammates' after a `git
+fetch`).
 """
 
 from __future__ import annotations
@@ -167,7 +169,7 @@ class RunStore:
                 )
 
     @staticmethod
-    def _from_row(row: sqlite3.Row) -> RunRecord:
+    def _from_row(row: sqlite3.Row | dict[str, Any]) -> RunRecord:
         data = dict(row)
         for key in JSON_FIELDS:
             data[key] = json.loads(data[key]) if data[key] else None
@@ -175,6 +177,49 @@ class RunStore:
                 data[key] = [] if key in ("targets", "stages") else {}
         data["git_dirty"] = None if data["git_dirty"] is None else bool(data["git_dirty"])
         return RunRecord(**data)
+
+    def select(
+        self,
+        where: str | None = None,
+        sort: str | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        """`mlops.pipeline.query.select(self.list(limit=None), where, sort, descending, limit)`,
+        answered in SQL: the records matching `where`, ordered by `sort` (missing values last;
+        else newest first), at most `limit`."""
+        from mlops.pipeline import query, querysql
+
+        node = query.parse(where) if where else None
+        if sort:
+            query.check_sort(sort)
+        if not self.path.exists() and not (self._git() and self.sync()):
+            return []
+        cond = querysql.where(node) if node is not None else querysql.Compiled("1")
+        order = querysql.order(sort, descending) if sort else None
+        args = {**cond.args, **(order.args if order else {})}
+        # the filter's answer per row: 1, 0, or NULL when Python must judge the row; the SQL
+        # is built from the parse tree (fixed text), values and JSON paths are parameters
+        rows = f"SELECT *, {cond.sql} AS _match FROM runs WHERE _match IS NOT 0"  # noqa: S608
+        with self._connect() as con:
+            self._sync(con)
+            con.row_factory = sqlite3.Row
+            unplaceable = f"SELECT 1 FROM ({rows}) WHERE {order.unknown} LIMIT 1" if order else ""  # noqa: S608
+            in_sql = order is None or not con.execute(unplaceable, args).fetchone()
+            by = order.sql if order is not None and in_sql else "started DESC, id DESC"
+            out: list[RunRecord] = []
+            for row in con.execute(f"{rows} ORDER BY {by}", args):
+                data = dict(row)
+                verdict = data.pop("_match")
+                rec = self._from_row(data)
+                if verdict is None and node and not query.evaluate(node, query.record_row(rec)):
+                    continue
+                out.append(rec)
+                if in_sql and limit and len(out) == limit:
+                    break
+        if not in_sql:  # a sort value SQL cannot place (an object, unreadable JSON)
+            return query.select(out, None, sort, descending, limit)
+        return out
 
     def list(self, limit: int | None = 20, kind: str | None = None) -> list[RunRecord]:
         """Most recent first."""
@@ -185,7 +230,7 @@ class RunStore:
         if kind:
             sql += " WHERE kind = ?"
             args.append(kind)
-        sql += " ORDER BY started DESC"
+        sql += " ORDER BY started DESC, id DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
         with self._connect() as con:

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from mlops.errors import GitStateError, MlopsError
-from mlops.runner import OFF_ENV
-from mlops.runner.address import git_common_dir, socket_path
-from mlops.runner.client import request
+from mlops.handoff import OFF_ENV
+from mlops.handoff.address import git_common_dir, socket_path
+from mlops.handoff.client import request
 
 READY_SECONDS = 20.0  # binding happens before any heavy import: this is a generous bound
 

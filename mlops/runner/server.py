@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops.runner.address import THREAD_VARS, cpus, fingerprint
+from mlops.handoff.address import THREAD_VARS, cpus, fingerprint
 
 # every module `sklearn.utils.all_estimators()` imports (skops.io and the trusted-type list call
 # it), one step each: see `_steps`

@@ -258,7 +258,7 @@ def iter_rows(entries: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> Itera
     """One dict per predicted row: features, `prediction`, `version`, `ts`, `request_id`, `row`,
     and `label` when feedback gave one (the latest feedback for a request wins)."""
     predictions = []
-    labels: dict[str, list[Any]] = {}
+    labels: dict[Any, list[Any]] = {}  # by request id (None when an entry had none)
     for e in entries:
         if e.get("kind") == "feedback" and isinstance(e.get("labels"), list):
             labels[e.get("request_id")] = e["labels"]

@@ -76,7 +76,7 @@ def _ipc_bytes(table: Any, meta: dict[str, Any]) -> bytes:
 
 def convert(path: Path, host: str) -> dict[str, bytes]:
     """The segments (Arrow IPC file bytes, by table) of one closed spool file."""
-    from mlops.monitor.logdata import parse_bytes  # the one JSON-lines parser (Arrow's reader)
+    from mlops.serve.logjson import parse_bytes  # the one JSON-lines parser (Arrow's reader)
 
     data = path.read_bytes()
     end = data.rfind(b"\n")

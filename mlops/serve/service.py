@@ -14,24 +14,21 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlops.bundle import BundleError, load_bundle
-from mlops.bundle.inputs import Batch, InputSpec, RequestError
-from mlops.bundle.predictor import Predictor
+from mlops.bundle.inputs import Batch, RequestError
 from mlops.deploy.integrity import IntegrityError
 from mlops.deploy.storage import StorageError
-from mlops.deploy.target import DEPLOYMENT, Target, read_deployment
+from mlops.deploy.target import Target
 from mlops.errors import MlopsError
 from mlops.serve import multiproc
 from mlops.serve.canary import Canary
 from mlops.serve.follow import LocalSource, RemoteSource, default_cache, git_expectation
 from mlops.serve.log import LogLimits, PredictionLog
-from mlops.serve.metrics import LATENCY_BUCKETS, Metrics
+from mlops.serve.metrics import Metrics
+from mlops.serve.model import LoadedModel, load_model, value_buckets
 
 CONFIG_ENV = "MLOPS_SERVE_CONFIG"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -76,77 +73,6 @@ class ServeConfig:
         return cls(**data)
 
 
-@dataclass
-class LoadedModel:
-    """One verified, loaded version, ready to predict."""
-
-    name: str
-    version: str
-    commit: str | None
-    path: Path
-    loaded_at: float
-    task: str
-    spec: InputSpec
-    predictor: Predictor
-    key: tuple | None = None  # (link text, inode) of the target's `current` it was loaded from
-
-    @property
-    def numeric(self) -> bool:
-        """Whether the model predicts values (a regressor) rather than classes."""
-        return self.predictor.classes is None
-
-    def describe(self) -> dict[str, Any]:
-        """What `/version` shows about this model."""
-        return {
-            "name": self.name,
-            "version": self.version,
-            "commit": self.commit,
-            "loaded_at": datetime.fromtimestamp(self.loaded_at, UTC).isoformat(timespec="seconds"),
-            "path": str(self.path),
-            "task": self.task,
-            "classes": self.predictor.classes,
-            "prediction_path": self.predictor.mode,
-            "prediction_path_note": self.predictor.note,
-            "features": [f.describe() for f in self.spec.features],
-        }
-
-
-def load_model(
-    path: Path,
-    range_margin: float = 0.0,
-    key: tuple | None = None,
-    trusted_types: Collection[str] = (),
-    code_root: str | None = None,
-) -> LoadedModel:
-    """Verify every hash, check the model's types (allow-list + `trusted_types`), load the
-    pipeline, compile and self-check it."""
-    bundle = load_bundle(
-        path,
-        extra_files=(DEPLOYMENT,),
-        trusted_types=trusted_types,
-        code_root=Path(code_root) if code_root else None,
-    )
-    spec = InputSpec.from_schema(bundle.schema, range_margin)
-    if not spec.features:
-        raise BundleError(
-            f"bundle {path} has no input schema (schema.json lists no features)",
-            "Rebuild the bundle with `mlops run`: the train stage writes the schema.",
-        )
-    deployment = read_deployment(path) or {}
-    meta = bundle.metadata
-    return LoadedModel(
-        name=deployment.get("name") or bundle.name,
-        version=deployment.get("version") or meta.get("version") or "unversioned",
-        commit=deployment.get("commit") or (meta.get("git") or {}).get("commit"),
-        path=Path(path),
-        loaded_at=time.time(),
-        task=meta.get("task", "classification" if hasattr(bundle.model, "classes_") else ""),
-        spec=spec,
-        predictor=Predictor.load(bundle.model, spec),
-        key=key,
-    )
-
-
 def make_source(config: ServeConfig) -> LocalSource | RemoteSource | None:
     """Where versions come from when following a target (None when serving one bundle)."""
     if not config.target:
@@ -182,18 +108,6 @@ def source_path(config: ServeConfig) -> Path | None:
         if isinstance(source, LocalSource):
             raise
         return None  # the stored copy fails verification: start and wait (no crash loop)
-
-
-def _value_buckets(path: Path) -> tuple[float, ...]:
-    """Buckets for predicted values: the training target's histogram edges, when known."""
-    try:
-        meta = json.loads((path / "metadata.json").read_text())
-        ref = json.loads((path / "reference.json").read_text())
-        edges = ref["columns"][meta["target"]]["histogram"]["edges"]
-        out = tuple(sorted({float(e) for e in edges}))
-        return out or LATENCY_BUCKETS
-    except (OSError, ValueError, KeyError, TypeError):
-        return LATENCY_BUCKETS
 
 
 class Service:
@@ -240,6 +154,11 @@ class Service:
         self.nothing_deployed = found is None
         return found
 
+    def _target_root(self) -> str:
+        """The followed target's location (only called while following one)."""
+        assert self.target is not None
+        return str(self.target.root)
+
     def waiting_detail(self) -> dict[str, Any]:
         """Why no model is loaded (for `/ready`'s 503): nothing deployed yet, or the deployed
         version fails verification, and what deploys one."""
@@ -256,7 +175,7 @@ class Service:
         if not self.nothing_deployed:
             return {}
         return {
-            "detail": f"nothing is deployed to {self.target.root} yet: `mlops deploy --env "
+            "detail": f"nothing is deployed to {self._target_root()} yet: `mlops deploy --env "
             f"{env}` deploys a version, and this server switches to it within "
             f"{self.config.poll_seconds:g} s"
         }
@@ -287,7 +206,7 @@ class Service:
                 # version is tried again once its pointer is written again (a repair)
                 self._failed_key = (key, handle.get("written_at"))
                 self.pending_error = {
-                    "path": f"{self.target.root}/versions/{key[0]}",
+                    "path": f"{self._target_root()}/versions/{key[0]}",
                     "error": exc.message,
                     "at": time.time(),
                 }
@@ -314,7 +233,7 @@ class Service:
 
     def _install(self, model: LoadedModel) -> None:
         if model.numeric:
-            self.metrics.values.buckets = _value_buckets(model.path)
+            self.metrics.values.buckets = value_buckets(model.path)
         self.metrics.model_info.clear()
         self.metrics.model_info.set(
             1, model.name, model.version, model.commit or "", model.predictor.mode
@@ -347,7 +266,8 @@ class Service:
         attempt = (key, handle.get("written_at") if isinstance(handle, dict) else None)
         if attempt == self._failed_key:
             return None
-        path = str(handle) if isinstance(handle, Path) else f"{self.target.root}/versions/{key[0]}"
+        stored = f"{self._target_root()}/versions/{key[0]}" if self.target is not None else ""
+        path = str(handle) if isinstance(handle, Path) else stored
         try:
             model = load_model(
                 self.source.materialize(handle),
@@ -518,7 +438,8 @@ class Service:
         if not items or len(items) > self.config.max_rows:
             raise RequestError(422, "bad_feedback", "send 1 to max-rows feedback objects")
         model = self.model
-        entries, problems = [], []
+        entries: list[dict[str, Any]] = []
+        problems: list[dict[str, Any]] = []
         for i, item in enumerate(items):
             if not isinstance(item, dict):
                 problems.append({"item": i, "problem": "must be an object"})

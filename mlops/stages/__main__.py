@@ -1,7 +1,7 @@
 """Entry point DVC calls: `python -m mlops.stages <stage-name>`.
 
 A thin client first: when a warm runner listens for this repository (`mlops run` starts one,
-`mlops runner start` keeps one), the stage runs in a fork of it (`mlops.runner.client`), with
+`mlops runner start` keeps one), the stage runs in a fork of it (`mlops.handoff.client`), with
 this process's descriptors, directory, environment and limits; otherwise it runs here, as it
 always did (`dvc repro`, `dvc exp run`, CI).
 """
@@ -22,7 +22,7 @@ def _usage(argv: list[str]) -> bool:
 def main(argv: list[str]) -> int:
     """Run the stage `argv[0]`: in this repository's warm runner if one listens, else here."""
     if not _usage(argv):
-        from mlops.runner.client import run_via_runner
+        from mlops.handoff.client import run_via_runner
 
         code = run_via_runner(argv)
         if code is not None:

@@ -124,7 +124,7 @@ def fit_incremental(
     rows = sum(s[0] for s in scans)
     if not rows:
         raise UsageError("no training rows with a target value")
-    categories = {c: set() for c in categorical}
+    categories: dict[str, set[Any]] = {c: set() for c in categorical}
     classes: set = set()
     for _, cats, cls in scans:
         for c, values in cats.items():

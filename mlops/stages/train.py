@@ -56,7 +56,8 @@ def import_estimator(path: str, root: Any = None, trusted: Any = ()) -> type:
 
 def feature_columns(df: pd.DataFrame, target: str, exclude: list[str]) -> tuple[list, list]:
     """(numeric, categorical) feature names, in column order."""
-    numeric, categorical = [], []
+    numeric: list[str] = []
+    categorical: list[str] = []
     for col in df.columns:
         if col == target or col in exclude:
             continue

@@ -18,7 +18,7 @@ from mlops.config.models import ValidateWith
 from mlops.config.yamlfile import atomic_write_text
 from mlops.data.render import drift_lines, failure_table
 from mlops.data.schema import read_schema
-from mlops.data.validation import ValidationReport, validate_table
+from mlops.data.validation import Checks, ValidationReport, validate_table
 from mlops.errors import DataValidationError
 
 if TYPE_CHECKING:
@@ -69,14 +69,14 @@ def run(project: Project, stage: ResolvedStage) -> Iterator[str]:
     args: ValidateWith = stage.args
     schema = read_schema(project.path(args.schema_))
     previous = previous_profile(project, stage)
-    settings = {
-        "display": args.input,
-        "schema_name": args.schema_,
-        "previous": previous,
-        "drift": args.drift,
-        "on_drift": args.drift.on_drift,
-        "anomaly_spec": args.anomalies,
-    }
+    checks = Checks(
+        display=args.input,
+        schema_name=args.schema_,
+        previous=previous,
+        drift=args.drift,
+        on_drift=args.drift.on_drift,
+        anomaly_spec=args.anomalies,
+    )
     source = data_path(project, args.input)
     with open_engine(project, [source]) as engine:
         if engine.dask:
@@ -84,10 +84,10 @@ def run(project: Project, stage: ResolvedStage) -> Iterator[str]:
 
             yield f"validate: {engine.info.line()}"
             report = validate_dask(
-                engine.client, source, schema, partition_bytes=engine.partition_bytes, **settings
+                engine.client, source, schema, checks, partition_bytes=engine.partition_bytes
             )
         else:
-            report = validate_table(source, schema, **settings)
+            report = validate_table(source, schema, checks)
     # the report is written even on failure: it lists every problem (a CI artifact)
     atomic_write_text(
         project.path(args.report), json.dumps(report.to_dict(timing=False), indent=2) + "\n"

@@ -2,7 +2,7 @@
 tables of `mlops.monitor.logdata`; the column helpers both parsers share.
 
 Every field of an entry is checked for its shape (`_prediction_ok`); an entry that does not
-fit is skipped and counted, never guessed at. `mlops.monitor.logarrow` is the fast path that
+fit is skipped and counted, never guessed at. `mlops.serve.logarrow` is the fast path that
 hands back to this parser whatever Arrow's reader cannot type.
 """
 

@@ -12,7 +12,7 @@ import stat
 import sys
 from pathlib import Path
 
-from mlops.runner import DIR_ENV
+from mlops.handoff import DIR_ENV
 
 SUN_PATH_MAX = 107  # AF_UNIX sun_path is 108 bytes on Linux, one of them the terminating NUL
 # thread-pool sizes native libraries read once, when they are loaded: a runner pins them before

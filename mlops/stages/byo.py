@@ -6,7 +6,7 @@ project root and declares `build/<model name>/` (`model.fit_path`) as its output
 model that predicts from a pandas DataFrame of the raw feature columns (a `Pipeline` with its
 preprocessing inside, a LightGBM model...), then calls
 
-    from mlops.bundle import save_model
+    from mlops.stages import save_model
     save_model(model, train_frame)            # train_frame: the training rows, target included
 
 which writes `model.skops` (deterministic skops archive), `schema.json` (what serving accepts),

@@ -1,12 +1,12 @@
 """The fast path of the log parser: Arrow's multithreaded JSON reader over a whole block of
 log lines, with the schema inferred from a sample; None when the block has anything it cannot
-type, so that `mlops.monitor.logparse` parses it entry by entry."""
+type, so that `mlops.serve.logparse` parses it entry by entry."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mlops.monitor.logparse import (
+from mlops.serve.logparse import (
     FEATURE_PREFIX,
     Parsed,
     _error_entries,

@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mlops.runner import OFF_ENV
-from mlops.runner.address import fingerprint, git_common_dir, socket_path
+from mlops.handoff import OFF_ENV
+from mlops.handoff.address import fingerprint, git_common_dir, socket_path
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 PEERCRED_SIZE = 12
