@@ -11,6 +11,7 @@ import (its child imports what is still missing).
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -29,26 +30,42 @@ from typing import Any
 
 from mlops.runner.address import THREAD_VARS, cpus, fingerprint
 
+PACKAGES = "mlops.bundle.codepin:packages_distributions"
 # every module `sklearn.utils.all_estimators()` imports (skops.io and the trusted-type list call
 # it), one step each: see `_steps`
 SKLEARN_ALL = "sklearn.*"
-# what the built-in stages import (lazily, inside their functions), in the order they need it
+# `@KIND`: a stage that `uses: KIND` is forked once the steps above the marker are done (its
+# child then imports nothing more, checked by comparing `sys.modules`); a stage of another kind
+# waits for the whole preload. Until then its request waits in the runner while the preload goes
+# on, rather than being forked early into a child that imports the same modules again.
+READY = "@"
+# what the built-in stages import (lazily, inside their functions), in the order the stages
+# of `mlops init`'s pipeline need it (ingest, validate, split, train, evaluate), so that the first
+# stages are served while the runner goes on importing the later ones' libraries
 PRELOAD = (
     "numpy",
     "pandas",
     "yaml",
     "pydantic",
     "mlops.config",
+    "mlops.stages.__main__",
+    "mlops.config.check",
+    "mlops.config.resolve",
+    "mlops.config.reference",
+    "mlops.config.storage_url",
+    "mlops.config.modules",
     "mlops.stages.ingest",
-    "mlops.stages.validate",
-    "pandera.pandas",
-    "pandera.io.pandas_io",
+    "mlops.engine.frames",
+    "mlops.stages.engine",
+    "pandas.io.formats.csvs",
+    "pyarrow.parquet",
+    "pyarrow.pandas_compat",
+    "pyarrow.vendored.version",
+    "pandas.core.arrays.arrow.extension_types",
     "mlops.stages.split",
-    # the train stage's libraries, in steps short enough that a stage asking between two of
-    # them waits little (the runner serves only between imports: never forks inside one).
-    # scikit-learn first, as the train stage imports it: skops names a function that has no
-    # __module__ after the first module in sys.modules (import order) that holds it
-    "sklearn",
+    "@ingest",
+    "@split",
+    # validate: scipy (drift tests), which scikit-learn imports too
     "scipy.special",
     "scipy.linalg",
     "scipy.sparse",
@@ -57,6 +74,12 @@ PRELOAD = (
     "scipy.interpolate",
     "scipy.integrate",
     "scipy.stats",
+    "mlops.stages.validate",
+    "configparser",
+    "@validate",
+    # the train stage's libraries, in steps short enough that a stage asking between two of
+    # them waits little (the runner forks only between imports, never inside one)
+    "sklearn",
     SKLEARN_ALL,
     "sklearn.base",
     "sklearn.compose",
@@ -69,40 +92,40 @@ PRELOAD = (
     "sklearn.preprocessing",
     "skops.io",
     "mlops.stages.train",
+    "mlops.stages.custom",
+    "mlops.bundle.codepin",
+    "mlops.bundle.archive",
+    "mlops.bundle.labels",
+    "mlops.bundle.trust",
+    "mlops.pipeline.facts",
+    "pyarrow.dataset",
+    "importlib_metadata._adapters",  # what reading a distribution's version imports
+    "email.policy",
+    "narwhals._pandas_like.namespace",  # what scikit-learn uses to read pandas frames
+    "narwhals._namespace",
+    "narwhals._interchange.dataframe",
+    "narwhals.stable.v2._namespace",
+    "encodings.cp437",
     # `module:function`: results the stages compute from the installed libraries alone,
     # remembered by the function (a package installed since changes the fingerprint: the stage
-    # then runs in-process): the distributions' file lists the code pin reads (about 1 s of
-    # every train stage), the trusted types built from every estimator (evaluate's audit)
+    # then runs in-process): the distributions' file lists the code pin reads (computed by a
+    # helper process forked at start, in parallel: see `Runner.run`)
     "mlops.bundle.codepin:packages_distributions",
+    "@train",
     "mlops.stages.evaluate",
-    "mlops.bundle.trust:builtin_allow_list",
-    "mlops.stages.__main__",
-    "mlops.config.check",
-    "mlops.config.resolve",
-    "mlops.config.reference",
-    "mlops.bundle.archive",
-    "mlops.bundle.trust",
-    "mlops.engine.frames",
-    "mlops.stages.engine",
     "mlops.stages.slices",
     "mlops.stages.plotdata",
     "mlops.stages.paired",
     "mlops.reports.evaluation",
     "mlops.reports.figures",
+    # the trusted types built from every estimator (evaluate's audit)
+    "mlops.bundle.trust:builtin_allow_list",
+    "@evaluate",
+    # what a stage may need beyond `mlops init`'s example: pandera runs the checks the validate
+    # stage's own engine does not implement; storage for remote data
+    "pandera.pandas",
+    "pandera.io.pandas_io",
     "mlops.deploy.storage",
-    "pyarrow.parquet",
-    "pyarrow.dataset",
-    "narwhals._pandas_like.namespace",  # what scikit-learn uses to read pandas frames
-    # found missing in a forked train/evaluate child (sys.modules before and after the stage)
-    "mlops.bundle.codepin",
-    "mlops.stages.custom",
-    "narwhals._namespace",
-    "narwhals._interchange.dataframe",
-    "narwhals.stable.v2._namespace",
-    "pandas.core.arrays.arrow.extension_types",
-    "pandas.io.formats.csvs",
-    "configparser",
-    "encodings.cp437",
 )
 PRELOAD_ENV = "MLOPS_RUNNER_PRELOAD"  # "0": import nothing ahead (tests of the protocol)
 MAX_REQUEST = 1 << 20  # bytes: a request is argv, cwd, env and limits
@@ -132,6 +155,7 @@ class Conn:
     buf: bytearray = field(default_factory=bytearray)
     fds: list[int] = field(default_factory=list)
     pid: int | None = None  # the forked stage, once started
+    waiting: dict[str, Any] | None = None  # a request waiting for its stage's modules
 
 
 class Runner:
@@ -143,6 +167,10 @@ class Runner:
         self.started = time.time()
         self.last = time.monotonic()
         self.preloaded = False
+        self.ready: set[str] = set()  # stage kinds whose modules are in (`READY` markers)
+        self.importing = False  # inside a preload step: SIGCHLD is handled at once
+        self.later: list[str] = []  # log lines of a SIGCHLD handled inside a step
+        self.helper: tuple[int, int] | None = None  # pid, pipe of the packages helper
         self.served = 0
         self.stopping = False
         self.conns: dict[int, Conn] = {}
@@ -162,7 +190,7 @@ class Runner:
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
         signal.set_wakeup_fd(self.wake_w)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGCHLD, self._on_child)
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # its own session: Ctrl-C reaches clients
         self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
@@ -177,19 +205,52 @@ class Runner:
     def _on_term(self, *_: Any) -> None:
         self.stopping = True
 
+    def _on_child(self, *_: Any) -> None:
+        """A stage ended. Inside a preload step (an import can take a second) its client is
+        answered at once, from the handler: a step touches none of the runner's own state.
+        Outside one, the loop reaps (woken by the wakeup fd)."""
+        if self.importing:
+            with contextlib.suppress(Exception):
+                self._reap()
+
     # ---- the loop ----------------------------------------------------------------------------
 
     def run(self) -> int:
-        """Preload (serving between steps), then serve until stopped; returns the exit code."""
+        """Preload (serving between steps), then serve until stopped; returns the exit code.
+
+        The garbage collector is off while importing (thousands of new objects: a collection
+        would walk them again and again) and the imported objects are frozen before each fork,
+        so a child's collections never touch (and copy) the pages the runner shares with it."""
         pin_threads()
+        gc.disable()
         t0 = time.perf_counter()
         preload = PRELOAD if os.environ.get(PRELOAD_ENV) != "0" else ()
+        if PACKAGES in preload:
+            self.helper = _packages_helper(self._own_fds(None))
         for name in _steps(preload):
             self.step(0)
             if self.stopping:
                 break
-            _load(name)
+            if name.startswith(READY):
+                self.ready.add(name[1:])
+                self._release()
+                continue
+            self.importing = True
+            try:
+                if name == PACKAGES and self.helper is not None:
+                    _take_packages(self.helper)
+                    self.helper = None
+                _t = time.perf_counter()
+                _load(name)
+            finally:
+                self.importing = False
+            if os.environ.get("MLOPS_TRACE") and time.perf_counter() - _t > 0.05:
+                log(f"TRACE {name} {time.perf_counter() - _t:.3f}")
+            self._flush_later()
         self.preloaded = True
+        self._release()
+        gc.freeze()
+        gc.enable()
         log(f"preloaded in {time.perf_counter() - t0:.2f}s; {len(sys.modules)} modules")
         while not (self.stopping and not self.children):
             self.step(0.5)
@@ -248,6 +309,7 @@ class Runner:
             self.sel.register(sock, selectors.EVENT_READ, conn)
 
     def _drop(self, conn: Conn) -> None:
+        conn.waiting = None
         with contextlib.suppress(KeyError, ValueError):
             self.sel.unregister(conn.sock)
         self.conns.pop(conn.sock.fileno(), None)
@@ -312,7 +374,9 @@ class Runner:
                 send(conn.sock, {"declined": reason})
                 self._drop(conn)
                 return
-            self._fork(conn, msg)
+            if conn.waiting is None:
+                conn.waiting = msg
+                self._release()
         else:
             self._drop(conn)
 
@@ -351,13 +415,38 @@ class Runner:
             return "bad environment"
         if not _limits_apply(msg.get("limits")):
             return "resource limits this runner cannot apply"
-        if dask_engine(Path(cwd)):
+        try:
+            data = _pipeline(Path(cwd))
+        except Exception:  # the stage reports it itself, in-process
+            return "pipeline.yaml does not load"
+        if _is_dask(data):
             return "engine: dask runs stages as before"
+        msg["kind"] = stage_kind(data, argv[1:2])  # when to fork it (`READY`)
         return None
+
+    def _release(self) -> None:
+        """Fork the waiting stages whose modules are in (all of them once preloaded); while
+        stopping, decline them (their clients run them themselves)."""
+        for conn in list(self.conns.values()):
+            msg = conn.waiting
+            if msg is None or conn.pid is not None:
+                continue
+            if self.stopping:
+                send(conn.sock, {"declined": "the runner is stopping"})
+                self._drop(conn)
+            elif self.preloaded or msg.get("kind") in self.ready:
+                conn.waiting = None
+                self._fork(conn, msg)
+
+    def _flush_later(self) -> None:
+        lines, self.later = self.later, []
+        for line in lines:
+            log(line)
 
     def _fork(self, conn: Conn, msg: dict[str, Any]) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
+        gc.freeze()
         pid = os.fork()
         if pid == 0:  # the child: never returns
             from mlops.runner.child import run_child
@@ -372,7 +461,7 @@ class Runner:
         log(f"stage {' '.join(msg['argv'])} in {msg['cwd']}: pid {pid}")
         send(conn.sock, {"started": pid})
 
-    def _own_fds(self, conn: Conn) -> list[int]:
+    def _own_fds(self, conn: Conn | None) -> list[int]:
         fds = [self.listener.fileno(), self.wake_r, self.wake_w, self.sel.fileno()]
         fds += [c.sock.fileno() for c in self.conns.values()]
         if self.pidfd is not None:
@@ -394,7 +483,11 @@ class Runner:
                 result = {"signal": os.WTERMSIG(status)}
             else:
                 result = {"exit": os.waitstatus_to_exitcode(status)}
-            log(f"pid {pid}: {result}")
+            line = f"pid {pid}: {result}"
+            if self.importing:  # inside the SIGCHLD handler: the log is written after the step
+                self.later.append(f"{line} (at {_stamp(time.time())})")
+            else:
+                log(line)
             with contextlib.suppress(OSError):
                 conn.sock.setblocking(True)
                 send(conn.sock, result)
@@ -496,7 +589,11 @@ def send(sock: socket.socket, obj: dict[str, Any]) -> None:
 
 def log(text: str) -> None:
     """A line in the runner's own log (its stdout), never in a stage's."""
-    print(f"{time.strftime('%H:%M:%S')} runner {os.getpid()}: {text}", flush=True)
+    print(f"{_stamp(time.time())} runner {os.getpid()}: {text}", flush=True)
+
+
+def _stamp(now: float) -> str:
+    return f"{time.strftime('%H:%M:%S', time.localtime(now))}.{int(now % 1 * 1000):03d}"
 
 
 def _alive(pid: int) -> bool:
@@ -524,15 +621,76 @@ def _limits_apply(limits: Any) -> bool:
     return True
 
 
-def dask_engine(cwd: Path) -> bool:
-    """True when pipeline.yaml in `cwd` asks for `engine: dask` (or cannot be read: the stage
-    then reports that itself, in-process)."""
+def _pipeline(cwd: Path) -> Any:
     from mlops.config import limits
 
-    try:
-        data = limits.load_file(cwd / "pipeline.yaml")
-    except Exception:
-        return True
+    return limits.load_file(cwd / "pipeline.yaml")
+
+
+def _is_dask(data: Any) -> bool:
     engine = data.get("engine") if isinstance(data, dict) else None
     kind = engine.get("kind") if isinstance(engine, dict) else engine
     return kind == "dask"
+
+
+def dask_engine(cwd: Path) -> bool:
+    """True when pipeline.yaml in `cwd` asks for `engine: dask` (or cannot be read: the stage
+    then reports that itself, in-process)."""
+    try:
+        return _is_dask(_pipeline(cwd))
+    except Exception:
+        return True
+
+
+def stage_kind(data: Any, name: list[str]) -> str | None:
+    """The `uses:` of the stage `name` (a one-item list) in pipeline.yaml's `data`, or None."""
+    stages = data.get("stages") if isinstance(data, dict) else None
+    stage = stages.get(name[0]) if isinstance(stages, dict) and name else None
+    kind = stage.get("uses") if isinstance(stage, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+def _packages_helper(close: list[int]) -> tuple[int, int] | None:
+    """Fork a process that computes `importlib.metadata.packages_distributions()` (reading
+    every installed distribution's metadata and file list: about half a second) while the
+    runner imports, and sends it back as JSON with the import path it saw; (pid, pipe)."""
+    try:
+        r, w = os.pipe()
+        pid = os.fork()
+    except OSError:
+        return None
+    if pid == 0:  # the helper: the standard library only, never returns
+        code = 1
+        try:
+            signal.set_wakeup_fd(-1)
+            for fd in (*close, r):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            from importlib import metadata
+
+            mapping = metadata.packages_distributions()
+            with open(w, "wb") as out:
+                out.write(json.dumps({"path": sys.path, "mapping": mapping}).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    return pid, r
+
+
+def _take_packages(helper: tuple[int, int]) -> None:
+    """Hand the helper's answer to the code pin's memo when it was computed for this very
+    import path; otherwise the memo's function computes it itself (the preload step)."""
+    pid, r = helper
+    with open(r, "rb") as pipe:
+        raw = pipe.read()
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return
+    if isinstance(data, dict) and data.get("path") == sys.path:
+        from mlops.bundle.codepin import remember_packages_distributions
+
+        remember_packages_distributions(data["mapping"])
