@@ -330,3 +330,47 @@ def test_a_runner_is_started_only_when_two_built_in_stages_will_run(trained: Pat
     pipeline.write_text(text + "\nbogus: [\n")
     assert builtin_stages_to_run(trained) == 0  # the run stops at the config error
     assert not worth_a_runner(trained, force=False)
+
+
+def test_the_command_started_runner_is_taken_over_by_the_session_or_stopped(
+    project: Path, monkeypatch
+):
+    # `mlops run --force` starts its runner before the CLI loads (mlops.entry); the session
+    # uses that one, and stops it when it decides against a runner; nothing is left behind
+    monkeypatch.setenv("MLOPS_RUNNER_PRELOAD", "0")
+    monkeypatch.chdir(project)
+    lifecycle.start_early(project)
+    early = lifecycle._EARLY[-1]
+    with lifecycle.session(project, force=True) as info:
+        assert info is early and lifecycle.status(project).pid == early.pid
+        assert not lifecycle._EARLY
+    assert lifecycle.status(project) is None and early.process.poll() is not None
+    lifecycle.start_early(project)
+    early = lifecycle._EARLY[-1]
+    with lifecycle.session(project, enabled=False) as info:  # a dry run
+        assert info is None and early.process.poll() is not None
+    assert lifecycle.status(project) is None
+    monkeypatch.setenv("MLOPS_RUNNER", "0")
+    lifecycle.start_early(project)
+    assert not lifecycle._EARLY
+
+
+def test_a_stage_waits_for_its_kind_of_modules_and_the_packages_helper_gives_the_same_answer():
+    from importlib import metadata
+
+    from mlops.bundle import codepin
+    from mlops.runner import server
+
+    # a stage is forked once the modules of its `uses:` are in; another kind waits for all
+    data = {"stages": {"prep": {"uses": "ingest"}, "mine": {"run": "python x.py"}}}
+    assert server.stage_kind(data, ["prep"]) == "ingest"
+    assert server.stage_kind(data, ["mine"]) is None and server.stage_kind([], ["x"]) is None
+    markers = [n[1:] for n in server.PRELOAD if n.startswith(server.READY)]
+    assert markers == ["ingest", "split", "validate", "train", "evaluate"]
+    # the code pin's distributions, computed by a forked helper, equal the in-process answer
+    helper = server._packages_helper([])
+    assert helper is not None
+    codepin._PACKAGES.clear()
+    server._take_packages(helper)
+    assert codepin._PACKAGES[tuple(sys.path[1:])] == metadata.packages_distributions()
+    codepin._PACKAGES.clear()
