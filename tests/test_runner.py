@@ -374,3 +374,62 @@ def test_a_stage_waits_for_its_kind_of_modules_and_the_packages_helper_gives_the
     server._take_packages(helper)
     assert codepin._PACKAGES[tuple(sys.path[1:])] == metadata.packages_distributions()
     codepin._PACKAGES.clear()
+
+
+EXPIT_PY = '''"""A classifier holding a function that has no __module__ (a SciPy ufunc)."""
+import numpy as np
+import scipy.special
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+
+class ExpitCentroids(ClassifierMixin, BaseEstimator):
+    def fit(self, X, y):
+        X, y = np.asarray(X, dtype=float), np.asarray(y)
+        self.classes_ = np.unique(y)
+        self.centroids_ = np.stack([X[y == c].mean(axis=0) for c in self.classes_])
+        self.squash_ = scipy.special.expit
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict_proba(self, X):
+        d = ((np.asarray(X, dtype=float)[:, None, :] - self.centroids_[None]) ** 2).sum(axis=2)
+        s = self.squash_(d.min(axis=1, keepdims=True) - d)
+        return s / s.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+'''
+
+
+@pytest.mark.slow
+def test_a_model_holding_a_function_without_module_is_the_same_bytes_from_the_runner(
+    trained: Path, monkeypatch
+):
+    # skops names such a function (scipy.special.expit) after the first module in sys.modules
+    # holding it: the runner's import order (its preload) must not change the model's bytes
+    (trained / "expitmodel.py").write_text(EXPIT_PY)
+    for name, edit in (
+        ("params.yaml", lambda d: d.update(train={"estimator": "expitmodel:ExpitCentroids"})),
+        ("pipeline.yaml", lambda d: d["model"].update(trusted_types=["expitmodel.ExpitCentroids"])),
+    ):
+        data = yaml.safe_load((trained / name).read_text())
+        edit(data)
+        (trained / name).write_text(yaml.safe_dump(data, sort_keys=False))
+    build = trained / "build"  # where the train stage writes its bundle
+
+    def train(runner: bool) -> dict[str, str]:
+        _, err = _stage(trained, "train", runner=runner).communicate()
+        assert "error" not in err, err
+        return {k: v for k, v in _tree_digest(trained).items() if k.startswith("build/")}
+
+    alone = train(runner=False)
+    skops_files = list(build.rglob("*.skops"))
+    assert skops_files and b"scipy.special" in skops_files[0].read_bytes()  # the function
+    shutil.rmtree(skops_files[0].parent)  # the bundle, rebuilt next
+    monkeypatch.delenv("MLOPS_RUNNER_PRELOAD", raising=False)
+    info = lifecycle.start(trained, owner=os.getpid())
+    try:
+        assert train(runner=True) == alone
+        assert _served(trained) == 1
+    finally:
+        lifecycle.stop_process(info.process)

@@ -31,6 +31,7 @@ from typing import Any
 from mlops.runner.address import THREAD_VARS, cpus, fingerprint
 
 PACKAGES = "mlops.bundle.codepin:packages_distributions"
+EXTRAS_AFTER = "evaluate"  # the last stage kind a command's own runner preloads for
 # every module `sklearn.utils.all_estimators()` imports (skops.io and the trusted-type list call
 # it), one step each: see `_steps`
 SKLEARN_ALL = "sklearn.*"
@@ -122,7 +123,9 @@ PRELOAD = (
     "mlops.bundle.trust:builtin_allow_list",
     "@evaluate",
     # what a stage may need beyond `mlops init`'s example: pandera runs the checks the validate
-    # stage's own engine does not implement; storage for remote data
+    # stage's own engine does not implement; storage for remote data. Only a kept runner
+    # imports these: the runner of one command stops at `@evaluate` (its stage would import
+    # them itself, as without a runner), rather than compete with its last stages for the CPU
     "pandera.pandas",
     "pandera.io.pandas_io",
     "mlops.deploy.storage",
@@ -234,6 +237,8 @@ class Runner:
             if name.startswith(READY):
                 self.ready.add(name[1:])
                 self._release()
+                if name == READY + EXTRAS_AFTER and self.owner:
+                    break  # a command's own runner: its stages need no more (see PRELOAD)
                 continue
             self.importing = True
             try:
