@@ -359,19 +359,19 @@ def test_a_stage_waits_for_its_kind_of_modules_and_the_packages_helper_gives_the
     from importlib import metadata
 
     from mlops.bundle import codepin
-    from mlops.runner import server
+    from mlops.runner import preload, server
 
     # a stage is forked once the modules of its `uses:` are in; another kind waits for all
     data = {"stages": {"prep": {"uses": "ingest"}, "mine": {"run": "python x.py"}}}
     assert server.stage_kind(data, ["prep"]) == "ingest"
     assert server.stage_kind(data, ["mine"]) is None and server.stage_kind([], ["x"]) is None
-    markers = [n[1:] for n in server.PRELOAD if n.startswith(server.READY)]
+    markers = [n[1:] for n in preload.PRELOAD if n.startswith(preload.READY)]
     assert markers == ["ingest", "split", "validate", "train", "evaluate"]
     # the code pin's distributions, computed by a forked helper, equal the in-process answer
-    helper = server._packages_helper([])
+    helper = preload.packages_helper([])
     assert helper is not None
     codepin._PACKAGES.clear()
-    server._take_packages(helper)
+    preload.take_packages(helper)
     assert codepin._PACKAGES[tuple(sys.path[1:])] == metadata.packages_distributions()
     codepin._PACKAGES.clear()
 

@@ -4,133 +4,40 @@ One thread only, ever: a `selectors` loop over the listening socket, the clients
 a self-pipe woken by SIGCHLD/SIGTERM and (when an owner is set) a pidfd of the owning `mlops`
 command. Nothing in this process starts a thread pool or holds a lock while it forks: it only
 imports modules (thread-pool sizes pinned first, see `pin_threads`), reads requests and forks.
-Requests are served between preload steps too, so the first stage need not wait for every
-import (its child imports what is still missing).
+Requests are served between preload steps too: a stage is forked as soon as the modules of its
+kind are in (`READY` markers in `PRELOAD`), and a stage that ends during an import is answered at
+once from the SIGCHLD handler, so the first stages need not wait for every import.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import importlib
 import json
 import os
-import pkgutil
 import selectors
 import signal
 import socket
 import struct
 import sys
 import time
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops.runner import preload
 from mlops.runner.address import THREAD_VARS, cpus, fingerprint
-
-PACKAGES = "mlops.bundle.codepin:packages_distributions"
-EXTRAS_AFTER = "evaluate"  # the last stage kind a command's own runner preloads for
-# every module `sklearn.utils.all_estimators()` imports (skops.io and the trusted-type list call
-# it), one step each: see `_steps`
-SKLEARN_ALL = "sklearn.*"
-# `@KIND`: a stage that `uses: KIND` is forked once the steps above the marker are done (its
-# child then imports nothing more, checked by comparing `sys.modules`); a stage of another kind
-# waits for the whole preload. Until then its request waits in the runner while the preload goes
-# on, rather than being forked early into a child that imports the same modules again.
-READY = "@"
-# what the built-in stages import (lazily, inside their functions), in the order the stages
-# of `mlops init`'s pipeline need it (ingest, validate, split, train, evaluate), so that the first
-# stages are served while the runner goes on importing the later ones' libraries
-PRELOAD = (
-    "numpy",
-    "pandas",
-    "yaml",
-    "pydantic",
-    "mlops.config",
-    "mlops.stages.__main__",
-    "mlops.config.check",
-    "mlops.config.resolve",
-    "mlops.config.reference",
-    "mlops.config.storage_url",
-    "mlops.config.modules",
-    "mlops.stages.ingest",
-    "mlops.engine.frames",
-    "mlops.stages.engine",
-    "pandas.io.formats.csvs",
-    "pyarrow.parquet",
-    "pyarrow.pandas_compat",
-    "pyarrow.vendored.version",
-    "pandas.core.arrays.arrow.extension_types",
-    "mlops.stages.split",
-    "@ingest",
-    "@split",
-    # validate: scipy (drift tests), which scikit-learn imports too
-    "scipy.special",
-    "scipy.linalg",
-    "scipy.sparse",
-    "scipy.optimize",
-    "scipy.spatial",
-    "scipy.interpolate",
-    "scipy.integrate",
-    "scipy.stats",
-    "mlops.stages.validate",
-    "configparser",
-    "@validate",
-    # the train stage's libraries, in steps short enough that a stage asking between two of
-    # them waits little (the runner forks only between imports, never inside one)
-    "sklearn",
-    SKLEARN_ALL,
-    "sklearn.base",
-    "sklearn.compose",
-    "sklearn.impute",
-    "sklearn.linear_model",
-    "sklearn.ensemble",
-    "sklearn.metrics",
-    "sklearn.model_selection",
-    "sklearn.pipeline",
-    "sklearn.preprocessing",
-    "skops.io",
-    "mlops.stages.train",
-    "mlops.stages.custom",
-    "mlops.bundle.codepin",
-    "mlops.bundle.archive",
-    "mlops.bundle.labels",
-    "mlops.bundle.trust",
-    "mlops.pipeline.facts",
-    "pyarrow.dataset",
-    "importlib_metadata._adapters",  # what reading a distribution's version imports
-    "email.policy",
-    "narwhals._pandas_like.namespace",  # what scikit-learn uses to read pandas frames
-    "narwhals._namespace",
-    "narwhals._interchange.dataframe",
-    "narwhals.stable.v2._namespace",
-    "encodings.cp437",
-    # `module:function`: results the stages compute from the installed libraries alone,
-    # remembered by the function (a package installed since changes the fingerprint: the stage
-    # then runs in-process): the distributions' file lists the code pin reads (computed by a
-    # helper process forked at start, in parallel: see `Runner.run`)
-    "mlops.bundle.codepin:packages_distributions",
-    "@train",
-    "mlops.stages.evaluate",
-    "mlops.stages.slices",
-    "mlops.stages.plotdata",
-    "mlops.stages.paired",
-    "mlops.reports.evaluation",
-    "mlops.reports.figures",
-    # the trusted types built from every estimator (evaluate's audit)
-    "mlops.bundle.trust:builtin_allow_list",
-    "@evaluate",
-    # what a stage may need beyond `mlops init`'s example: pandera runs the checks the validate
-    # stage's own engine does not implement; storage for remote data. Only a kept runner
-    # imports these: the runner of one command stops at `@evaluate` (its stage would import
-    # them itself, as without a runner), rather than compete with its last stages for the CPU
-    "pandera.pandas",
-    "pandera.io.pandas_io",
-    "mlops.deploy.storage",
+from mlops.runner.preload import (
+    EXTRAS_AFTER,
+    PACKAGES,
+    PRELOAD,
+    PRELOAD_ENV,
+    READY,
+    TRACE_ENV,
+    log,
+    stamp,
 )
-PRELOAD_ENV = "MLOPS_RUNNER_PRELOAD"  # "0": import nothing ahead (tests of the protocol)
+
 MAX_REQUEST = 1 << 20  # bytes: a request is argv, cwd, env and limits
 PEERCRED = struct.Struct("3i")  # pid, uid, gid
 
@@ -227,10 +134,10 @@ class Runner:
         pin_threads()
         gc.disable()
         t0 = time.perf_counter()
-        preload = PRELOAD if os.environ.get(PRELOAD_ENV) != "0" else ()
-        if PACKAGES in preload:
-            self.helper = _packages_helper(self._own_fds(None))
-        for name in _steps(preload):
+        names = PRELOAD if os.environ.get(PRELOAD_ENV) != "0" else ()
+        if PACKAGES in names:
+            self.helper = preload.packages_helper(self._own_fds(None))
+        for name in preload.steps(names):
             self.step(0)
             if self.stopping:
                 break
@@ -243,13 +150,13 @@ class Runner:
             self.importing = True
             try:
                 if name == PACKAGES and self.helper is not None:
-                    _take_packages(self.helper)
+                    preload.take_packages(self.helper)
                     self.helper = None
                 _t = time.perf_counter()
-                _load(name)
+                preload.load(name)
             finally:
                 self.importing = False
-            if os.environ.get("MLOPS_TRACE") and time.perf_counter() - _t > 0.05:
+            if os.environ.get(TRACE_ENV) and time.perf_counter() - _t > 0.05:
                 log(f"TRACE {name} {time.perf_counter() - _t:.3f}")
             self._flush_later()
         self.preloaded = True
@@ -490,7 +397,7 @@ class Runner:
                 result = {"exit": os.waitstatus_to_exitcode(status)}
             line = f"pid {pid}: {result}"
             if self.importing:  # inside the SIGCHLD handler: the log is written after the step
-                self.later.append(f"{line} (at {_stamp(time.time())})")
+                self.later.append(f"{line} (at {stamp(time.time())})")
             else:
                 log(line)
             with contextlib.suppress(OSError):
@@ -498,59 +405,6 @@ class Runner:
                 send(conn.sock, result)
             self._drop(conn)
             self.last = time.monotonic()
-
-
-def _steps(names: tuple[str, ...]) -> Iterator[str]:
-    for name in names:
-        if name == SKLEARN_ALL:
-            yield from _sklearn_modules()
-        else:
-            yield name
-
-
-def _sklearn_modules() -> list[str]:
-    """The modules `sklearn.utils.all_estimators()` imports, found without importing any: its
-    `pkgutil.walk_packages` imports every package on the way (tests, externals... included),
-    then every module but those it skips (tests, experimental, private ones...)."""
-    try:
-        import sklearn
-        from sklearn.utils.discovery import _MODULE_TO_IGNORE
-    except ImportError:
-        return []
-    found: list[str] = []
-
-    def walk(path: list[str], prefix: str) -> None:
-        for info in pkgutil.iter_modules(path, prefix):
-            name = info.name
-            if info.ispkg:
-                found.append(name)
-                walk([os.path.join(path[0], name.rpartition(".")[2])], name + ".")
-            elif not (any(p in _MODULE_TO_IGNORE for p in name.split(".")) or "._" in name):
-                found.append(name)
-
-    walk(list(sklearn.__path__)[:1], "sklearn.")
-    return found
-
-
-def _load(name: str) -> None:
-    """Import `module`, or import `module:function` and call the function (its result is
-    remembered by the function itself); a failure is logged (the stage then meets it itself)."""
-    module, _, func = name.partition(":")
-    try:
-        with warnings.catch_warnings():  # as all_estimators does, for the same modules
-            warnings.simplefilter("ignore", FutureWarning)
-            loaded = importlib.import_module(module)
-    except ImportError as exc:  # an optional extra that is not installed
-        log(f"preload: {name} not available ({exc})")
-        return
-    except Exception as exc:
-        log(f"preload: {name} failed ({type(exc).__name__}: {exc})")
-        return
-    if func:
-        try:
-            getattr(loaded, func)()
-        except Exception as exc:  # the stage computes it itself, as without a runner
-            log(f"preload: {name} failed ({type(exc).__name__}: {exc})")
 
 
 def bind(path: Path) -> socket.socket:
@@ -590,15 +444,6 @@ def send(sock: socket.socket, obj: dict[str, Any]) -> None:
     """One JSON line."""
     with contextlib.suppress(OSError):
         sock.sendall(json.dumps(obj).encode() + b"\n")
-
-
-def log(text: str) -> None:
-    """A line in the runner's own log (its stdout), never in a stage's."""
-    print(f"{_stamp(time.time())} runner {os.getpid()}: {text}", flush=True)
-
-
-def _stamp(now: float) -> str:
-    return f"{time.strftime('%H:%M:%S', time.localtime(now))}.{int(now % 1 * 1000):03d}"
 
 
 def _alive(pid: int) -> bool:
@@ -653,49 +498,3 @@ def stage_kind(data: Any, name: list[str]) -> str | None:
     stage = stages.get(name[0]) if isinstance(stages, dict) and name else None
     kind = stage.get("uses") if isinstance(stage, dict) else None
     return kind if isinstance(kind, str) else None
-
-
-def _packages_helper(close: list[int]) -> tuple[int, int] | None:
-    """Fork a process that computes `importlib.metadata.packages_distributions()` (reading
-    every installed distribution's metadata and file list: about half a second) while the
-    runner imports, and sends it back as JSON with the import path it saw; (pid, pipe)."""
-    try:
-        r, w = os.pipe()
-        pid = os.fork()
-    except OSError:
-        return None
-    if pid == 0:  # the helper: the standard library only, never returns
-        code = 1
-        try:
-            signal.set_wakeup_fd(-1)
-            for fd in (*close, r):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-            from importlib import metadata
-
-            mapping = metadata.packages_distributions()
-            with open(w, "wb") as out:
-                out.write(json.dumps({"path": sys.path, "mapping": mapping}).encode())
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(w)
-    return pid, r
-
-
-def _take_packages(helper: tuple[int, int]) -> None:
-    """Hand the helper's answer to the code pin's memo when it was computed for this very
-    import path; otherwise the memo's function computes it itself (the preload step)."""
-    pid, r = helper
-    with open(r, "rb") as pipe:
-        raw = pipe.read()
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return
-    if isinstance(data, dict) and data.get("path") == sys.path:
-        from mlops.bundle.codepin import remember_packages_distributions
-
-        remember_packages_distributions(data["mapping"])
