@@ -26,9 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["run"] and {"--force", "-f"} & set(args) and set(args[1:]) <= RUNNER_EARLY:
         # the warm runner of a forced run, started before typer and the config load (issue 22)
-        from mlops.runner.lifecycle import start_early
+        from mlops.api.runner import runner_start_early
 
-        start_early()
+        runner_start_early()
     if not _shortcut(args):
         from mlops.cli import main as cli_main
 
