@@ -17,12 +17,18 @@ import os
 import sys
 
 SHORTCUTS = {("registry", "show"): False, ("registry", "show", "--json"): True}
+RUNNER_EARLY = {"--force", "-f", "--json"}  # `mlops run` options that start its runner first
 RICH_TERMINAL_VARS = ("FORCE_COLOR", "TTY_COMPATIBLE")  # make rich style a pipe's output
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["run"] and {"--force", "-f"} & set(args) and set(args[1:]) <= RUNNER_EARLY:
+        # the warm runner of a forced run, started before typer and the config load (issue 22)
+        from mlops.api.runner import runner_start_early
+
+        runner_start_early()
     if not _shortcut(args):
         from mlops.cli import main as cli_main
 

@@ -330,3 +330,106 @@ def test_a_runner_is_started_only_when_two_built_in_stages_will_run(trained: Pat
     pipeline.write_text(text + "\nbogus: [\n")
     assert builtin_stages_to_run(trained) == 0  # the run stops at the config error
     assert not worth_a_runner(trained, force=False)
+
+
+def test_the_command_started_runner_is_taken_over_by_the_session_or_stopped(
+    project: Path, monkeypatch
+):
+    # `mlops run --force` starts its runner before the CLI loads (mlops.entry); the session
+    # uses that one, and stops it when it decides against a runner; nothing is left behind
+    monkeypatch.setenv("MLOPS_RUNNER_PRELOAD", "0")
+    monkeypatch.chdir(project)
+    lifecycle.start_early(project)
+    early = lifecycle._EARLY[-1]
+    with lifecycle.session(project, force=True) as info:
+        assert info is early and lifecycle.status(project).pid == early.pid
+        assert not lifecycle._EARLY
+    assert lifecycle.status(project) is None and early.process.poll() is not None
+    lifecycle.start_early(project)
+    early = lifecycle._EARLY[-1]
+    with lifecycle.session(project, enabled=False) as info:  # a dry run
+        assert info is None and early.process.poll() is not None
+    assert lifecycle.status(project) is None
+    monkeypatch.setenv("MLOPS_RUNNER", "0")
+    lifecycle.start_early(project)
+    assert not lifecycle._EARLY
+
+
+def test_a_stage_waits_for_its_kind_of_modules_and_the_packages_helper_gives_the_same_answer():
+    from importlib import metadata
+
+    from mlops.bundle import codepin
+    from mlops.runner import preload, server
+
+    # a stage is forked once the modules of its `uses:` are in; another kind waits for all
+    data = {"stages": {"prep": {"uses": "ingest"}, "mine": {"run": "python x.py"}}}
+    assert server.stage_kind(data, ["prep"]) == "ingest"
+    assert server.stage_kind(data, ["mine"]) is None and server.stage_kind([], ["x"]) is None
+    markers = [n[1:] for n in preload.PRELOAD if n.startswith(preload.READY)]
+    assert markers == ["ingest", "split", "validate", "train", "evaluate"]
+    # the code pin's distributions, computed by a forked helper, equal the in-process answer
+    helper = preload.packages_helper([])
+    assert helper is not None
+    codepin._PACKAGES.clear()
+    preload.take_packages(helper)
+    assert codepin._PACKAGES[tuple(sys.path[1:])] == metadata.packages_distributions()
+    codepin._PACKAGES.clear()
+
+
+EXPIT_PY = '''"""A classifier holding a function that has no __module__ (a SciPy ufunc)."""
+import numpy as np
+import scipy.special
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+
+class ExpitCentroids(ClassifierMixin, BaseEstimator):
+    def fit(self, X, y):
+        X, y = np.asarray(X, dtype=float), np.asarray(y)
+        self.classes_ = np.unique(y)
+        self.centroids_ = np.stack([X[y == c].mean(axis=0) for c in self.classes_])
+        self.squash_ = scipy.special.expit
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict_proba(self, X):
+        d = ((np.asarray(X, dtype=float)[:, None, :] - self.centroids_[None]) ** 2).sum(axis=2)
+        s = self.squash_(d.min(axis=1, keepdims=True) - d)
+        return s / s.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+'''
+
+
+@pytest.mark.slow
+def test_a_model_holding_a_function_without_module_is_the_same_bytes_from_the_runner(
+    trained: Path, monkeypatch
+):
+    # skops names such a function (scipy.special.expit) after the first module in sys.modules
+    # holding it: the runner's import order (its preload) must not change the model's bytes
+    (trained / "expitmodel.py").write_text(EXPIT_PY)
+    for name, edit in (
+        ("params.yaml", lambda d: d.update(train={"estimator": "expitmodel:ExpitCentroids"})),
+        ("pipeline.yaml", lambda d: d["model"].update(trusted_types=["expitmodel.ExpitCentroids"])),
+    ):
+        data = yaml.safe_load((trained / name).read_text())
+        edit(data)
+        (trained / name).write_text(yaml.safe_dump(data, sort_keys=False))
+    build = trained / "build"  # where the train stage writes its bundle
+
+    def train(runner: bool) -> dict[str, str]:
+        _, err = _stage(trained, "train", runner=runner).communicate()
+        assert "error" not in err, err
+        return {k: v for k, v in _tree_digest(trained).items() if k.startswith("build/")}
+
+    alone = train(runner=False)
+    skops_files = list(build.rglob("*.skops"))
+    assert skops_files and b"scipy.special" in skops_files[0].read_bytes()  # the function
+    shutil.rmtree(skops_files[0].parent)  # the bundle, rebuilt next
+    monkeypatch.delenv("MLOPS_RUNNER_PRELOAD", raising=False)
+    info = lifecycle.start(trained, owner=os.getpid())
+    try:
+        assert train(runner=True) == alone
+        assert _served(trained) == 1
+    finally:
+        lifecycle.stop_process(info.process)

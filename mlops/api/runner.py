@@ -20,6 +20,14 @@ def runner_start(root: Path | str = ".", *, idle: float = 0.0) -> RunnerInfo:
     return start(root, idle=idle)
 
 
+def runner_start_early(root: Path | str = ".") -> None:
+    """Start the runner of `mlops run --force` before the CLI loads (`mlops.entry`); the
+    command's `runner_session` takes it over, or stops it. Never fails."""
+    from mlops.runner.lifecycle import start_early
+
+    start_early(root)
+
+
 def runner_stop(root: Path | str = ".") -> RunnerInfo | None:
     """Stop this repository's runner (stages it runs finish first); None when none listened."""
     from mlops.runner.lifecycle import stop

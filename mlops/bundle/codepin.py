@@ -105,6 +105,13 @@ def packages_distributions() -> Mapping[str, list[str]]:
     return _PACKAGES[key]
 
 
+def remember_packages_distributions(mapping: Mapping[str, list[str]]) -> None:
+    """Take `mapping` as `packages_distributions()`'s answer for this import path: what
+    `importlib.metadata.packages_distributions()` returned in a process with the very same
+    `sys.path` (the warm runner computes it in a helper process while it imports)."""
+    _PACKAGES[tuple(sys.path[1:])] = {k: list(v) for k, v in mapping.items()}
+
+
 def _distribution_versions(top_levels: Iterable[str]) -> dict[str, str]:
     from importlib import metadata
 

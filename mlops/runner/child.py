@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -46,6 +47,7 @@ def _detach(close: list[int]) -> None:
 
         ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
     atexit._clear()  # the runner's handlers are not the stage's
+    gc.enable()  # the runner imports with it off (its objects are frozen: never walked here)
 
 
 def _apply(msg: dict[str, Any], fds: list[int]) -> None:

@@ -23,6 +23,7 @@ from mlops.handoff.address import git_common_dir, socket_path
 from mlops.handoff.client import request
 
 READY_SECONDS = 20.0  # binding happens before any heavy import: this is a generous bound
+_EARLY: list[RunnerInfo] = []  # started by `start_early`, for the command's session to take
 
 
 @dataclass
@@ -171,6 +172,30 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def start_early(root: Path | str = ".") -> None:
+    """Start the runner of `mlops run --force` first thing, before the CLI is imported
+    (`mlops.entry`), so that its imports overlap the command's own start-up too. The command's
+    `session` takes it over, or stops it when it decides against a runner; a command that
+    ends before its session (a usage error) stops it at exit. Never fails."""
+    if os.environ.get(OFF_ENV) == "0":
+        return
+    with contextlib.suppress(Exception):
+        from mlops.runner.server import dask_engine
+
+        if not dask_engine(Path(root)):
+            _EARLY.append(start(root, owner=os.getpid(), wait=False))
+            import atexit
+
+            atexit.register(_stop_early)
+
+
+def _stop_early() -> None:
+    while _EARLY:
+        info = _EARLY.pop()
+        if info.process is not None:
+            stop_process(info.process)
+
+
 @contextlib.contextmanager
 def session(
     root: Path | str = ".",
@@ -184,10 +209,15 @@ def session(
     pipeline.yaml (its stages run as before). With `force=False` it is
     started only when at least two built-in stages of `targets` will run (DVC's status,
     `mlops.runner.plan`): for one stage a runner costs more than it saves."""
-    info = None
+    info = _EARLY.pop() if _EARLY else None  # started by `start_early`
     if enabled and os.environ.get(OFF_ENV) != "0" and _worth(root, targets, force):
-        with contextlib.suppress(MlopsError, OSError):
-            info = start(root, owner=os.getpid(), wait=False)
+        if info is None:
+            with contextlib.suppress(MlopsError, OSError):
+                info = start(root, owner=os.getpid(), wait=False)
+    elif info is not None:
+        if info.process is not None:
+            stop_process(info.process)
+        info = None
     try:
         yield info
     finally:

@@ -4,107 +4,40 @@ One thread only, ever: a `selectors` loop over the listening socket, the clients
 a self-pipe woken by SIGCHLD/SIGTERM and (when an owner is set) a pidfd of the owning `mlops`
 command. Nothing in this process starts a thread pool or holds a lock while it forks: it only
 imports modules (thread-pool sizes pinned first, see `pin_threads`), reads requests and forks.
-Requests are served between preload steps too, so the first stage need not wait for every
-import (its child imports what is still missing).
+Requests are served between preload steps too: a stage is forked as soon as the modules of its
+kind are in (`READY` markers in `PRELOAD`), and a stage that ends during an import is answered at
+once from the SIGCHLD handler, so the first stages need not wait for every import.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
+import gc
 import json
 import os
-import pkgutil
 import selectors
 import signal
 import socket
 import struct
 import sys
 import time
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops.runner import preload
 from mlops.handoff.address import THREAD_VARS, cpus, fingerprint
-
-# every module `sklearn.utils.all_estimators()` imports (skops.io and the trusted-type list call
-# it), one step each: see `_steps`
-SKLEARN_ALL = "sklearn.*"
-# what the built-in stages import (lazily, inside their functions), in the order they need it
-PRELOAD = (
-    "numpy",
-    "pandas",
-    "yaml",
-    "pydantic",
-    "mlops.config",
-    "mlops.stages.ingest",
-    "mlops.stages.validate",
-    "pandera.pandas",
-    "pandera.io.pandas_io",
-    "mlops.stages.split",
-    # the train stage's libraries, in steps short enough that a stage asking between two of
-    # them waits little (the runner serves only between imports: never forks inside one).
-    # scikit-learn first, as the train stage imports it: skops names a function that has no
-    # __module__ after the first module in sys.modules (import order) that holds it
-    "sklearn",
-    "scipy.special",
-    "scipy.linalg",
-    "scipy.sparse",
-    "scipy.optimize",
-    "scipy.spatial",
-    "scipy.interpolate",
-    "scipy.integrate",
-    "scipy.stats",
-    SKLEARN_ALL,
-    "sklearn.base",
-    "sklearn.compose",
-    "sklearn.impute",
-    "sklearn.linear_model",
-    "sklearn.ensemble",
-    "sklearn.metrics",
-    "sklearn.model_selection",
-    "sklearn.pipeline",
-    "sklearn.preprocessing",
-    "skops.io",
-    "mlops.stages.train",
-    # `module:function`: results the stages compute from the installed libraries alone,
-    # remembered by the function (a package installed since changes the fingerprint: the stage
-    # then runs in-process): the distributions' file lists the code pin reads (about 1 s of
-    # every train stage), the trusted types built from every estimator (evaluate's audit)
-    "mlops.bundle.codepin:packages_distributions",
-    "mlops.stages.evaluate",
-    "mlops.bundle.trust:builtin_allow_list",
-    "mlops.stages.__main__",
-    "mlops.config.check",
-    "mlops.config.resolve",
-    "mlops.config.reference",
-    "mlops.bundle.archive",
-    "mlops.bundle.trust",
-    "mlops.engine.frames",
-    "mlops.stages.engine",
-    "mlops.stages.slices",
-    "mlops.stages.plotdata",
-    "mlops.stages.paired",
-    "mlops.reports.evaluation",
-    "mlops.reports.figures",
-    "mlops.deploy.storage",
-    "pyarrow.parquet",
-    "pyarrow.dataset",
-    "narwhals._pandas_like.namespace",  # what scikit-learn uses to read pandas frames
-    # found missing in a forked train/evaluate child (sys.modules before and after the stage)
-    "mlops.bundle.codepin",
-    "mlops.stages.custom",
-    "narwhals._namespace",
-    "narwhals._interchange.dataframe",
-    "narwhals.stable.v2._namespace",
-    "pandas.core.arrays.arrow.extension_types",
-    "pandas.io.formats.csvs",
-    "configparser",
-    "encodings.cp437",
+from mlops.runner.preload import (
+    EXTRAS_AFTER,
+    PACKAGES,
+    PRELOAD,
+    PRELOAD_ENV,
+    READY,
+    TRACE_ENV,
+    log,
+    stamp,
 )
-PRELOAD_ENV = "MLOPS_RUNNER_PRELOAD"  # "0": import nothing ahead (tests of the protocol)
+
 MAX_REQUEST = 1 << 20  # bytes: a request is argv, cwd, env and limits
 PEERCRED = struct.Struct("3i")  # pid, uid, gid
 
@@ -132,6 +65,7 @@ class Conn:
     buf: bytearray = field(default_factory=bytearray)
     fds: list[int] = field(default_factory=list)
     pid: int | None = None  # the forked stage, once started
+    waiting: dict[str, Any] | None = None  # a request waiting for its stage's modules
 
 
 class Runner:
@@ -143,6 +77,10 @@ class Runner:
         self.started = time.time()
         self.last = time.monotonic()
         self.preloaded = False
+        self.ready: set[str] = set()  # stage kinds whose modules are in (`READY` markers)
+        self.importing = False  # inside a preload step: SIGCHLD is handled at once
+        self.later: list[str] = []  # log lines of a SIGCHLD handled inside a step
+        self.helper: tuple[int, int] | None = None  # pid, pipe of the packages helper
         self.served = 0
         self.stopping = False
         self.conns: dict[int, Conn] = {}
@@ -162,7 +100,7 @@ class Runner:
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
         signal.set_wakeup_fd(self.wake_w)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGCHLD, self._on_child)
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # its own session: Ctrl-C reaches clients
         self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
@@ -177,19 +115,54 @@ class Runner:
     def _on_term(self, *_: Any) -> None:
         self.stopping = True
 
+    def _on_child(self, *_: Any) -> None:
+        """A stage ended. Inside a preload step (an import can take a second) its client is
+        answered at once, from the handler: a step touches none of the runner's own state.
+        Outside one, the loop reaps (woken by the wakeup fd)."""
+        if self.importing:
+            with contextlib.suppress(Exception):
+                self._reap()
+
     # ---- the loop ----------------------------------------------------------------------------
 
     def run(self) -> int:
-        """Preload (serving between steps), then serve until stopped; returns the exit code."""
+        """Preload (serving between steps), then serve until stopped; returns the exit code.
+
+        The garbage collector is off while importing (thousands of new objects: a collection
+        would walk them again and again) and the imported objects are frozen before each fork,
+        so a child's collections never touch (and copy) the pages the runner shares with it."""
         pin_threads()
+        gc.disable()
         t0 = time.perf_counter()
-        preload = PRELOAD if os.environ.get(PRELOAD_ENV) != "0" else ()
-        for name in _steps(preload):
+        names = PRELOAD if os.environ.get(PRELOAD_ENV) != "0" else ()
+        if PACKAGES in names:
+            self.helper = preload.packages_helper(self._own_fds(None))
+        for name in preload.steps(names):
             self.step(0)
             if self.stopping:
                 break
-            _load(name)
+            if name.startswith(READY):
+                self.ready.add(name[1:])
+                self._release()
+                if name == READY + EXTRAS_AFTER and self.owner:
+                    break  # a command's own runner: its stages need no more (see PRELOAD)
+                continue
+            self.importing = True
+            try:
+                if name == PACKAGES and self.helper is not None:
+                    preload.take_packages(self.helper)
+                    self.helper = None
+                _t = time.perf_counter()
+                preload.load(name)
+            finally:
+                self.importing = False
+            if os.environ.get(TRACE_ENV) and time.perf_counter() - _t > 0.05:
+                log(f"TRACE {name} {time.perf_counter() - _t:.3f}")
+            self._flush_later()
         self.preloaded = True
+        self._release()
+        gc.freeze()
+        gc.enable()
         log(f"preloaded in {time.perf_counter() - t0:.2f}s; {len(sys.modules)} modules")
         while not (self.stopping and not self.children):
             self.step(0.5)
@@ -248,6 +221,7 @@ class Runner:
             self.sel.register(sock, selectors.EVENT_READ, conn)
 
     def _drop(self, conn: Conn) -> None:
+        conn.waiting = None
         with contextlib.suppress(KeyError, ValueError):
             self.sel.unregister(conn.sock)
         self.conns.pop(conn.sock.fileno(), None)
@@ -312,7 +286,9 @@ class Runner:
                 send(conn.sock, {"declined": reason})
                 self._drop(conn)
                 return
-            self._fork(conn, msg)
+            if conn.waiting is None:
+                conn.waiting = msg
+                self._release()
         else:
             self._drop(conn)
 
@@ -351,13 +327,38 @@ class Runner:
             return "bad environment"
         if not _limits_apply(msg.get("limits")):
             return "resource limits this runner cannot apply"
-        if dask_engine(Path(cwd)):
+        try:
+            data = _pipeline(Path(cwd))
+        except Exception:  # the stage reports it itself, in-process
+            return "pipeline.yaml does not load"
+        if _is_dask(data):
             return "engine: dask runs stages as before"
+        msg["kind"] = stage_kind(data, argv[1:2])  # when to fork it (`READY`)
         return None
+
+    def _release(self) -> None:
+        """Fork the waiting stages whose modules are in (all of them once preloaded); while
+        stopping, decline them (their clients run them themselves)."""
+        for conn in list(self.conns.values()):
+            msg = conn.waiting
+            if msg is None or conn.pid is not None:
+                continue
+            if self.stopping:
+                send(conn.sock, {"declined": "the runner is stopping"})
+                self._drop(conn)
+            elif self.preloaded or msg.get("kind") in self.ready:
+                conn.waiting = None
+                self._fork(conn, msg)
+
+    def _flush_later(self) -> None:
+        lines, self.later = self.later, []
+        for line in lines:
+            log(line)
 
     def _fork(self, conn: Conn, msg: dict[str, Any]) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
+        gc.freeze()
         pid = os.fork()
         if pid == 0:  # the child: never returns
             from mlops.runner.child import run_child
@@ -372,7 +373,7 @@ class Runner:
         log(f"stage {' '.join(msg['argv'])} in {msg['cwd']}: pid {pid}")
         send(conn.sock, {"started": pid})
 
-    def _own_fds(self, conn: Conn) -> list[int]:
+    def _own_fds(self, conn: Conn | None) -> list[int]:
         fds = [self.listener.fileno(), self.wake_r, self.wake_w, self.sel.fileno()]
         fds += [c.sock.fileno() for c in self.conns.values()]
         if self.pidfd is not None:
@@ -394,65 +395,16 @@ class Runner:
                 result = {"signal": os.WTERMSIG(status)}
             else:
                 result = {"exit": os.waitstatus_to_exitcode(status)}
-            log(f"pid {pid}: {result}")
+            line = f"pid {pid}: {result}"
+            if self.importing:  # inside the SIGCHLD handler: the log is written after the step
+                self.later.append(f"{line} (at {stamp(time.time())})")
+            else:
+                log(line)
             with contextlib.suppress(OSError):
                 conn.sock.setblocking(True)
                 send(conn.sock, result)
             self._drop(conn)
             self.last = time.monotonic()
-
-
-def _steps(names: tuple[str, ...]) -> Iterator[str]:
-    for name in names:
-        if name == SKLEARN_ALL:
-            yield from _sklearn_modules()
-        else:
-            yield name
-
-
-def _sklearn_modules() -> list[str]:
-    """The modules `sklearn.utils.all_estimators()` imports, found without importing any: its
-    `pkgutil.walk_packages` imports every package on the way (tests, externals... included),
-    then every module but those it skips (tests, experimental, private ones...)."""
-    try:
-        import sklearn
-        from sklearn.utils.discovery import _MODULE_TO_IGNORE
-    except ImportError:
-        return []
-    found: list[str] = []
-
-    def walk(path: list[str], prefix: str) -> None:
-        for info in pkgutil.iter_modules(path, prefix):
-            name = info.name
-            if info.ispkg:
-                found.append(name)
-                walk([os.path.join(path[0], name.rpartition(".")[2])], name + ".")
-            elif not (any(p in _MODULE_TO_IGNORE for p in name.split(".")) or "._" in name):
-                found.append(name)
-
-    walk(list(sklearn.__path__)[:1], "sklearn.")
-    return found
-
-
-def _load(name: str) -> None:
-    """Import `module`, or import `module:function` and call the function (its result is
-    remembered by the function itself); a failure is logged (the stage then meets it itself)."""
-    module, _, func = name.partition(":")
-    try:
-        with warnings.catch_warnings():  # as all_estimators does, for the same modules
-            warnings.simplefilter("ignore", FutureWarning)
-            loaded = importlib.import_module(module)
-    except ImportError as exc:  # an optional extra that is not installed
-        log(f"preload: {name} not available ({exc})")
-        return
-    except Exception as exc:
-        log(f"preload: {name} failed ({type(exc).__name__}: {exc})")
-        return
-    if func:
-        try:
-            getattr(loaded, func)()
-        except Exception as exc:  # the stage computes it itself, as without a runner
-            log(f"preload: {name} failed ({type(exc).__name__}: {exc})")
 
 
 def bind(path: Path) -> socket.socket:
@@ -494,11 +446,6 @@ def send(sock: socket.socket, obj: dict[str, Any]) -> None:
         sock.sendall(json.dumps(obj).encode() + b"\n")
 
 
-def log(text: str) -> None:
-    """A line in the runner's own log (its stdout), never in a stage's."""
-    print(f"{time.strftime('%H:%M:%S')} runner {os.getpid()}: {text}", flush=True)
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -524,15 +471,30 @@ def _limits_apply(limits: Any) -> bool:
     return True
 
 
-def dask_engine(cwd: Path) -> bool:
-    """True when pipeline.yaml in `cwd` asks for `engine: dask` (or cannot be read: the stage
-    then reports that itself, in-process)."""
+def _pipeline(cwd: Path) -> Any:
     from mlops.config import limits
 
-    try:
-        data = limits.load_file(cwd / "pipeline.yaml")
-    except Exception:
-        return True
+    return limits.load_file(cwd / "pipeline.yaml")
+
+
+def _is_dask(data: Any) -> bool:
     engine = data.get("engine") if isinstance(data, dict) else None
     kind = engine.get("kind") if isinstance(engine, dict) else engine
     return kind == "dask"
+
+
+def dask_engine(cwd: Path) -> bool:
+    """True when pipeline.yaml in `cwd` asks for `engine: dask` (or cannot be read: the stage
+    then reports that itself, in-process)."""
+    try:
+        return _is_dask(_pipeline(cwd))
+    except Exception:
+        return True
+
+
+def stage_kind(data: Any, name: list[str]) -> str | None:
+    """The `uses:` of the stage `name` (a one-item list) in pipeline.yaml's `data`, or None."""
+    stages = data.get("stages") if isinstance(data, dict) else None
+    stage = stages.get(name[0]) if isinstance(stages, dict) and name else None
+    kind = stage.get("uses") if isinstance(stage, dict) else None
+    return kind if isinstance(kind, str) else None
