@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops.runner import preload
 from mlops.handoff.address import THREAD_VARS, cpus, fingerprint
+from mlops.runner import preload
 from mlops.runner.preload import (
     EXTRAS_AFTER,
     PACKAGES,
