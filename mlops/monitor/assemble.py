@@ -11,7 +11,6 @@ of 200,000), and a chunk's contribution is summed in chunk order.
 from __future__ import annotations
 
 import math
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -217,23 +216,25 @@ def analyse_partials(
     edges, step = buckets(min(times), max(times))
     setup.step = step
     setup.digest = P.digest(setup, live, spec.drift.method)
-    if fb.num_rows:
-        setup.fb_digest = P.table_digest(fb)
     store = P.PartialCache(cache) if cache is not None else None
     lengths = [len(c) for c in pred.column("ts").chunks]
     bounds = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64).tolist()
+    whole = [bool(in_w[bounds[i] : bounds[i + 1]].all()) for i in range(len(lengths))]
+
+    def key_of(i: int) -> str | None:  # hashlib releases the GIL on large buffers
+        if store is None or not whole[i]:
+            return None
+        return P.chunk_key(pred.slice(bounds[i], bounds[i + 1] - bounds[i])) + "-" + setup.digest
+
+    with ThreadPoolExecutor(2) as pool:
+        fb_digest = pool.submit(P.table_digest, fb) if fb.num_rows and store else None
+        keys: list[str | None] = list(pool.map(key_of, range(len(lengths))))
+        setup.fb_digest = fb_digest.result() if fb_digest is not None else ""
     parts: list[dict[str, Any] | None] = []
     todo: list[int] = []
-    keys: list[str | None] = []
-    for i in range(len(lengths)):
-        a, b = bounds[i], bounds[i + 1]
-        whole = bool(in_w[a:b].all())
-        key = P.chunk_key(pred.slice(a, b - a)) + "-" + setup.digest if whole and store else None
-        keys.append(key)
+    for i, key in enumerate(keys):
         got = store.get(key) if store is not None and key is not None else None
-        if got is not None and (got.get("perf") or {}).get("fb", "") != (
-            setup.fb_digest if fb.num_rows else ""
-        ):
+        if got is not None and (got.get("perf") or {}).get("fb", "") != setup.fb_digest:
             got = None
         if got is not None and not fb.num_rows and got.get("perf") is not None:
             got = None
@@ -334,7 +335,8 @@ def _fill(
         for v in p["all_versions"]:
             if v not in order:
                 order.append(v)
-    by_version = {str(v): win[v] for v in [None, *[v for v in order if v is not None]] if win.get(v)}
+    named = [None, *[v for v in order if v is not None]]
+    by_version = {str(v): win[v] for v in named if win.get(v)}
     rows = sum(p["rows"] for p in parts)
     n_live = sum(p["live_rows"] for p in parts)
     firsts = [p["first"] for p in parts if p["first"] is not None]
@@ -472,7 +474,8 @@ def _series(
             ref = np.array([float(v) for _, v in top] + [float(ref_col.get("other") or 0)])
         counts = np.zeros((nb, nbins), np.int64)
         for p in got:
-            np.add.at(counts, place(p), np.asarray(p["series"]["js"][name], np.int64).reshape(-1, nbins))
+            got_counts = np.asarray(p["series"]["js"][name], np.int64).reshape(-1, nbins)
+            np.add.at(counts, place(p), got_counts)
         drift_js[name] = _js_rows(counts, ref)
     series["drift_js"] = drift_js
     k = len(setup.classes)

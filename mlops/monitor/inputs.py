@@ -257,9 +257,7 @@ def _quality(
         if col_name in live_table.column_names and n_live:
             ref_missing = (live.reference["columns"][name].get("missing") or 0) / ref_rows
             nulls = (
-                live_table.column(col_name).null_count
-                if counted is None
-                else counted.nulls(name)
+                live_table.column(col_name).null_count if counted is None else counted.nulls(name)
             )
             missing[name] = {
                 "live": round(nulls / n_live, 6),

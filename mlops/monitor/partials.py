@@ -150,14 +150,18 @@ def digest(setup: Setup, live: LiveModel, method: str) -> str:
 
 
 def chunk_key(chunk: pa.Table) -> str:
-    """A SHA-256 of a chunk's identity: its schema, row count, times and request ids (and
-    offsets into the chunk's buffers: a slice is hashed as the slice)."""
+    """A SHA-256 of a chunk's identity: its schema (types may change when another host's log
+    joins), row count, times and request ids (the buffers behind them, with the slice's offset).
+    The other columns are not hashed (that would cost as much as the analysis): a log rewritten
+    with the same times and request ids but other values would reuse the old partial. The log
+    is append-only and its index checks the file's inode and size, so that only happens by
+    editing the log in place."""
     import pyarrow as pa
 
     h = hashlib.sha256()
     h.update(str(chunk.schema).encode())
     h.update(str(chunk.num_rows).encode())
-    for name in ("ts", "request_id", "row"):
+    for name in ("ts", "request_id"):
         if name not in chunk.column_names:
             continue
         col = chunk.column(name)
@@ -178,12 +182,14 @@ def table_digest(table: pa.Table) -> str:
     h.update(str(table.num_rows).encode())
     for col in table.columns:
         arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-        if pa.types.is_dictionary(arr.type):
-            arr = arr.cast(arr.type.value_type)
         h.update(f"{arr.offset}:{len(arr)}".encode())
-        for buf in arr.buffers():
+        for buf in arr.buffers():  # a dictionary column: its indices and its dictionary
             if buf is not None:
                 h.update(memoryview(buf))
+        if pa.types.is_dictionary(arr.type):
+            for buf in arr.dictionary.buffers():
+                if buf is not None:
+                    h.update(memoryview(buf))
     return h.hexdigest()
 
 
@@ -219,7 +225,8 @@ def compute(
     live = vcodes == live_code
     lw = live & w
     wv = np.bincount(vcodes[w] + 1, minlength=len(vvalues) + 1)
-    seen = [v for v, c in zip(vvalues, np.bincount(vcodes[vcodes >= 0], minlength=len(vvalues)).tolist(), strict=True) if c]  # fmt: skip
+    used = np.bincount(vcodes[vcodes >= 0], minlength=len(vvalues)).tolist()
+    seen = [v for v, c in zip(vvalues, used, strict=True) if c]
     part: dict[str, Any] = {
         "rows": int(w.sum()),
         "requests": int((first & w).sum()),
@@ -256,7 +263,9 @@ def compute(
     # predictions: classes (all rows: the report's class list), drift counts, shares per bucket
     pcodes, pvalues = _categorical(chunk.column("prediction"))
     present = np.bincount(pcodes[pcodes >= 0], minlength=len(pvalues))
-    part["pvalues"] = [v for v, c in zip(pvalues, present.tolist(), strict=True) if c and v is not None]
+    part["pvalues"] = [
+        v for v, c in zip(pvalues, present.tolist(), strict=True) if c and v is not None
+    ]
     where = {v: i for i, v in enumerate(setup.classes)}
     lookup = np.array([where.get(v, -1) if v is not None else -1 for v in pvalues] + [-1])
     mapped = lookup[pcodes[w]] if n else np.zeros(0, np.int64)
@@ -278,7 +287,8 @@ def compute(
         col = chunk.column(num.column)
         x = _np(col)
         drift[num.name], js_counts = _numeric(x[lw] if not lw.all() else x, num, b[live_wsel], nbk)
-        drift[num.name]["nulls"] = int(col.filter(_pa_mask(lw)).null_count) if not lw.all() else col.null_count
+        nulls = col.null_count if lw.all() else col.filter(_pa_mask(lw)).null_count
+        drift[num.name]["nulls"] = int(nulls)
         if num.name != "confidence":
             js[num.name] = js_counts
     for name, colname, top in setup.text:
@@ -390,17 +400,16 @@ def _perf(
     lwok = ok & (vcodes == live_code) & w
     out["live"] = confusion(lwok)
     inw = lwok[w]
-    hit = np.zeros(len(pcodes), bool)
-    if ok.any():
-        lab_text = np.array(setup.lvalues + [None], dtype=object)[labels]
-        pred_text = np.array(list(pvalues) + [None], dtype=object)[pcodes]
-        hit = ok & (lab_text == pred_text)
+    # a hit: the label's text is the prediction's (label codes mapped onto prediction codes)
+    where = {v: i for i, v in enumerate(pvalues) if v is not None}
+    onto = np.array([where.get(v, -2) for v in setup.lvalues] + [-3], np.int64)
+    hit = ok & (onto[labels] == pcodes)
     out["labelled"] = np.bincount(b[inw], minlength=nbk).tolist()
     out["hits"] = np.bincount(b[inw & hit[w]], minlength=nbk).tolist()
     return out
 
 
-# ---- the cache ------------------------------------------------------------------------------------
+# ---- the cache -------------------------------------------------------------------------------
 
 
 class PartialCache:
@@ -438,7 +447,7 @@ class PartialCache:
                 and meta.get("bytes") == len(body)
                 and meta.get("sha256") == hashlib.sha256(body).hexdigest()
             )
-            partial = json.loads(body) if ok else None
+            partial = _loads(body) if ok else None
         except ValueError:
             partial = None
         if not isinstance(partial, dict):
@@ -453,9 +462,9 @@ class PartialCache:
         body = json.dumps(partial, separators=(",", ":")).encode()
         if len(body) > MAX_FILE_BYTES - 1024:
             return
-        head = json.dumps(
-            {"format": FORMAT, "key": key, "bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
-        ).encode()
+        digest = hashlib.sha256(body).hexdigest()
+        head = json.dumps({"format": FORMAT, "key": key, "bytes": len(body), "sha256": digest})
+        head = head.encode()
         path = self._path(key)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         try:
@@ -477,6 +486,16 @@ class PartialCache:
             if p.suffix == ".json" and p.stem not in keep and not p.name.startswith("."):
                 with _suppress():
                     p.unlink()
+
+
+def _loads(body: bytes) -> Any:
+    """orjson (several times faster), json where orjson refuses (Infinity, NaN)."""
+    import orjson
+
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
 
 
 def _suppress() -> Any:
