@@ -14,8 +14,9 @@ from mlops.monitor import partials
 from mlops.monitor.assemble import percentile_counts
 from mlops.monitor.checks import LiveModel, analyse
 from mlops.monitor.logdata import read_columns
-from mlops.monitor.segments import combine
+from mlops.monitor.segments import combine, read_segments
 from mlops.monitor.window import Window
+from mlops.serve.segments import convert, segment_paths
 from tests.monitor_helpers import group
 
 SPEC = MonitoringSpec.model_validate(
@@ -100,11 +101,17 @@ def test_cached_partials_give_the_same_report_as_a_growing_log(tmp_path: Path, l
     write(log / "20231114T100000.000000-a.jsonl", 1000, 300)
     grown = both(read_columns(log))
     assert grown != first and json.loads(grown)["traffic"]["rows"] == 1300
-    # another host's log joins (new chunks, an older time than some rows)
+    # a segment another host shipped joins (new chunks, older times than some rows)
     other = tmp_path / "other"
     other.mkdir()
     write(other / "20231114T020000.000000-b.jsonl", 5000, 300, seed=3)
-    both(combine(read_columns(log), read_columns(other)))
+    store = tmp_path / "store"
+    local = segment_paths(str(store), "host-b", "20231114T020000.000000-b")
+    for kind, data in convert(other / "20231114T020000.000000-b.jsonl", "host-b").items():
+        Path(local[kind]).parent.mkdir(parents=True, exist_ok=True)
+        Path(local[kind]).write_bytes(data)
+    shipped = both(combine(read_columns(log), read_segments(str(store))))
+    assert json.loads(shipped)["traffic"]["rows"] == 1600
     # a window that cuts the first chunk in half (its partial from the rows in the window)
     half = Window(T0 + 37.0 * 200, T0 + 37.0 * 1100, "cut")
     cut = both(read_columns(log), half)
@@ -139,6 +146,12 @@ def test_a_tampered_or_truncated_cache_is_ignored_and_rewritten(tmp_path: Path, 
     # a valid file under another chunk's name (its own key inside) is refused too
     chunk_files[0].write_bytes(chunk_files[1].read_bytes())
     assert store.get(chunk_files[0].stem) is None and store.rejected == 1
+    assert text(columns, live, WHOLE, cache=cache) == fresh
+    # well-formed, with its checksum right, but not a partial of this setup (a list too short)
+    head, body = chunk_files[0].read_bytes().split(b"\n", 1)
+    doc = json.loads(body)
+    doc["series"]["rows"][-1] = -1
+    partials.PartialCache(cache).put(chunk_files[0].stem, doc)
     assert text(columns, live, WHOLE, cache=cache) == fresh
     # an oversized file is not read
     with chunk_files[1].open("ab") as fh:

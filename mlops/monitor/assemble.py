@@ -234,6 +234,9 @@ def analyse_partials(
     todo: list[int] = []
     for i, key in enumerate(keys):
         got = store.get(key) if store is not None and key is not None else None
+        if got is not None and not P.valid(got, setup):
+            store.rejected += 1
+            got = None
         if got is not None and (got.get("perf") or {}).get("fb", "") != setup.fb_digest:
             got = None
         if got is not None and not fb.num_rows and got.get("perf") is not None:
@@ -374,7 +377,7 @@ def _fill(
     _performance(report, live, spec, None, f, None, fb.num_rows, estimates=estimates)
     e_lat = _np(err.column("latency_ms"))[e_in] if err.num_rows else np.zeros(0)
     e_lat = e_lat[~np.isnan(e_lat)]
-    lat_pairs = [tuple(p["latency"]) for p in parts] + [_counts(e_lat)]
+    lat_pairs = [tuple(b) for p in parts for b in p["series"]["latency"]] + [_counts(e_lat)]
     total = requests + refused
     server_errors = int((status >= 500).sum())
     got = _pct(lat_pairs)  # type: ignore[arg-type]

@@ -10,10 +10,10 @@ indexed log file or shipped segment), and for each chunk a *partial* is computed
 - drift: per numeric feature (and the top-class probability) the counts at the reference's
   points and the exact integer sums of `mlops.monitor.counted`; per text feature (and the
   predicted class) the count of each value; missing values;
-- health: each distinct latency with its count (percentiles are then exact order statistics);
 - series: per time bucket (numbered from the epoch, `floor(ts / step)`, so buckets of chunks
-  line up) rows, requests, latency counts, predicted classes, the feature histograms the
-  drift-over-time picture is drawn from;
+  line up) rows, requests, each distinct latency with its count (percentiles, of a bucket and
+  of the whole window, are then exact order statistics), predicted classes, the feature
+  histograms the drift-over-time picture is drawn from;
 - performance (depends on the feedback too): the confusion counts (label, prediction) per
   version, and per bucket the labelled rows and hits.
 
@@ -87,6 +87,7 @@ def plan(table: pa.Table, live: LiveModel, spec: MonitoringSpec) -> Setup | None
     (`wasserstein`), a shadow endpoint, classes unknown to the bundle)."""
     import numpy as np
 
+    from mlops.data.columns import kind_of
     from mlops.monitor import counted
 
     if live.task != "classification" or not live.classes or not table.num_rows:
@@ -98,7 +99,8 @@ def plan(table: pa.Table, live: LiveModel, spec: MonitoringSpec) -> Setup | None
         return None
     numeric: list[Numeric] = []
     text: list[tuple[str, str, list[str]]] = []
-    refs = [(n, FEATURE_PREFIX + n, live.reference["columns"][n]) for n in live.features]
+    cols = live.reference["columns"]
+    refs = [(n, FEATURE_PREFIX + n, cols[n]) for n in live.features if n in cols]
     pref = live.prediction_reference
     if pref is not None:
         if (pref["columns"].get("prediction") or {}).get("kind") == "numeric":
@@ -106,13 +108,12 @@ def plan(table: pa.Table, live: LiveModel, spec: MonitoringSpec) -> Setup | None
         if "confidence" in pref["columns"] and "confidence" in names:
             refs.append(("confidence", "confidence", pref["columns"]["confidence"]))
     for name, col, ref in refs:
-        if col not in names:
-            if name in live.reference["columns"] or name == "confidence":
-                continue
-            return None
+        if col not in names:  # a feature the log lacks: the report names it
+            continue
         is_num = ref.get("kind") == "numeric"
-        if is_num != _is_numeric(table.column(col)):
-            return None
+        typed = kind_of(ref.get("dtype", "str")) == "numeric"
+        if not is_num == typed == _is_numeric(table.column(col)):
+            return None  # a column logged as another kind than its reference: the rows decide
         if is_num:
             if not counted.plan(ref, spec.drift.method):
                 return None
@@ -255,8 +256,7 @@ def compute(
     lb = b[first_w]
     ok = ~np.isnan(lat)
     lat, lb = lat[ok], lb[ok]
-    part["latency"] = _counts(lat)
-    per_bucket = []
+    per_bucket = []  # (the health section's percentiles merge every bucket's counts)
     for i in range(nbk):
         per_bucket.append(_counts(lat[lb == i]))
     s["latency"] = per_bucket
@@ -407,6 +407,88 @@ def _perf(
     out["labelled"] = np.bincount(b[inw], minlength=nbk).tolist()
     out["hits"] = np.bincount(b[inw & hit[w]], minlength=nbk).tolist()
     return out
+
+
+def valid(part: Any, setup: Setup) -> bool:
+    """Whether a partial read from disk has the shape `compute` gives for this setup (its
+    checksum guards against damage; this, against a file that is well-formed JSON with the
+    right checksum but not a partial of this setup): counts are non-negative integers, lists
+    have the lengths the bucket count, classes, points and categories fix."""
+    try:
+        nb = part["nb"]
+        ints = [part["rows"], part["requests"], part["live_rows"], part["b0"], nb]
+        if not all(type(v) is int for v in ints) or min(ints[:3]) < 0 or nb < 0:
+            return False
+        if not all(_float_or_none(part[k]) for k in ("first", "last")):
+            return False
+        s = part["series"]
+        if not (_counts_ok(s["rows"], nb) and _counts_ok(s["requests"], nb)):
+            return False
+        if len(s["latency"]) != nb or not all(
+            len(v) == len(c) and _counts_ok(c, len(c)) and all(type(x) is float for x in v)
+            for v, c in s["latency"]
+        ):
+            return False
+        if len(s["classes"]) != nb or not all(
+            _counts_ok(r, len(setup.classes)) for r in s["classes"]
+        ):
+            return False
+        for num in setup.numeric:
+            d = part["drift"][num.name]
+            if not _counts_ok(d["le"], len(num.points)) or not all(
+                type(d[k]) is int and d[k] >= 0 for k in ("n", "missing", "infinite", "nulls")
+            ):
+                return False
+            int(d["total"], 16), int(d["total_sq"], 16)
+            if not (_float_or_none(d["low"]) and _float_or_none(d["high"])):
+                return False
+            if num.name != "confidence" and not _table_ok(
+                s["js"][num.name], nb, int(num.edge_cum[-1]) + 1
+            ):
+                return False
+        for name, _, top in setup.text:
+            d = part["drift"][name]
+            if not _table_ok(s["js"][name], nb, len(top) + 1) or not _pairs_ok(d["counts"]):
+                return False
+        if setup.prediction and not _pairs_ok(part["drift"]["prediction"]["counts"]):
+            return False
+        perf = part["perf"]
+        if perf is not None and not (
+            _counts_ok(perf["labelled"], nb)
+            and _counts_ok(perf["hits"], nb)
+            and all(_triples_ok(rows) for _, rows in perf["versions"])
+            and _triples_ok(perf["live"])
+        ):
+            return False
+        return all(isinstance(v, str) for v in part["pvalues"])
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        return False
+
+
+def _float_or_none(v: Any) -> bool:
+    return v is None or type(v) is float
+
+
+def _counts_ok(values: Any, n: int) -> bool:
+    return (
+        isinstance(values, list)
+        and len(values) == n
+        and all(type(v) is int and v >= 0 for v in values)
+    )
+
+
+def _table_ok(rows: Any, n: int, width: int) -> bool:
+    return isinstance(rows, list) and len(rows) == n and all(_counts_ok(r, width) for r in rows)
+
+
+def _pairs_ok(pairs: Any) -> bool:
+    return all(isinstance(v, str) and type(c) is int and c >= 0 for v, c in pairs)
+
+
+def _triples_ok(rows: Any) -> bool:
+    return all(
+        isinstance(a, str) and isinstance(b, str) and type(c) is int and c >= 0 for a, b, c in rows
+    )
 
 
 # ---- the cache -------------------------------------------------------------------------------
