@@ -200,26 +200,36 @@ def analyse_partials(
     setup = P.plan(pred, live, spec)
     if setup is None:
         return None
-    ts = _np(pred.column("ts"))
-    in_w = ts <= window.end
-    if window.start is not None:
-        in_w &= ts >= window.start
     e_ts = _np(err.column("ts")) if err.num_rows else np.zeros(0)
     e_in = e_ts <= window.end
     if window.start is not None:
         e_in &= e_ts >= window.start
-    if not in_w.any():
+    # per chunk (no copy of the whole column): which rows are in the window, and their span
+    chunks = pred.column("ts").chunks
+    lengths = [len(c) for c in chunks]
+    bounds = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64).tolist()
+    masks: list[np.ndarray | None] = []
+    times: list[float] = []
+    for c in chunks:
+        x = _np(c)
+        m = x <= window.end
+        if window.start is not None:
+            m &= x >= window.start
+        if m.all():
+            masks.append(None)
+            times += [float(x.min()), float(x.max())] if len(x) else []
+        else:
+            masks.append(m)
+            times += [float(x[m].min()), float(x[m].max())] if m.any() else []
+    if not times:
         return None
-    times = [float(ts[in_w].min()), float(ts[in_w].max())]
     if e_in.any():
         times += [float(e_ts[e_in].min()), float(e_ts[e_in].max())]
     edges, step = buckets(min(times), max(times))
     setup.step = step
     setup.digest = P.digest(setup, live, spec.drift.method)
     store = P.PartialCache(cache) if cache is not None else None
-    lengths = [len(c) for c in pred.column("ts").chunks]
-    bounds = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64).tolist()
-    whole = [bool(in_w[bounds[i] : bounds[i + 1]].all()) for i in range(len(lengths))]
+    whole = [m is None for m in masks]
 
     def key_of(i: int) -> str | None:  # hashlib releases the GIL on large buffers
         if store is None or not whole[i]:
@@ -254,7 +264,7 @@ def analyse_partials(
 
     def one(i: int) -> dict[str, Any]:
         a, b = bounds[i], bounds[i + 1]
-        mask = None if in_w[a:b].all() else in_w[a:b]
+        mask = masks[i]
         lab = None if labels is None else labels[a:b]
         return P.compute(pred.slice(a, b - a), mask, setup, lab)
 

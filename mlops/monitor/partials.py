@@ -134,7 +134,9 @@ def plan(table: pa.Table, live: LiveModel, spec: MonitoringSpec) -> Setup | None
 
 def digest(setup: Setup, live: LiveModel, method: str) -> str:
     """The part of the cache key that is not the rows."""
-    blob = json.dumps(
+    import orjson
+
+    blob = orjson.dumps(
         {
             "format": FORMAT,
             "version": setup.version,
@@ -144,10 +146,10 @@ def digest(setup: Setup, live: LiveModel, method: str) -> str:
             "step": setup.step,
             "method": method,
         },
-        sort_keys=True,
+        option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY,
         default=str,
     )
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return hashlib.sha256(blob).hexdigest()
 
 
 def chunk_key(chunk: pa.Table) -> str:
@@ -425,13 +427,10 @@ def valid(part: Any, setup: Setup) -> bool:
         if not (_counts_ok(s["rows"], nb) and _counts_ok(s["requests"], nb)):
             return False
         if len(s["latency"]) != nb or not all(
-            len(v) == len(c) and _counts_ok(c, len(c)) and all(type(x) is float for x in v)
-            for v, c in s["latency"]
+            _array(v, (len(c),), "f") and _counts_ok(c, len(c)) for v, c in s["latency"]
         ):
             return False
-        if len(s["classes"]) != nb or not all(
-            _counts_ok(r, len(setup.classes)) for r in s["classes"]
-        ):
+        if not _table_ok(s["classes"], nb, len(setup.classes)):
             return False
         for num in setup.numeric:
             d = part["drift"][num.name]
@@ -469,16 +468,28 @@ def _float_or_none(v: Any) -> bool:
     return v is None or type(v) is float
 
 
+def _array(values: Any, shape: tuple[int, ...], kind: str) -> bool:
+    """A list (of lists) of numbers of this shape: integers >= 0 (kind "i") or floats ("f")."""
+    import numpy as np
+
+    if not isinstance(values, list):
+        return False
+    a = np.asarray(values)  # a ragged list raises ValueError: not valid
+    if a.shape != shape:
+        return values == [] and 0 in shape
+    if not a.size:
+        return True
+    if kind == "f":
+        return a.dtype.kind in "fi"
+    return a.dtype.kind == "i" and int(a.min()) >= 0
+
+
 def _counts_ok(values: Any, n: int) -> bool:
-    return (
-        isinstance(values, list)
-        and len(values) == n
-        and all(type(v) is int and v >= 0 for v in values)
-    )
+    return _array(values, (n,), "i")
 
 
 def _table_ok(rows: Any, n: int, width: int) -> bool:
-    return isinstance(rows, list) and len(rows) == n and all(_counts_ok(r, width) for r in rows)
+    return _array(rows, (n, width), "i")
 
 
 def _pairs_ok(pairs: Any) -> bool:
