@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from mlops.monitor.window import Window
 
 
-def percentile_counts(values: list[float], counts: list[int]) -> list[float]:
+def percentile_counts(values: Any, counts: Any) -> list[float]:
     """numpy's `percentile` (linear method) of the multiset {value: count} at PERCENTILES: the
     same order statistics and the same interpolation arithmetic as numpy."""
     import numpy as np
@@ -52,22 +52,23 @@ def percentile_counts(values: list[float], counts: list[int]) -> list[float]:
     return out.tolist()
 
 
-def _merge_counts(pairs: list[tuple[list[Any], list[int]]]) -> tuple[list[Any], list[int]]:
+def _merge_counts(pairs: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """The packed (value, count) lists of `mlops.monitor.partials` merged."""
     import numpy as np
 
-    vals = [v for vs, _ in pairs for v in vs]
-    if not vals:
-        return [], []
-    cnts = [c for _, cs in pairs for c in cs]
-    u, inv = np.unique(np.asarray(vals, dtype=np.float64), return_inverse=True)
-    return u.tolist(), np.bincount(inv, weights=np.asarray(cnts, np.float64)).astype(
-        np.int64
-    ).tolist()
+    vals = [P.unpack(v, "<f8") for v, _ in pairs]
+    cnts = [P.unpack(c, "<i8") for _, c in pairs]
+    if not sum(len(v) for v in vals):
+        return np.zeros(0), np.zeros(0, np.int64)
+    u, inv = np.unique(np.concatenate(vals), return_inverse=True)
+    out = np.zeros(len(u), np.int64)
+    np.add.at(out, inv, np.concatenate(cnts))
+    return u, out
 
 
-def _pct(pairs: list[tuple[list[Any], list[int]]]) -> list[float | None]:
+def _pct(pairs: list[list[str]]) -> list[float | None]:
     vals, cnts = _merge_counts(pairs)
-    if not vals:
+    if not len(vals):
         return [None] * len(PERCENTILES)
     return [round(float(x), 4) for x in percentile_counts(vals, cnts)]
 
@@ -387,10 +388,10 @@ def _fill(
     _performance(report, live, spec, None, f, None, fb.num_rows, estimates=estimates)
     e_lat = _np(err.column("latency_ms"))[e_in] if err.num_rows else np.zeros(0)
     e_lat = e_lat[~np.isnan(e_lat)]
-    lat_pairs = [tuple(b) for p in parts for b in p["series"]["latency"]] + [_counts(e_lat)]
+    lat_pairs = [b for p in parts for b in p["series"]["latency"]] + [P._counts(e_lat)]
     total = requests + refused
     server_errors = int((status >= 500).sum())
-    got = _pct(lat_pairs)  # type: ignore[arg-type]
+    got = _pct(lat_pairs)
     report.health = {
         "requests": total,
         "server_errors": server_errors,
@@ -404,15 +405,6 @@ def _fill(
     from mlops.monitor.checks import _judge
 
     _judge(report, spec)
-
-
-def _counts(x: np.ndarray) -> tuple[list[float], list[int]]:
-    import numpy as np
-
-    if not len(x):
-        return [], []
-    u, c = np.unique(x, return_counts=True)
-    return u.tolist(), c.tolist()
 
 
 def _series(
@@ -452,10 +444,10 @@ def _series(
         "refused": np.bincount(eb[status < 500], minlength=nb).tolist(),
         "errors": np.bincount(eb[status >= 500], minlength=nb).tolist(),
     }
-    lat: list[list[tuple[list[Any], list[int]]]] = [[] for _ in range(nb)]
+    lat: list[list[list[str]]] = [[] for _ in range(nb)]
     for p in parts:
         for i, pair in zip(place(p).tolist(), p["series"]["latency"], strict=True):
-            lat[i].append(tuple(pair))  # type: ignore[arg-type]
+            lat[i].append(pair)
     table = [_pct(x) for x in lat]
     for j, q in enumerate(PERCENTILES):
         series[f"latency_p{q}"] = [row[j] for row in table]
