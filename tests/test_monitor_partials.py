@@ -153,6 +153,9 @@ def test_a_tampered_or_truncated_cache_is_ignored_and_rewritten(tmp_path: Path, 
     doc["series"]["rows"][-1] = -1
     partials.PartialCache(cache).put(chunk_files[0].stem, doc)
     assert text(columns, live, WHOLE, cache=cache) == fresh
+    # only the feedback's label list lost: the labels are joined again
+    fb.unlink()
+    assert text(columns, live, WHOLE, cache=cache) == fresh and fb.exists()
     # an oversized file is not read
     with chunk_files[1].open("ab") as fh:
         fh.truncate(partials.MAX_FILE_BYTES + 1)

@@ -257,23 +257,28 @@ def analyse_partials(
             todo.append(i)
     lvalues = _lvalues(store, setup, fb)
     labels = None
-    if todo and fb.num_rows:
-        labels, lvalues = _join(pred, fb)
-        if store is not None:
-            store.put("fb-" + setup.fb_digest, {"lvalues": lvalues})
-    setup.lvalues = lvalues or []
 
-    def one(i: int) -> dict[str, Any]:
+    def one(i: int) -> tuple[dict[str, Any], Any]:
         a, b = bounds[i], bounds[i + 1]
-        mask = masks[i]
-        lab = None if labels is None else labels[a:b]
-        return P.compute(pred.slice(a, b - a), mask, setup, lab)
+        return P.compute_split(pred.slice(a, b - a), masks[i], setup)
 
-    if len(todo) > 1:
-        with ThreadPoolExecutor(2) as pool:  # numpy's searches and sorts release the GIL
-            done = list(pool.map(one, todo))
-    else:
-        done = [one(i) for i in todo]
+    # the feedback join (Arrow's hash kernels) on one thread while the chunks are counted on
+    # the other; numpy's searches and sorts release the GIL
+    with ThreadPoolExecutor(2) as pool:
+        # (also when every chunk is cached but the feedback's label list is not)
+        need = fb.num_rows and (todo or lvalues is None)
+        joined = pool.submit(_join, pred, fb) if need else None
+        split = list(pool.map(one, todo)) if len(todo) > 1 else [one(i) for i in todo]
+        if joined is not None:
+            labels, lvalues = joined.result()
+            if store is not None:
+                store.put("fb-" + setup.fb_digest, {"lvalues": lvalues})
+    setup.lvalues = lvalues or []
+    done = []
+    for i, (part, finish) in zip(todo, split, strict=True):
+        a, b = bounds[i], bounds[i + 1]
+        part["perf"] = finish(None if labels is None else labels[a:b])
+        done.append(part)
     for i, part in zip(todo, done, strict=True):
         parts[i] = part
         if store is not None and keys[i] is not None:

@@ -243,6 +243,16 @@ def compute(
     """The partial of one chunk (see the module docstring). `window`: which rows are in the
     report's window (None: all); `labels`: for each row its label's text code into
     `setup.lvalues` (-1: none), None when there is no feedback."""
+    part, finish = compute_split(chunk, window, setup)
+    part["perf"] = finish(labels)
+    return part
+
+
+def compute_split(
+    chunk: pa.Table, window: np.ndarray | None, setup: Setup
+) -> tuple[dict[str, Any], Any]:
+    """`compute` in two steps: the partial without its performance part, and a function of
+    the labels that gives that part (the feedback join can run meanwhile)."""
     import numpy as np
 
     n = chunk.num_rows
@@ -337,8 +347,12 @@ def compute(
     part["drift"] = drift
     s["js"] = js
     part["series"] = s
-    part["perf"] = _perf(labels, pcodes, pvalues, vcodes, vvalues, live_code, w, b, nbk, setup)
-    return part
+    part["perf"] = None
+
+    def finish(labels: np.ndarray | None) -> dict[str, Any] | None:
+        return _perf(labels, pcodes, pvalues, vcodes, vvalues, live_code, w, b, nbk, setup)
+
+    return part, finish
 
 
 def _pa_mask(mask: np.ndarray) -> Any:
