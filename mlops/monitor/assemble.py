@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops.monitor import partials as P
 from mlops.monitor.arrays import PERCENTILES, _Frame, _np
+from mlops.monitor.partials_check import valid
 from mlops.monitor.window import buckets
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ class Counted:
         from mlops.data.columns import ColumnChunk
         from mlops.monitor import counted
 
-        out = []
+        out: list[Any] = []
         for name in names:
             ref = reference["columns"][name]
             got = [p["drift"][name] for p in self.parts if name in p["drift"]]
@@ -245,7 +246,7 @@ def analyse_partials(
     todo: list[int] = []
     for i, key in enumerate(keys):
         got = store.get(key) if store is not None and key is not None else None
-        if got is not None and not P.valid(got, setup):
+        if store is not None and got is not None and not valid(got, setup):
             store.rejected += 1
             got = None
         if got is not None and (got.get("perf") or {}).get("fb", "") != setup.fb_digest:
@@ -281,8 +282,9 @@ def analyse_partials(
         done.append(part)
     for i, part in zip(todo, done, strict=True):
         parts[i] = part
-        if store is not None and keys[i] is not None:
-            store.put(keys[i], part)
+        key = keys[i]
+        if store is not None and key is not None:
+            store.put(key, part)
     if store is not None:
         store.prune({k for k in keys if k} | ({"fb-" + setup.fb_digest} if fb.num_rows else set()))
     full = [p for p in parts if p is not None]
