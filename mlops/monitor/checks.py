@@ -17,6 +17,10 @@ settings, and returns a `MonitorReport`:
   against the version the environment ran before (the evidence a rollback needs);
 - service health: share of server errors, latency percentiles;
 - series over time buckets for the plots.
+
+Where it can, the report is made from per-chunk partial results that add up exactly, cached
+between runs (`mlops.monitor.partials`, `mlops.monitor.assemble`); the rows are analysed
+otherwise.
 """
 
 from __future__ import annotations

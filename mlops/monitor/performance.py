@@ -148,9 +148,10 @@ def _performance(
     feedback_rows: int,
     estimates: Any = None,
 ) -> None:
-    """The performance section; `estimates` (`mlops.monitor.assemble`) answers `estimate(which)`
-    from merged confusion counts instead of `scored` rows ("live", a version, or None when
-    there is no feedback)."""
+    """The performance section. `estimates` (`mlops.monitor.assemble`, None when there is no
+    feedback or the rows are used) answers from merged confusion counts instead of `scored`
+    rows: `estimate(None, …)` the live version in the window, `estimate(v, …)` version `v` over
+    the whole log (as the masks below)."""
     notes: list[str] = []
     metric = _metric_name(live, spec.performance.metric, notes)
     report.notes.extend(notes)
