@@ -17,6 +17,10 @@ settings, and returns a `MonitorReport`:
   against the version the environment ran before (the evidence a rollback needs);
 - service health: share of server errors, latency percentiles;
 - series over time buckets for the plots.
+
+Where it can, the report is made from per-chunk partial results that add up exactly, cached
+between runs (`mlops.monitor.partials`, `mlops.monitor.assemble`); the rows are analysed
+otherwise.
 """
 
 from __future__ import annotations
@@ -219,11 +223,31 @@ def analyse(
     *,
     env: str,
     previous: str | None = None,
+    cache: Path | None = None,
+    partials: bool = True,
 ) -> MonitorReport:
-    """Run every check on the log (see the module docstring)."""
+    """Run every check on the log (see the module docstring).
+
+    With `partials` (the default) the report is made from per-chunk partial results
+    (`mlops.monitor.assemble`) where it can be, read from and written to `cache` when given
+    (a directory; `mlops.monitor.partials`); otherwise, or when `partials` is False, from the
+    rows."""
     from mlops.monitor.memory import small_pages
 
     with small_pages():
+        if partials:
+            from mlops.monitor.assemble import analyse_partials
+
+            t0 = time.perf_counter()
+            report = MonitorReport(
+                env, live.name, live.version, window, columns.summary(), previous=previous
+            )
+            report.notes.extend(columns.notes)
+            if columns.predictions.num_rows and analyse_partials(
+                report, columns, live, spec, window, cache
+            ):
+                report.seconds = time.perf_counter() - t0
+                return report
         return _analyse(columns, live, spec, window, env=env, previous=previous)
 
 

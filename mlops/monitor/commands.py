@@ -220,7 +220,10 @@ def monitor_project(
             "<target>/predictions, which needs no option).",
         )
     columns = read_log(target, log_dir, log_url)
-    report = analyse(columns, live, spec, window, env=env, previous=previous)
+    # per-chunk partial results kept between runs (mlops.monitor.partials): a scheduled run
+    # recounts only the chunks that are new or changed
+    cache = project.root / ".mlops" / "cache" / "monitor" / env
+    report = analyse(columns, live, spec, window, env=env, previous=previous, cache=cache)
     if previous:
         report.notes.append(f"{previous} ran in {env} before {live.version} ({found_in})")
     run_id = new_run_id(started)

@@ -132,18 +132,25 @@ def _drift(
     live_table: pa.Table,
     features: list[str],
     window: Window,
+    counted: Any = None,
 ) -> None:
     """Input and prediction drift, their p-values adjusted together: with default settings the
     chance of any drift breach on traffic like the reference's held-out rows is at most
-    `monitoring.drift.alpha` (`mlops.data.calibration`)."""
+    `monitoring.drift.alpha` (`mlops.data.calibration`). `counted` (`mlops.monitor.assemble`)
+    gives the live columns' chunks from merged partials instead of `live_table`'s rows."""
     from mlops.data.drift import compare, correct
 
-    n_live = live_table.num_rows
+    n_live = live_table.num_rows if counted is None else counted.n_live
     ref, source = _prediction_reference(live)
     names: list[str] = []
     if ref is not None:
         names = [n for n in ("prediction", "confidence") if n in ref["columns"]]
-        if "confidence" in names and live_table.column("confidence").null_count == n_live:
+        nulls = (
+            counted.nulls("confidence")
+            if counted is not None
+            else live_table.column("confidence").null_count
+        )
+        if "confidence" in names and nulls == n_live:
             names.remove("confidence")
     if n_live < spec.min_rows:
         report.drift_note = (
@@ -152,7 +159,9 @@ def _drift(
         )
     else:
         report.drift = compare(
-            _chunks(live_table, features, live.reference, spec.drift.method),
+            _chunks(live_table, features, live.reference, spec.drift.method)
+            if counted is None
+            else counted.chunks(features, live.reference),
             live.reference,
             spec.drift,
             columns=features,
@@ -173,16 +182,20 @@ def _drift(
     elif n_live < spec.min_rows:
         report.prediction_note = report.drift_note
     else:
-        chunks = [
-            _chunk(
-                n,
-                live_table.column(n),
-                ref["columns"][n].get("dtype", "str"),
-                ref["columns"][n],
-                spec.drift.method,
-            )
-            for n in names
-        ]
+        chunks = (
+            [
+                _chunk(
+                    n,
+                    live_table.column(n),
+                    ref["columns"][n].get("dtype", "str"),
+                    ref["columns"][n],
+                    spec.drift.method,
+                )
+                for n in names
+            ]
+            if counted is None
+            else counted.chunks(names, ref)
+        )
         report.prediction_drift = compare(
             chunks,
             ref,
@@ -214,6 +227,7 @@ def _quality(
     f: _Frame,
     requests: int,
     refused: int,
+    counted: Any = None,
 ) -> None:
     status = f.status
     schema_refused = int((status == 422).sum())
@@ -236,14 +250,17 @@ def _quality(
             except (ValueError, TypeError, AttributeError):
                 continue
     missing = {}
-    n_live = live_table.num_rows
+    n_live = live_table.num_rows if counted is None else counted.n_live
     ref_rows = max(int(live.reference.get("rows") or 0), 1)
     for name in features:
         col_name = FEATURE_PREFIX + name
         if col_name in live_table.column_names and n_live:
             ref_missing = (live.reference["columns"][name].get("missing") or 0) / ref_rows
+            nulls = (
+                live_table.column(col_name).null_count if counted is None else counted.nulls(name)
+            )
             missing[name] = {
-                "live": round(live_table.column(col_name).null_count / n_live, 6),
+                "live": round(nulls / n_live, 6),
                 "training": round(ref_missing, 6),
             }
     report.quality = {

@@ -144,9 +144,14 @@ def _performance(
     spec: MonitoringSpec,
     scored: _Scored | None,
     f: _Frame,
-    live_rows: np.ndarray,
+    live_rows: np.ndarray | None,
     feedback_rows: int,
+    estimates: Any = None,
 ) -> None:
+    """The performance section. `estimates` (`mlops.monitor.assemble`, None when there is no
+    feedback or the rows are used) answers from merged confusion counts instead of `scored`
+    rows: `estimate(None, …)` the live version in the window, `estimate(v, …)` version `v` over
+    the whole log (as the masks below)."""
     notes: list[str] = []
     metric = _metric_name(live, spec.performance.metric, notes)
     report.notes.extend(notes)
@@ -166,7 +171,20 @@ def _performance(
     live_est = Estimate(metric, None, None, None, 0, conf, note="no labelled rows")
     by_version: dict[str, Any] = {}
     comparison: Comparison | None = None
-    if scored is not None:
+    if estimates is not None:
+        live_est = estimates.estimate(None, metric, conf)
+        for v in estimates.versions:
+            if v is None or v == live.version:
+                continue
+            if estimates.has_labels(v):
+                by_version[v] = estimates.estimate(v, metric, conf).to_dict()
+        previous = report.previous
+        if previous is not None and previous != live.version:
+            prev_est = estimates.estimate(previous, metric, conf)
+            comparison = compare_estimates(
+                live_est, prev_est, previous, spec.performance.min_labels, conf
+            )
+    elif scored is not None and live_rows is not None:
         live_est = _estimate(scored, live_rows, live, metric, conf)
         for code, v in enumerate(f.version_values):
             if v is None or v == live.version:
