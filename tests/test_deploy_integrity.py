@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,49 @@ def test_check_refuses_unknown_schemes_and_missing_filesystems(
         assert w in text, (w, text)
     assert "user:pw" not in text  # a credential in a URL is never echoed
     assert not (project / "ftp:").exists() and not (project / "s3:").exists()
+
+
+def test_a_live_version_altered_on_disk_is_repaired_by_deploying_it_again(deployed: Path, cli):
+    """A byte of the live version changed in a directory target: a new server refuses it (its
+    hint: deploy it again), and deploying the same version again repairs the copy under the
+    same deployment record instead of calling it a different version; a server following the
+    target loads the repaired copy and answered every request meanwhile."""
+    import httpx
+
+    from tests.serve_helpers import ROW, free_port, start_cli_server, stop
+
+    t = staging(deployed)
+    model = t.version_dir("v0.0.2") / "model.skops"
+    record = (t.version_dir("v0.0.2") / "deployment.json").read_bytes()
+    port = free_port()
+    server = start_cli_server(
+        ["--env", "staging", "--poll", "0.2", "--no-log"], cwd=deployed, port=port
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        raw = bytearray(model.read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        model.write_bytes(bytes(raw))
+        r = cli(["serve", "--env", "staging", "--port", "1"], cwd=deployed)
+        assert r.exit_code == ExitCode.DEPLOY_FAILED and "deploy the version again" in r.output
+        again = cli(["deploy", "--env", "staging", "--version", "v0.0.2"], cwd=deployed)
+        assert again.exit_code == 0, again.output
+        assert "different content" not in again.output
+        assert "no longer matched its hashes" in again.output
+        code, envs = envs_json(cli, deployed)
+        assert code == 0 and envs["staging"]["verified"] is True
+        assert (t.version_dir("v0.0.2") / "deployment.json").read_bytes() == record
+        assert not [p.name for p in t.versions_dir.iterdir() if p.name.startswith(".")]
+
+        def reloaded() -> bool:
+            return 'mlops_model_reloads_total{result="ok"} 1' in httpx.get(f"{base}/metrics").text
+
+        deadline = time.monotonic() + 60  # a wait for the next poll, not a timing assertion
+        while not reloaded() and time.monotonic() < deadline:
+            assert httpx.post(f"{base}/predict", json=[ROW]).json()["version"] == "v0.0.2"
+            time.sleep(0.05)
+        assert reloaded()
+        info = httpx.get(f"{base}/version").json()
+        assert info["version"] == "v0.0.2" and info["pending_error"] is None
+    finally:
+        stop(server)

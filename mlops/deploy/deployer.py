@@ -308,6 +308,11 @@ def deploy(
             )
             result.steps = steps.done
             return result
+        if live == r.version:  # live, but its stored files no longer match: a repair
+            ctx.notes.append(
+                f"the live copy of {r.version} in {target.root} no longer matched its hashes: "
+                "its files are installed again under the same deployment record"
+            )
         deploy_id = _start_journal(target, r, live)
         _install_and_switch(ctx.project, target, r, steps, result, force)
         _record_deploy(ctx, rec, r, steps, result, deploy_id)
