@@ -105,12 +105,18 @@ def test_a_symlinked_version_directory_is_refused(deployed: Path, cli):
     ("url", "words"),
     [
         ("ftp://bucket/staging", ["unknown storage scheme ftp://", "s3://"]),
-        ("gs://bucket/staging", ["needs gcsfs", ".[gs]"]),
-        ("azure://container/staging", ["needs adlfs", ".[azure]"]),
+        ("gs://bucket/staging", ["needs gcsfs", ".[gs]", "installed here: s3://"]),
+        ("azure://container/staging", ["needs adlfs", ".[azure]", "installed here: s3://"]),
         ("s3://user:pw@bucket/staging", ["must not carry credentials"]),
-        ("s3://bucket/../staging", ["is not s3://BUCKET/PREFIX"]),
+        ("s3://bucket/../staging", ["is not s3://BUCKET/PREFIX", "prefix part '..'"]),
+        # what is wrong, which schemes work, and the extra each needs
+        ("az://c/x", ["container name 'c' is too short", "3 to 63 characters"]),
+        ("s3://b/x", ["bucket name 'b' is too short"]),
+        ("http://models.example.com/staging", ["unknown storage scheme http://",
+         "a web address", "s3:// (the `s3` extra)", "gs:// or gcs:// (the `gs` extra)",
+         "az://, azure:// or abfs:// (the `azure` extra)", "installed here: s3://"]),
     ],
-)
+)  # fmt: skip
 def test_check_refuses_unknown_schemes_and_missing_filesystems(
     project: Path, cli, url: str, words: list[str]
 ):
@@ -123,7 +129,15 @@ def test_check_refuses_unknown_schemes_and_missing_filesystems(
     for w in words:
         assert w in text, (w, text)
     assert "user:pw" not in text  # a credential in a URL is never echoed
+    assert "target: target:" not in text  # the key is named once
     assert not (project / "ftp:").exists() and not (project / "s3:").exists()
+    # a pod's `serve --target URL` (no pipeline.yaml) says the same
+    r = cli(["serve", "--target", url, "--port", "1"], cwd=project.parent)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    text = " ".join(r.output.split())
+    for w in words:
+        assert w in text, (w, text)
+    assert "user:pw" not in text
 
 
 def test_a_live_version_altered_on_disk_is_repaired_by_deploying_it_again(deployed: Path, cli):
