@@ -184,3 +184,35 @@ def test_a_live_version_altered_on_disk_is_repaired_by_deploying_it_again(deploy
         assert info["version"] == "v0.0.2" and info["pending_error"] is None
     finally:
         stop(server)
+
+
+def test_a_repair_killed_before_its_exchange_leaves_the_old_copy_whole_and_is_redone(
+    deployed: Path, cli
+):
+    """SIGKILL while the repaired copy is complete beside the damaged one: `current` still names
+    the whole (damaged, refused) directory, never a half copy; the next deploy removes the
+    leftover and repairs."""
+    import signal
+    import subprocess
+    import sys
+
+    from mlops.deploy.faults import FAULT_ENV
+    from tests.test_deploy import python_env
+
+    t = staging(deployed)
+    model = t.version_dir("v0.0.2") / "model.skops"
+    damaged = bytearray(model.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    model.write_bytes(bytes(damaged))
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlops", "deploy", "--env", "staging", "--version", "v0.0.2"],
+        cwd=deployed, env={**python_env(), FAULT_ENV: "kill@install-copied"},
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert model.read_bytes() == bytes(damaged)  # untouched: complete, and still refused
+    assert [p.name for p in t.versions_dir.iterdir() if p.name.startswith(".tmp-")]
+    again = cli(["deploy", "--env", "staging", "--version", "v0.0.2"], cwd=deployed)
+    assert again.exit_code == 0, again.output
+    assert envs_json(cli, deployed)[1]["staging"]["verified"] is True
+    assert not [p.name for p in t.versions_dir.iterdir() if p.name.startswith(".")]
