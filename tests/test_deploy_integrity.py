@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -104,12 +105,18 @@ def test_a_symlinked_version_directory_is_refused(deployed: Path, cli):
     ("url", "words"),
     [
         ("ftp://bucket/staging", ["unknown storage scheme ftp://", "s3://"]),
-        ("gs://bucket/staging", ["needs gcsfs", ".[gs]"]),
-        ("azure://container/staging", ["needs adlfs", ".[azure]"]),
+        ("gs://bucket/staging", ["needs gcsfs", ".[gs]", "installed here: s3://"]),
+        ("azure://container/staging", ["needs adlfs", ".[azure]", "installed here: s3://"]),
         ("s3://user:pw@bucket/staging", ["must not carry credentials"]),
-        ("s3://bucket/../staging", ["is not s3://BUCKET/PREFIX"]),
+        ("s3://bucket/../staging", ["is not s3://BUCKET/PREFIX", "prefix part '..'"]),
+        # what is wrong, which schemes work, and the extra each needs
+        ("az://c/x", ["container name 'c' is too short", "3 to 63 characters"]),
+        ("s3://b/x", ["bucket name 'b' is too short"]),
+        ("http://models.example.com/staging", ["unknown storage scheme http://",
+         "a web address", "s3:// (the `s3` extra)", "gs:// or gcs:// (the `gs` extra)",
+         "az://, azure:// or abfs:// (the `azure` extra)", "installed here: s3://"]),
     ],
-)
+)  # fmt: skip
 def test_check_refuses_unknown_schemes_and_missing_filesystems(
     project: Path, cli, url: str, words: list[str]
 ):
@@ -122,4 +129,90 @@ def test_check_refuses_unknown_schemes_and_missing_filesystems(
     for w in words:
         assert w in text, (w, text)
     assert "user:pw" not in text  # a credential in a URL is never echoed
+    assert "target: target:" not in text  # the key is named once
     assert not (project / "ftp:").exists() and not (project / "s3:").exists()
+    # a pod's `serve --target URL` (no pipeline.yaml) says the same
+    r = cli(["serve", "--target", url, "--port", "1"], cwd=project.parent)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    text = " ".join(r.output.split())
+    for w in words:
+        assert w in text, (w, text)
+    assert "user:pw" not in text
+
+
+def test_a_live_version_altered_on_disk_is_repaired_by_deploying_it_again(deployed: Path, cli):
+    """A byte of the live version changed in a directory target: a new server refuses it (its
+    hint: deploy it again), and deploying the same version again repairs the copy under the
+    same deployment record instead of calling it a different version; a server following the
+    target loads the repaired copy and answered every request meanwhile."""
+    import httpx
+
+    from tests.serve_helpers import ROW, free_port, start_cli_server, stop
+
+    t = staging(deployed)
+    model = t.version_dir("v0.0.2") / "model.skops"
+    record = (t.version_dir("v0.0.2") / "deployment.json").read_bytes()
+    port = free_port()
+    server = start_cli_server(
+        ["--env", "staging", "--poll", "0.2", "--no-log"], cwd=deployed, port=port
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        raw = bytearray(model.read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        model.write_bytes(bytes(raw))
+        r = cli(["serve", "--env", "staging", "--port", "1"], cwd=deployed)
+        assert r.exit_code == ExitCode.DEPLOY_FAILED and "deploy the version again" in r.output
+        again = cli(["deploy", "--env", "staging", "--version", "v0.0.2"], cwd=deployed)
+        assert again.exit_code == 0, again.output
+        assert "different content" not in again.output
+        assert "no longer matched its hashes" in again.output
+        code, envs = envs_json(cli, deployed)
+        assert code == 0 and envs["staging"]["verified"] is True
+        assert (t.version_dir("v0.0.2") / "deployment.json").read_bytes() == record
+        assert not [p.name for p in t.versions_dir.iterdir() if p.name.startswith(".")]
+
+        def reloaded() -> bool:
+            return 'mlops_model_reloads_total{result="ok"} 1' in httpx.get(f"{base}/metrics").text
+
+        deadline = time.monotonic() + 60  # a wait for the next poll, not a timing assertion
+        while not reloaded() and time.monotonic() < deadline:
+            assert httpx.post(f"{base}/predict", json=[ROW]).json()["version"] == "v0.0.2"
+            time.sleep(0.05)
+        assert reloaded()
+        info = httpx.get(f"{base}/version").json()
+        assert info["version"] == "v0.0.2" and info["pending_error"] is None
+    finally:
+        stop(server)
+
+
+def test_a_repair_killed_before_its_exchange_leaves_the_old_copy_whole_and_is_redone(
+    deployed: Path, cli
+):
+    """SIGKILL while the repaired copy is complete beside the damaged one: `current` still names
+    the whole (damaged, refused) directory, never a half copy; the next deploy removes the
+    leftover and repairs."""
+    import signal
+    import subprocess
+    import sys
+
+    from mlops.deploy.faults import FAULT_ENV
+    from tests.test_deploy import python_env
+
+    t = staging(deployed)
+    model = t.version_dir("v0.0.2") / "model.skops"
+    damaged = bytearray(model.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    model.write_bytes(bytes(damaged))
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlops", "deploy", "--env", "staging", "--version", "v0.0.2"],
+        cwd=deployed, env={**python_env(), FAULT_ENV: "kill@install-copied"},
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert model.read_bytes() == bytes(damaged)  # untouched: complete, and still refused
+    assert [p.name for p in t.versions_dir.iterdir() if p.name.startswith(".tmp-")]
+    again = cli(["deploy", "--env", "staging", "--version", "v0.0.2"], cwd=deployed)
+    assert again.exit_code == 0, again.output
+    assert envs_json(cli, deployed)[1]["staging"]["verified"] is True
+    assert not [p.name for p in t.versions_dir.iterdir() if p.name.startswith(".")]

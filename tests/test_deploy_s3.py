@@ -21,7 +21,7 @@ import pytest
 from mlops import api
 from mlops.deploy.faults import FAULT_ENV, STEPS
 from mlops.deploy.integrity import recorded_md5
-from mlops.deploy.remote import RemoteTarget, open_any
+from mlops.deploy.remote import SCRATCH_PREFIX, RemoteTarget, open_any
 from tests.helpers import commit_all, git
 from tests.registry_helpers import NAME
 from tests.serve_helpers import ROW, free_port, stop
@@ -430,6 +430,14 @@ def test_a_live_version_altered_in_storage_is_repaired_by_deploying_it_again(on_
         assert server.poll() is None, stop(server)
         r = httpx.get(f"{base}/ready")
         assert r.status_code == 503 and "fails verification" in r.json()["detail"], r.text
+        # messages name the stored version, not this host's download of it
+        stored = f"{url}/versions/v0.0.1 does not match its manifest: model.skops"
+        assert stored in r.json()["detail"] and str(tmp_path) not in r.text, r.text
+        envs = subprocess.run(
+            [sys.executable, "-m", "mlops", "envs"], cwd=root, capture_output=True, text=True
+        )
+        assert envs.returncode == 6 and stored in envs.stderr, envs.stderr
+        assert SCRATCH_PREFIX not in envs.stderr and SECRET not in envs.stderr
         again = deploy_cli(root, "--version", "v0.0.1")
         assert again.returncode == 0, again.stderr
         assert "different content" not in again.stdout + again.stderr
@@ -440,3 +448,73 @@ def test_a_live_version_altered_in_storage_is_repaired_by_deploying_it_again(on_
         assert httpx.get(f"{base}/version").json()["pending_error"] is None
     finally:
         stop(server)
+
+
+def test_a_failed_deploy_to_s3_names_the_stored_version_not_a_scratch_copy(on_s3):
+    """v0.0.3, registered with a model file that is not a model: the deploy's smoke test of the
+    copy read back from S3 fails, and the message names that copy's S3 URL (it named a
+    temporary directory on the runner)."""
+    from mlops.bundle import read_metadata, write_bundle
+    from tests.test_deploy import dvc
+
+    root, url = on_s3
+    meta = read_metadata(root / BUNDLE)
+    files = {n: (root / BUNDLE / n).read_bytes() for n in meta["files"]}
+    files["model.skops"] = b"not a skops file"
+    write_bundle(root / BUNDLE, files, {k: v for k, v in meta.items() if k != "files"})
+    dvc(root, "commit", "-f", "evaluate")
+    assert subprocess.run([sys.executable, "-m", "mlops", "commit"], cwd=root).returncode == 0
+    registered = subprocess.run(
+        [sys.executable, "-m", "mlops", "register", "--force"], cwd=root, capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert "v0.0.3" in registered.stderr, registered.stdout + registered.stderr
+    failed = deploy_cli(root, "--version", "v0.0.3", "--force")
+    assert failed.returncode == 6, failed.stdout + failed.stderr
+    message = json.loads(failed.stdout)["message"]
+    assert f"{url}/versions/v0.0.3/model.skops is not a readable skops model file" in message
+    assert SCRATCH_PREFIX not in failed.stdout + failed.stderr and SECRET not in failed.stdout
+
+
+def test_a_server_names_a_stored_version_it_cannot_load_by_its_url(s3_env, tmp_path: Path):
+    """A pod following an S3 target refuses a version whose model file is not a model (it
+    passed verification: the bytes are the manifest's): /version's pending_error, and a pod
+    started on it, name the version's S3 URL, not the pod's cache directory."""
+    from mlops.bundle import read_metadata, write_bundle
+    from tests.serve_helpers import build_bundle
+
+    url = f"s3://{BUCKET}/{tmp_path.name}/names"
+    t = open_any(url)
+    assert isinstance(t, RemoteTarget)
+    good = build_bundle(tmp_path / "good")
+    t.install(good, "v1")
+    t.switch("v1")
+    meta = read_metadata(good)
+    files = {n: (good / n).read_bytes() for n in meta["files"]}
+    files["model.skops"] = b"not a skops file"
+    write_bundle(tmp_path / "bad", files, {k: v for k, v in meta.items() if k != "files"})
+    stored = f"{url}/versions/v2/model.skops is not a readable skops model file"
+    cmd = [sys.executable, "-m", "mlops", "serve", "--target", url, "--poll", "0.2", "--no-log"]
+    port = free_port()
+    server = subprocess.Popen(
+        [*cmd, "--cache-dir", str(tmp_path / "cache"), "--port", str(port)], cwd=tmp_path,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: httpx.get(f"{base}/ready").status_code == 200, 240)
+        t.install(tmp_path / "bad", "v2")
+        t.switch("v2")
+        wait_for(lambda: httpx.get(f"{base}/version").json()["pending_error"] is not None)
+        pending = httpx.get(f"{base}/version").json()["pending_error"]
+        assert stored in pending["error"] and str(tmp_path) not in pending["error"], pending
+        assert httpx.post(f"{base}/predict", json=[ROW]).json()["version"] == "v1"
+    finally:
+        stop(server)
+    started = subprocess.run(
+        [*cmd, "--cache-dir", str(tmp_path / "cache2"), "--port", str(free_port())],
+        cwd=tmp_path, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert started.returncode == 6 and stored in started.stderr, started.stderr
+    assert str(tmp_path) not in started.stderr and SECRET not in started.stderr

@@ -97,6 +97,28 @@ def test_reinstall_is_idempotent_and_a_deployed_version_never_changes(tmp_path: 
     assert leftovers(target) == []
 
 
+def test_an_altered_live_copy_is_repaired_in_one_exchange_under_its_record(tmp_path: Path):
+    """Installing the live version again over a copy altered on disk repairs it (it used to be
+    refused as 'different content'): a verified copy with the same deployment.json replaces the
+    damaged one in one rename, as a new directory (what makes followers load it again)."""
+    target = open_target(tmp_path / "env", create=True)
+    src = bundle(tmp_path)
+    live = target.install(src, "v1")
+    target.switch("v1")
+    record = (live / "deployment.json").read_bytes()
+    inode = os.stat(live).st_ino
+    (live / "schema.json").write_text('{"label": "altered"}')
+    assert not target.complete("v1")
+    assert target.install(src, "v1") == live
+    assert target.complete("v1") and target.load().metadata["name"] == "m"
+    assert (live / "deployment.json").read_bytes() == record  # the same deployment record
+    assert os.stat(live).st_ino != inode
+    assert os.readlink(target.current_link) == "versions/v1" and leftovers(target) == []
+    # other content under the live version's name is still refused
+    with pytest.raises(DeployError, match="different content"):
+        target.install(bundle(tmp_path, "other", label="two"), "v1")
+
+
 def test_switch_to_a_version_that_is_not_installed_is_refused(tmp_path: Path):
     target = open_target(tmp_path / "env", create=True)
     with pytest.raises(DeployError, match="not installed"):

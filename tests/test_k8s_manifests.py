@@ -127,6 +127,32 @@ def test_a_new_version_is_a_rollout_and_only_that_changes(project: Path, cli):
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
 
 
+def test_a_local_target_is_refused_naming_every_way_to_give_pods_a_storage_url(
+    project: Path, cli, monkeypatch
+):
+    """The hint names pipeline.yaml's keys and the variables CI sets (MLOPS_TARGET_<ENV>,
+    MLOPS_TARGETS), and each of those, set, is what the pods get."""
+    _kubernetes(project, {k: v for k, v in SPEC.items() if k != "autoscale"}, ".mlops/envs/staging")
+    r = cli(["manifests", "--env", "staging", "--version", "v1"], cwd=project)
+    text = " ".join(r.output.split())
+    assert r.exit_code == ExitCode.USAGE and "pods need a target in object storage" in text
+    for words in ("environments.staging.target", "kubernetes.target", "MLOPS_TARGET_STAGING",
+                  "MLOPS_TARGETS (a prefix: <prefix>/staging)"):  # fmt: skip
+        assert words in text, (words, text)
+
+    def served_url() -> str:
+        r = cli(["manifests", "--env", "staging", "--version", "v1"], cwd=project)
+        assert r.exit_code == 0, r.output
+        dep = yaml.safe_load((project / "deploy/k8s/staging/deployment.yaml").read_text())
+        command = dep["spec"]["template"]["spec"]["containers"][0]["command"]
+        return command[command.index("--target") + 1]
+
+    monkeypatch.setenv("MLOPS_TARGETS", "s3://models/penguins/")
+    assert served_url() == "s3://models/penguins/staging"
+    monkeypatch.setenv("MLOPS_TARGET_STAGING", "s3://models/own-staging")
+    assert served_url() == "s3://models/own-staging"
+
+
 def test_commit_takes_only_the_manifests(project: Path, cli):
     _kubernetes(project, SPEC)
     commit_all(project, "kubernetes for staging")

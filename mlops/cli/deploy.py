@@ -66,7 +66,9 @@ def deploy(
     sample rows through its schema, predict); switch `current` atomically; record it (stage
     tag NAME#ENV#N, pushed when the remote takes it, and the target's history). Any failing
     step leaves the live version as it was and exits 6, naming the step and why. The version
-    already live: nothing to do. An interrupted deploy is repaired by the next one.
+    already live: nothing to do, unless its installed copy no longer matches its hashes (altered
+    on disk or in the bucket): then it is installed again, verified. An interrupted deploy is
+    repaired by the next one.
 
     Exit 4: the version failed its quality gates (use --force). Exit 5: nothing to deploy,
     an unknown version or tag.

@@ -38,7 +38,8 @@ def manifests(
     """Render the Kubernetes manifests of an environment into deploy/k8s/ENV/ (kustomize).
 
     From `environments.ENV.kubernetes` in pipeline.yaml: a Deployment whose pods run
-    `mlops serve --target <the environment's storage URL>` (readiness /ready, liveness
+    `mlops serve --target URL` (URL: `kubernetes.target`, else the environment's `target:`,
+    which MLOPS_TARGET_<ENV> or MLOPS_TARGETS override when set) (readiness /ready, liveness
     /health, credentials from a Secret), a Service, and a HorizontalPodAutoscaler when
     `autoscale:` is set. The version is a pod annotation: a new version is a rollout. Argo CD
     or Flux applies the directory from git; `mlops deploy` renders it for you when the

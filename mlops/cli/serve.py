@@ -57,7 +57,8 @@ def serve(
             "--log-dir",
             metavar="DIR",
             help="Prediction log directory (default: <target>/predictions, or "
-            ".mlops/predictions/<bundle> with --bundle).",
+            ".mlops/predictions/<bundle> with --bundle; with --log-url or an object-store "
+            "target, the local spool .mlops/log-spool/<host>).",
         ),
     ] = None,
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not log predictions.")] = False,
@@ -95,7 +96,8 @@ def serve(
             metavar="URL",
             help="Ship the prediction log to this storage (a directory, s3://bucket/prefix, ...) "
             "as columnar segments under logs/<host>/ and feedback/<host>/, where "
-            "`mlops monitor --log-url` reads every host's; --log-dir is then the local spool.",
+            "`mlops monitor --log-url` reads every host's; --log-dir is then the local spool. "
+            "Default: an object-store target's own URL.",
         ),
     ] = None,
     ship_seconds: Annotated[
@@ -122,9 +124,10 @@ def serve(
     inputs, or text/csv); POST /predict takes a list of records. Inputs are checked against the
     bundle's schema (422 listing every problem). GET /health, /ready, /version and /metrics
     (Prometheus); POST /feedback attaches a true label to a request id. Every prediction is
-    logged for monitoring. With --env, a new deployment is loaded and verified beside the
-    current version, then switched to without dropping a request. A version pinning project
-    code other than what the server imported is not switched to: /ready says to restart.
+    logged for monitoring. With --env or --target, a new deployment is loaded and verified
+    beside the current version, then switched to without dropping a request. A version
+    pinning project code other than what the server imported is not switched to: /ready says
+    to restart.
 
     Example: mlops serve --env production --port 8080
 

@@ -101,8 +101,8 @@ class Environment(Strict):
         from mlops.errors import MlopsError
 
         try:
-            url = parse_target(v, where="target")
-            problem = missing_package(url, where="target")
+            url = parse_target(v, where="")  # the config error names the key
+            problem = missing_package(url, where="")
         except MlopsError as exc:
             raise ValueError(f"{exc.message}. {exc.hint or ''}".strip()) from None
         if problem is not None:

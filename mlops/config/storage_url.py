@@ -25,7 +25,7 @@ SCHEMES: dict[str, tuple[str, str, str]] = {
     "abfs": ("abfs", "adlfs", "azure"),
 }
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$")
-_BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$")
+_BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,254}$")
 _SEGMENT = re.compile(r"^[A-Za-z0-9._=+@-]{1,255}$")
 
 
@@ -53,31 +53,72 @@ def parse_target(text: str, *, where: str = "target") -> TargetURL:
     if m is None:
         return TargetURL(text, None, text)
     scheme, rest = m.group(1).lower(), m.group(2)
+    at = f"{where}: " if where else ""
     if scheme == "file":
         return TargetURL(text, None, rest)
     if scheme not in SCHEMES:
-        known = ", ".join(f"{s}://" for s in SCHEMES)
+        why = (
+            " (a web address: a target must be object storage mlops can write versions and a "
+            "pointer to, or a directory)"
+            if scheme in ("http", "https")
+            else ""
+        )
         raise UsageError(
-            f"{where}: unknown storage scheme {scheme}:// in {_safe(text)}",
-            f"Use a local directory or one of {known}.",
+            f"{at}unknown storage scheme {scheme}:// in {_safe(text)}{why}",
+            f"Use a local directory or {schemes_help()}.",
         )
     if "@" in rest.split("/", 1)[0] or "?" in rest or "#" in rest:
         raise UsageError(
-            f"{where}: the URL must not carry credentials, a query or a fragment",
+            f"{at}the URL must not carry credentials, a query or a fragment",
             "Give credentials in the environment (e.g. AWS_ACCESS_KEY_ID and "
             "AWS_SECRET_ACCESS_KEY), never in pipeline.yaml.",
         )
     parts = [p for p in rest.split("/") if p]
-    if (
-        not parts
-        or not _BUCKET.match(parts[0])
-        or any(not _SEGMENT.match(p) or p in (".", "..") for p in parts[1:])
-    ):
+    problem = _path_problem(scheme, parts)
+    if problem:
+        bucket = "container" if SCHEMES[scheme][2] == "azure" else "bucket"
         raise UsageError(
-            f"{where}: {_safe(text)} is not {scheme}://BUCKET/PREFIX",
-            f"Give a bucket and an optional prefix, such as {scheme}://my-bucket/staging.",
+            f"{at}{_safe(text)} is not {scheme}://{bucket.upper()}/PREFIX: {problem}",
+            f"Give a {bucket} and an optional prefix, such as {scheme}://my-{bucket}/staging.",
         )
     return TargetURL(text, SCHEMES[scheme][0], "/".join(parts))
+
+
+def _path_problem(scheme: str, parts: list[str]) -> str:
+    """What is wrong with the bucket (container) name and the prefix of a URL, or ""."""
+    bucket = "container" if SCHEMES[scheme][2] == "azure" else "bucket"
+    if not parts:
+        return f"no {bucket} name"
+    name = parts[0][:80]
+    if len(parts[0]) < 3 or len(parts[0]) > 255:
+        provider = "Azure container" if bucket == "container" else "S3 and GCS bucket"
+        return (
+            f"the {bucket} name {name!r} is {'too short' if len(name) < 3 else 'too long'} "
+            f"({provider} names are 3 to 63 characters)"
+        )
+    if not _BUCKET.match(parts[0]):
+        return (
+            f"the {bucket} name {name!r} has characters other than letters, digits, '.', '_' "
+            "and '-', or does not start with a letter or a digit"
+        )
+    bad = next((p for p in parts[1:] if not _SEGMENT.match(p) or p in (".", "..")), None)
+    if bad is not None:
+        return f"the prefix part {bad[:80]!r} is not a plain name (letters, digits, ._=+@-)"
+    return ""
+
+
+def schemes_help() -> str:
+    """The supported schemes, the extra each needs, and which ones work in this installation."""
+    import importlib.util
+
+    by_extra: dict[str, list[str]] = {}
+    for scheme, (_, _, extra) in SCHEMES.items():
+        by_extra.setdefault(extra, []).append(f"{scheme}://")
+    modules = {extra: module for _, module, extra in SCHEMES.values()}
+    parts = [", ".join(s[:-1]) + " or " + s[-1] if len(s) > 1 else s[0] for s in by_extra.values()]
+    parts = [f"{g} (the `{e}` extra)" for g, e in zip(parts, by_extra, strict=True)]
+    here = [by_extra[e][0] for e, module in modules.items() if importlib.util.find_spec(module)]
+    return "one of: " + "; ".join(parts) + " (installed here: " + (", ".join(here) or "none") + ")"
 
 
 def _safe(text: str) -> str:
@@ -88,7 +129,7 @@ def _safe(text: str) -> str:
     head, _, tail = m.group(2).partition("/")
     if "@" in head:
         head = "***@" + head.rsplit("@", 1)[1]
-    return f"{m.group(1)}://{head}/{tail}".rstrip("/")
+    return f"{m.group(1)}://{head}" + (f"/{tail}".rstrip("/") if tail else "")
 
 
 def missing_package(url: TargetURL, *, where: str = "target") -> UsageError | None:
@@ -102,7 +143,7 @@ def missing_package(url: TargetURL, *, where: str = "target") -> UsageError | No
     if importlib.util.find_spec(module) is not None:
         return None
     return UsageError(
-        f"{where}: {url.scheme}:// needs {module}, which is not installed",
+        f"{where + ': ' if where else ''}{scheme}:// needs {module}, which is not installed",
         f"Install the `{extra}` extra the way mlops was installed (in a checkout: "
-        f"pip install -e '.[{extra}]').",
+        f"pip install -e '.[{extra}]'), or use a local directory or {schemes_help()}.",
     )

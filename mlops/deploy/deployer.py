@@ -49,7 +49,7 @@ from mlops.deploy.recovery import (
     _write_journal,
     complete,
 )
-from mlops.deploy.remote import open_any
+from mlops.deploy.remote import RemoteTarget, name_stored_copy, open_any
 from mlops.deploy.resolve import Resolved, _refuse_unblessed, resolve
 from mlops.deploy.smoke import smoke_test
 from mlops.deploy.target import DEPLOYMENT, JOURNAL, LEFTOVERS, now_iso
@@ -308,6 +308,11 @@ def deploy(
             )
             result.steps = steps.done
             return result
+        if live == r.version:  # live, but its stored files no longer match: a repair
+            ctx.notes.append(
+                f"the live copy of {r.version} in {target.root} no longer matched its hashes: "
+                "its files are installed again under the same deployment record"
+            )
         deploy_id = _start_journal(target, r, live)
         _install_and_switch(ctx.project, target, r, steps, result, force)
         _record_deploy(ctx, rec, r, steps, result, deploy_id)
@@ -397,6 +402,7 @@ def _install_and_switch(
     live = result.previous
     fetch_dir = target.scratch_dir(f"{r.version}-")
     installed = False
+    path: Path | None = None
     try:
         with steps.step("fetch") as info:
             fetched = dvc.fetch_dir(project.root, project.pipeline.model.path, r.commit, fetch_dir)
@@ -447,6 +453,12 @@ def _install_and_switch(
     except Exception as exc:
         shutil.rmtree(fetch_dir, ignore_errors=True)
         step = steps.current
+        # messages name the fetched bundle and the stored version, not scratch copies of them
+        name_stored_copy(
+            exc, fetch_dir, f"{project.pipeline.model.path} fetched at {r.commit[:12]}"
+        )
+        if path is not None and isinstance(target, RemoteTarget):
+            name_stored_copy(exc, path, f"{target.root}/versions/{r.version}")
         if installed and target.current_version() != r.version:
             target.remove_version(r.version)
         if step == "switch":

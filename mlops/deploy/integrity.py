@@ -126,12 +126,15 @@ def verify_tree(path: Path, expected_md5: str, source: str) -> dict[str, dict[st
     return files
 
 
-def verify_manifest(path: Path, manifest: dict[str, Any]) -> None:
-    """Every file under `path` against a manifest's md5 and sha256 (no file more or less)."""
+def verify_manifest(path: Path, manifest: dict[str, Any], shown: str | None = None) -> None:
+    """Every file under `path` against a manifest's md5 and sha256 (no file more or less).
+
+    `shown` is what messages call the copy (the stored version's URL, not a local download)."""
     files = tree_hashes(path)
     want = manifest.get("files")
+    where = shown or str(path)
     if not isinstance(want, dict):
-        raise IntegrityError(f"{path}: the manifest lists no files")
+        raise IntegrityError(f"{where}: the manifest lists no files")
     problems = []
     for rel in sorted(set(want) | set(files)):
         w, g = want.get(rel), files.get(rel)
@@ -143,9 +146,9 @@ def verify_manifest(path: Path, manifest: dict[str, Any]) -> None:
             problems.append(f"{rel}: content differs from the manifest")
     if problems:
         raise IntegrityError(
-            f"{path} does not match its manifest: " + "; ".join(problems[:5]),
+            f"{where} does not match its manifest: " + "; ".join(problems[:5]),
             "The stored version was altered or is incomplete: deploy it again.",
         )
     md5 = dvc_dir_md5({rel: f["md5"] for rel, f in files.items()})
     if md5 != manifest.get("dvc_md5"):
-        raise IntegrityError(f"{path}: the manifest's directory hash does not match its files")
+        raise IntegrityError(f"{where}: the manifest's directory hash does not match its files")

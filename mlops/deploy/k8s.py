@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from mlops.config.models import KubernetesSpec
+from mlops.config.targets import PREFIX_VAR, env_var
 from mlops.errors import UsageError
 
 MANIFEST_DIR = "deploy/k8s"
@@ -98,7 +99,10 @@ def render(
         raise UsageError(
             f"environments.{env}: pods need a target in object storage, not {url!r}",
             f"Set environments.{env}.target (or kubernetes.target) to an s3:// (gs://, az://) "
-            "URL: a directory on the machine running `mlops deploy` is not reachable from pods.",
+            f"URL, or set {env_var(env)} (this environment) or {PREFIX_VAR} (a prefix: "
+            f"<prefix>/{env}) to one where `mlops manifests` and `mlops deploy` run, as on CI's "
+            "container runners: a directory on the machine running `mlops deploy` is not "
+            "reachable from pods.",
         )
     if spec.autoscale is not None and "cpu" not in (
         spec.resources.requests if spec.resources else {}

@@ -177,7 +177,7 @@ class RemoteTarget:
         ):
             raise IntegrityError(f"{self.root}/{prefix}{DEPLOYMENT} does not match its manifest")
         (dest / DEPLOYMENT).write_bytes(deployment)
-        verify_manifest(dest, manifest)
+        verify_manifest(dest, manifest, shown=f"{self.root}/{prefix}".rstrip("/"))
         return manifest
 
     def complete(self, version: str) -> bool:
@@ -470,6 +470,17 @@ class RemoteTarget:
         ):
             pass
         return record
+
+
+def name_stored_copy(exc: BaseException, local: Path | str, shown: str) -> BaseException:
+    """Make an error about a local copy (a download, a scratch directory) name what the user
+    knows instead: the stored version's URL, the fetched bundle. Changes `exc` in place."""
+    if isinstance(exc, MlopsError) and str(local):
+        exc.message = exc.message.replace(str(local), shown)
+        if exc.hint:
+            exc.hint = exc.hint.replace(str(local), shown)
+        exc.args = (exc.message, *exc.args[1:])
+    return exc
 
 
 SCRATCH_PREFIX = "mlops-target-"

@@ -9,7 +9,8 @@ Layout (documented in docs/architecture.md, "Deployment target layout")::
       predictions/               the prediction log written by `mlops serve` (mlops.serve.log)
       .lock                      flock'ed by `Target.lock()` while a deployment changes the target
 
-A version directory is never modified once installed, so a server can load it while another one
+A version directory is never modified once installed (a damaged copy is replaced whole, see
+`Target.install`), so a server can load it while another one
 is being installed beside it; `mlops serve --env` follows `current`.
 """
 
@@ -293,6 +294,12 @@ class Target:
         again there, given its deployment.json, and renamed into place. Installing the same
         bundle again as the same version is a no-op; different content under the name of the
         current version is refused (a deployed version never changes).
+
+        An installed copy of this very bundle whose files no longer match their hashes
+        (altered or damaged on disk) is repaired, live or not: a verified copy is built beside
+        it, keeping its deployment.json, and exchanged with it in one `renameat2` call, so
+        `current` never names a half-repaired directory. The repaired directory is a new inode,
+        which is what makes a server following the target load it again.
         """
         check_version(version)
         bundle = Path(bundle)
@@ -301,7 +308,8 @@ class Target:
         dest = self.versions_dir / version
         if dest.is_dir() and _same_bundle(dest, bundle):
             return dest
-        if dest.exists() and self.current_version() == version:
+        repair = dest.is_dir() and _installed_from(dest, bundle, extra)
+        if dest.exists() and not repair and self.current_version() == version:
             raise DeployError(
                 f"version {version} is deployed in {self.root} with different content",
                 "A version's content never changes: register a new version and deploy that.",
@@ -310,6 +318,7 @@ class Target:
         try:
             shutil.copytree(bundle, tmp, ignore=shutil.ignore_patterns(DEPLOYMENT))
             verify_bundle(tmp)
+            kept = _kept_record(dest, version) if repair else None
             record = {
                 "name": name or meta.get("name") or bundle.name,
                 "version": version,
@@ -318,12 +327,18 @@ class Target:
                 "source": str(bundle),
                 **(extra or {}),
             }
-            (tmp / DEPLOYMENT).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+            (tmp / DEPLOYMENT).write_bytes(
+                kept or (json.dumps(record, indent=2) + "\n").encode("utf-8")
+            )
             for f in tmp.rglob("*"):
                 if f.is_file():
                     with open(f, "rb") as fh:
                         os.fsync(fh.fileno())
             checkpoint("install-copied")
+            if repair and exchange_dirs(tmp, dest):  # tmp now holds the damaged copy
+                _fsync_dir(self.versions_dir)
+                shutil.rmtree(tmp, ignore_errors=True)
+                return dest
             old = None
             if dest.exists():
                 old = self.versions_dir / f".old-{version}-{secrets.token_hex(4)}"
@@ -379,6 +394,43 @@ def _same_bundle(a: Path, b: Path) -> bool:
         )
     except (OSError, MlopsError):
         return False
+
+
+def _installed_from(dest: Path, bundle: Path, extra: dict[str, Any] | None) -> bool:
+    """Whether the installed `dest` was installed from this very bundle: the same metadata.json,
+    or the same directory hash git recorded (`dvc_md5`, written by `mlops deploy`)."""
+    with contextlib.suppress(OSError):
+        if (dest / METADATA).read_bytes() == (bundle / METADATA).read_bytes():
+            return True
+    md5 = (extra or {}).get("dvc_md5")
+    record = read_deployment(dest)
+    return bool(md5) and record is not None and record.get("dvc_md5") == md5
+
+
+def _kept_record(dest: Path, version: str) -> bytes | None:
+    """The deployment.json of a copy being repaired, when it still reads as this version's."""
+    record = read_deployment(dest)
+    if record is None or record.get("version") != version:
+        return None
+    return (dest / DEPLOYMENT).read_bytes()
+
+
+def exchange_dirs(a: Path, b: Path) -> bool:
+    """Swap two directories in one atomic `renameat2(RENAME_EXCHANGE)` (Linux, glibc 2.28+);
+    False when the system or filesystem cannot (the caller then renames twice)."""
+    import ctypes
+
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
 
 
 def read_deployment(path: Path) -> dict[str, Any] | None:

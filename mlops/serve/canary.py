@@ -136,7 +136,9 @@ class Canary:
                 handle: Any = target.version_dir(record["version"])
             else:
                 handle = dict(record)
-            model = load(source.materialize(handle), key)
+            local = source.materialize(handle)
+            with source.naming(local, record["version"]):  # errors name the stored version
+                model = load(local, key)
         except Exception as exc:  # a bad candidate never takes the service down
             self._end("failed")  # whatever the record named before is no longer the release
             self._failed = key

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from mlops.deploy.integrity import IntegrityError, verify_manifest, verify_tree
-from mlops.deploy.remote import RemoteTarget
+from mlops.deploy.remote import RemoteTarget, name_stored_copy
 from mlops.deploy.storage import StorageError
 from mlops.deploy.target import Target
+from mlops.errors import MlopsError
 
 # version name -> (expected `<md5>.dir`, where it was recorded), or None when there is no git
 Expected = Callable[[str], tuple[str, str]] | None
@@ -74,6 +75,11 @@ class LocalSource:
             return (path.name, os.stat(path).st_ino), path
         except OSError:
             return None
+
+    @contextlib.contextmanager
+    def naming(self, local: Path, version: str) -> Iterator[None]:
+        """Errors about a version loaded from here name its directory as they do."""
+        yield
 
     def materialize(self, handle: Any) -> Path:
         """The verified directory to load."""
@@ -124,6 +130,16 @@ class RemoteSource:
             return None
         p = self._pointer
         return (p["version"], p["manifest_sha256"]), dict(p)
+
+    @contextlib.contextmanager
+    def naming(self, local: Path, version: str) -> Iterator[None]:
+        """Errors about the cached copy `local` of `version` name the stored version instead
+        (`s3://bucket/prefix/versions/<v>`), not a path on this host."""
+        try:
+            yield
+        except MlopsError as exc:
+            name_stored_copy(exc, local, f"{self.target.root}/versions/{version}")
+            raise
 
     def materialize(self, handle: Any) -> Path:
         """Download (once per host) and verify the version `handle` (a pointer) names."""

@@ -212,13 +212,14 @@ class Service:
                 }
                 self.metrics.reloads.inc("failed")
                 return None
-            model = load_model(
-                path,
-                self.config.range_margin,
-                key,
-                self.config.trusted_types,
-                self.config.code_root,
-            )
+            with self.source.naming(path, key[0]):  # errors name the stored version
+                model = load_model(
+                    path,
+                    self.config.range_margin,
+                    key,
+                    self.config.trusted_types,
+                    self.config.code_root,
+                )
         else:
             assert self.config.bundle is not None
             model = load_model(
@@ -269,13 +270,15 @@ class Service:
         stored = f"{self._target_root()}/versions/{key[0]}" if self.target is not None else ""
         path = str(handle) if isinstance(handle, Path) else stored
         try:
-            model = load_model(
-                self.source.materialize(handle),
-                self.config.range_margin,
-                key,
-                self.config.trusted_types,
-                self.config.code_root,
-            )
+            local = self.source.materialize(handle)
+            with self.source.naming(local, key[0]):  # errors name the stored version
+                model = load_model(
+                    local,
+                    self.config.range_margin,
+                    key,
+                    self.config.trusted_types,
+                    self.config.code_root,
+                )
         except Exception as exc:  # a bad bundle must never take the service down
             message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
             if isinstance(exc, StorageError):
