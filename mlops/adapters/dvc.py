@@ -58,6 +58,12 @@ def _repo(root: Path) -> Iterator[Any]:
         os.chdir(here)
 
 
+def preload() -> None:
+    """Import what `reproduce` needs now (before forking processes that will all use it)."""
+    import dvc.repo.reproduce
+    import dvc.stage.run  # noqa: F401
+
+
 def init(root: Path, log: Path) -> None:
     """`dvc init` in `root` (a git work tree); DVC stages its own files in git."""
     from dvc.repo import Repo

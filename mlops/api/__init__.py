@@ -172,11 +172,35 @@ def exp_run(
     name: str | None = None,
     on_event: Callable[[StageEvent], None] | None = None,
     on_start: Callable[[dict[str, Any]], None] | None = None,
+    on_finish: Callable[[ExpRun], None] | None = None,
+    jobs: int | None = 1,
 ) -> list[ExpRun]:
-    """Run experiments with changed params, leaving the workspace untouched (`mlops exp run`)."""
+    """Run experiments with changed params, leaving the workspace untouched (`mlops exp run`);
+    `jobs` at once (None: one per CPU, at most 4)."""
     from mlops.pipeline.experiments import run_experiments
 
-    return run_experiments(root, settings, name=name, on_event=on_event, on_start=on_start)
+    return run_experiments(
+        root,
+        settings,
+        name=name,
+        on_event=on_event,
+        on_start=on_start,
+        on_finish=on_finish,
+        jobs=jobs,
+        warming=lambda: _runner_warming(root),
+    )
+
+
+def _runner_warming(root: Path | str) -> bool:
+    """True while this repository's runner is still importing (False when done or none)."""
+    from mlops.errors import MlopsError
+    from mlops.runner.lifecycle import status
+
+    try:
+        info = status(root)
+    except MlopsError:
+        return False
+    return info is not None and not (info.status or {}).get("preloaded", True)
 
 
 def exp_apply(root: Path | str, run_id: str, *, force: bool = False) -> ApplyResult:
