@@ -15,9 +15,10 @@ sequential sweep, and the results come back in sweep order whatever order they f
 Failures: an experiment that fails (a stage, a gate) is recorded and returned like the others;
 one that raises (a setting its params refuse) stops the sweep from starting more, lets the
 running ones finish, and is raised, as sequentially. Ctrl-C reaches every process of the
-foreground group: the stages stop, each worker removes its scratch tree, the command waits for
-them (ignoring further Ctrl-C) and removes any scratch tree a worker could not, then stops with
-exit 130.
+foreground group: the stages stop, each experiment is recorded as interrupted and removes its
+scratch tree, the command waits for them (ignoring further Ctrl-C), removes any scratch tree a
+worker could not, starts no other experiment, and returns what ran (exit 130, as a sequential
+sweep stops at its interrupted experiment).
 """
 
 from __future__ import annotations
@@ -139,6 +140,94 @@ def _stop_workers(workers: list[_Worker]) -> None:
             os.waitpid(w.pid, 0)
 
 
+class _Sweep:
+    """The command's side: hands experiments to idle workers, collects what they send."""
+
+    def __init__(
+        self,
+        combos: list[dict[str, Any]],
+        workers: list[_Worker],
+        on_start: Callable[[dict[str, Any]], None] | None,
+        on_finish: Callable[[Any], None] | None,
+        warming: Callable[[], bool] | None,
+    ) -> None:
+        self.combos, self.workers = combos, workers
+        self.on_start, self.on_finish, self.warming = on_start, on_finish, warming
+        self.pending = deque(enumerate(combos))
+        self.results: dict[int, Any] = {}
+        self.raised: dict[int, BaseException] = {}
+        self.gate: int | None = None  # whose run record must exist before the next starts
+        self.stop = self.interrupted = self.finished = False
+
+    def step(self) -> None:
+        """Start one experiment, or wait for what the workers send and handle it."""
+        busy = {w.conn: w for w in self.workers if w.index is not None}
+        idle = [w for w in self.workers if w.index is None and w.alive]
+        more = bool(self.pending) and not self.stop
+        if self.warming is not None and more and busy and not self.warming():
+            self.warming = None  # warm once: never asked again
+        if more and self.gate is None and idle and (self.warming is None or not busy):
+            index, overrides = self.pending.popleft()
+            if self.on_start:
+                self.on_start(overrides)
+            idle[0].index = self.gate = index
+            idle[0].conn.send((index, overrides))
+            return
+        if not busy:
+            self.finished = True
+            return
+        from multiprocessing.connection import wait
+
+        for conn in wait(list(busy), None if self.warming is None else WARMING_POLL):
+            self._receive(busy[conn])
+
+    def _receive(self, w: _Worker) -> None:
+        index = w.index
+        assert index is not None
+        try:
+            kind, _, payload = w.conn.recv()
+        except (EOFError, OSError):
+            kind, payload = "died", None
+        if self.gate == index:
+            self.gate = None
+        if kind == "event":
+            return
+        w.index = None
+        if kind == "done":
+            self.results[index] = payload
+            if self.on_finish:
+                self.on_finish(payload)
+            if isinstance(getattr(payload.result, "error", None), Interrupted):
+                self.stop = self.interrupted = True
+            return
+        self.stop = True
+        if kind == "raised":
+            self.raised[index] = payload
+            self.interrupted = self.interrupted or isinstance(payload, KeyboardInterrupt)
+            return
+        w.alive = False
+        self.raised[index] = MlopsError(
+            f"the worker process running experiment {self.combos[index]} died",
+            "Its scratch tree was removed; run that experiment again "
+            "(`--jobs 1` runs one at a time).",
+        )
+
+    def outcome(self) -> list[Any]:
+        """The results in sweep order; raises as a sequential sweep would have."""
+        if self.interrupted:
+            done = [self.results[i] for i in sorted(self.results)]
+            if any(isinstance(getattr(r.result, "error", None), Interrupted) for r in done):
+                return done  # as a sequential sweep: what ran, the interrupted one last
+            raise Interrupted(
+                f"interrupted after {len(done)} of {len(self.combos)} experiments",
+                "The finished ones are recorded (`mlops runs list --where 'kind == exp'`); no "
+                "scratch tree or worker process is left.",
+            )
+        if self.raised:
+            raise self.raised[min(self.raised)]
+        return [self.results[i] for i in range(len(self.combos))]
+
+
 def run_parallel(
     combos: list[dict[str, Any]],
     run_one: Callable[[dict[str, Any], Callable[[Any], None] | None], Any],
@@ -156,80 +245,22 @@ def run_parallel(
     `warming()`: True while the warm runner is still importing; one experiment at a time
     until then (a stage forked mid-import imports the rest itself: two at once would import
     the same modules three times over, on the same cores)."""
-    from multiprocessing.connection import wait
-
-    pending = deque(enumerate(combos))
-    results: dict[int, Any] = {}
-    raised: dict[int, BaseException] = {}
-    workers = [_spawn(run_one) for _ in range(max(1, min(jobs, len(combos))))]
-    gate: int | None = None  # the experiment whose record must exist before the next starts
-    stop = interrupted = False
     old_handler = signal.getsignal(signal.SIGINT)
+    workers: list[_Worker] = []
     try:
-        while True:
-            busy = {w.conn: w for w in workers if w.index is not None}
-            idle = [w for w in workers if w.index is None and w.alive]
-            if warming is not None and pending and not stop and busy and not warming():
-                warming = None  # warm once: never asked again
-            if pending and not stop and gate is None and idle and (warming is None or not busy):
-                index, overrides = pending.popleft()
-                if on_start:
-                    on_start(overrides)
-                idle[0].index = gate = index
-                idle[0].conn.send((index, overrides))
-                continue
-            if not busy:
-                break
+        workers += [_spawn(run_one) for _ in range(max(1, min(jobs, len(combos))))]
+        sweep = _Sweep(combos, workers, on_start, on_finish, warming)
+        while not sweep.finished:
             try:
-                ready = wait(list(busy), None if warming is None else WARMING_POLL)
-            except KeyboardInterrupt:
-                stop = interrupted = True
-                signal.signal(signal.SIGINT, signal.SIG_IGN)  # restored in `finally`
-                continue
-            for conn in ready:
-                w = busy[conn]
-                index = w.index
-                assert index is not None
-                try:
-                    kind, _, payload = conn.recv()
-                except (EOFError, OSError):
-                    kind, payload = "died", None
-                if kind == "event":
-                    gate = None if gate == index else gate
-                    continue
-                w.index = None
-                gate = None if gate == index else gate
-                if kind == "done":
-                    results[index] = payload
-                    if on_finish:
-                        on_finish(payload)
-                    if isinstance(getattr(payload.result, "error", None), Interrupted):
-                        stop = interrupted = True
-                    continue
-                stop = True
-                if kind == "raised":
-                    raised[index] = payload
-                    interrupted = interrupted or isinstance(payload, KeyboardInterrupt)
-                else:
-                    w.alive = False
-                    raised[index] = MlopsError(
-                        f"the worker process running experiment {combos[index]} died",
-                        "Its scratch tree was removed; run that experiment again "
-                        "(`--jobs 1` runs one at a time).",
-                    )
+                sweep.step()
+            except KeyboardInterrupt:  # the workers got it too: let them finish and clean up
+                sweep.stop = sweep.interrupted = True
+                with contextlib.suppress(ValueError):
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)  # restored below
     finally:
         with _no_ctrl_c():
             _stop_workers(workers)
             cleanup()
-        if interrupted:
-            with contextlib.suppress(ValueError, TypeError):
-                signal.signal(signal.SIGINT, old_handler)
-    if interrupted:
-        raise Interrupted(
-            f"interrupted: {len(results)} of {len(combos)} experiments had finished",
-            "They are recorded (`mlops runs list --where 'kind == exp'`); no scratch tree or "
-            "worker process is left.",
-        )
-    if raised:
-        raise raised[min(raised)]
-    return [results[i] for i in range(len(combos))]
+        with contextlib.suppress(ValueError, TypeError):
+            signal.signal(signal.SIGINT, old_handler)
+    return sweep.outcome()
