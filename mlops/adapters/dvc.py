@@ -381,14 +381,21 @@ def cache_dir(root: Path) -> str:
         return str(repo.cache.local_cache_dir)
 
 
-def share_cache(root: Path, cache: str, log: Path) -> None:
-    """Make the repository at `root` use the cache directory `cache` (its local config)."""
+def share_cache(root: Path, cache: str, log: Path, site: str | None = None) -> None:
+    """Make the repository at `root` use the cache directory `cache` (its local config), and
+    keep DVC's per-repository state (file hashes, indexes) in `site` when given, instead of a
+    new directory under /var/tmp/dvc for every path a repository ever had."""
     local = root / ".dvc" / "config.local"
-    if not local.exists():  # the common case: write the one setting without starting DVC
-        local.write_text(f"[cache]\n    dir = {cache}\n", encoding="utf-8")
+    if not local.exists():  # the common case: write the settings without starting DVC
+        text = f"[cache]\n    dir = {cache}\n"
+        if site:
+            text += f"[core]\n    site_cache_dir = {site}\n"
+        local.write_text(text, encoding="utf-8")
         return
     with _repo(root) as repo, redirect_fds(log), repo.config.edit("local") as conf:
         conf["cache"]["dir"] = cache
+        if site:
+            conf["core"]["site_cache_dir"] = site
 
 
 def push(root: Path, log: Path, *, revs: list[str] | None = None) -> int:

@@ -162,7 +162,9 @@ def make_scratch(root: Path, project: Any, dest: Path, log: Path) -> None:
     local = root / ".dvc" / "config.local"
     if local.exists():
         shutil.copy2(local, dest / ".dvc" / "config.local")
-    dvc.share_cache(dest, dvc.cache_dir(root), log)
+    # DVC's state of this throw-away repository goes with it (.dvc/tmp is ignored by git and DVC)
+    site = dest / ".dvc" / "tmp" / "site"
+    dvc.share_cache(dest, dvc.cache_dir(root), log, site=str(site))
 
 
 def _alive(pid: int) -> bool:
