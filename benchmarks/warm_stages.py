@@ -5,6 +5,7 @@ shared, so run it niced):
 
     nice -n 10 .venv/bin/python benchmarks/warm_stages.py                 # 2 rounds, 20-value sweep
     nice -n 10 .venv/bin/python benchmarks/warm_stages.py --rounds 1 --baseline-sweep 5
+    nice -n 10 .venv/bin/python benchmarks/warm_stages.py --no-forced --baseline-sweep 5  # sweeps
 
 One project made by `mlops init` (Palmer Penguins, logistic regression, five built-in stages),
 after one committed `mlops run`. Side by side in one run, alternating the order each round:
@@ -14,10 +15,14 @@ after one committed `mlops run`. Side by side in one run, alternating the order 
   `mlops runner start` (warm: timed once its imports are done), and `dvc repro --force` of the
   same dvc.yaml (no runner);
 - after every forced run, the outs hashes in dvc.lock are compared with the first one's;
-- `mlops exp run -S train.C=v1,...,vN` with its runner (one command, N experiments), against
-  `MLOPS_RUNNER=0 mlops exp run` and `dvc exp run -S train.C=v` over the first
-  `--baseline-sweep` values (per experiment: wall time / experiments); the metrics of the values
-  both mlops sweeps ran must be equal.
+- `mlops exp run -S train.C=v1,...,vN` as a user runs it (one command, N experiments, its
+  runner, the default `--jobs`: experiments at once in worker processes), the same with
+  `--jobs 1` (one after the other), against today's `MLOPS_RUNNER=0 mlops exp run --jobs 1`,
+  `dvc exp run -S train.C=v` one command per value, and `dvc exp run --queue` per value then
+  `dvc exp run --run-all --jobs 2` (`--no-queue` skips it), the last three over the first
+  `--baseline-sweep` values (per experiment: wall time / experiments). Every mlops sweep's
+  metrics and recorded outs hashes must equal the sequential sweep's for the values both ran,
+  and its records must start in sweep order.
 
 CPU is user + system time of the command and its children (a runner the command started is its
 child; a kept runner is not, so its CPU is not counted). The load average is printed.

@@ -192,15 +192,22 @@ def exp_run(
 
 
 def _runner_warming(root: Path | str) -> bool:
-    """True while this repository's runner is still importing (False when done or none)."""
-    from mlops.errors import MlopsError
-    from mlops.runner.lifecycle import status
+    """True while this repository's runner is still importing: it says so, or it is too busy
+    importing to answer within a second (a long import step on a loaded machine). False when
+    it is done or no runner listens."""
+    from mlops.runner.address import git_common_dir, socket_path
+    from mlops.runner.client import connect, request
 
-    try:
-        info = status(root)
-    except MlopsError:
+    common = git_common_dir(root)
+    if common is None:
         return False
-    return info is not None and not (info.status or {}).get("preloaded", True)
+    path = socket_path(common)
+    probe = connect(path, 1.0) if path.exists() else None
+    if probe is None:  # nobody listens there
+        return False
+    probe.close()
+    reply = request(path, {"op": "status"}, timeout=1.0)
+    return reply is None or not reply.get("preloaded", True)
 
 
 def exp_apply(root: Path | str, run_id: str, *, force: bool = False) -> ApplyResult:

@@ -7,7 +7,8 @@ file systems), points it at the project's DVC cache, sets the params there, and 
 in it. The run is recorded in the project's run records (kind `exp`, with its overrides), its
 outputs land in the shared DVC cache, and the scratch tree is removed whatever happens: the
 workspace's files, `params.yaml` and `dvc.lock` are never written, so a failed experiment leaves
-the workspace exactly as it was.
+the workspace exactly as it was. A sweep (`-S train.C=0.1,1,10`) runs `--jobs` experiments at
+once, each as above in its own worker process (`mlops.pipeline.sweep`).
 
 `mlops exp apply ID` writes a recorded run's params into `params.yaml` (keeping its comments);
 `mlops run` then reproduces it, restoring unchanged stages from DVC's run cache.
