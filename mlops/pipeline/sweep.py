@@ -42,9 +42,8 @@ def default_jobs(experiments: int) -> int:
     """Workers when `--jobs` is not given: one per CPU this process may use, at most
     `MAX_DEFAULT_JOBS` (each worker holds DVC and runs its stages; memory grows with each) and at
     most one per experiment."""
-    from mlops.runner.address import cpus
-
-    return max(1, min(experiments, cpus(), MAX_DEFAULT_JOBS))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(experiments, cpus or 1, MAX_DEFAULT_JOBS))
 
 
 @dataclass
