@@ -232,7 +232,7 @@ def run_parallel(
     run_one: Callable[[dict[str, Any], Callable[[Any], None] | None], Any],
     *,
     jobs: int,
-    cleanup: Callable[[], None],
+    cleanup: Callable[[], object],
     on_start: Callable[[dict[str, Any]], None] | None = None,
     on_finish: Callable[[Any], None] | None = None,
     warming: Callable[[], bool] | None = None,
