@@ -16,8 +16,8 @@ after one committed `mlops run`. Side by side in one run, alternating the order 
   same dvc.yaml (no runner);
 - after every forced run, the outs hashes in dvc.lock are compared with the first one's;
 - `mlops exp run -S train.C=v1,...,vN` as a user runs it (one command, N experiments, its
-  runner, the default `--jobs`: experiments at once in worker processes), the same with
-  `--jobs 1` (one after the other), against today's `MLOPS_RUNNER=0 mlops exp run --jobs 1`,
+  runner, the default `--jobs 1`), the same with `--jobs 2` (two at once in worker processes),
+  against today's `MLOPS_RUNNER=0 mlops exp run --jobs 1`,
   `dvc exp run -S train.C=v` one command per value, and `dvc exp run --queue` per value then
   `dvc exp run --run-all --jobs 2` (`--no-queue` skips it), the last three over the first
   `--baseline-sweep` values (per experiment: wall time / experiments). Every mlops sweep's
@@ -164,8 +164,8 @@ def sweep(root: Path, values: list[float], baseline: int, queue: bool) -> None:
     rows = []
     results = {}
     runs = {
-        "mlops exp run (default --jobs), runner": ([setting], len(values), {}),
-        "mlops exp run --jobs 1, runner": ([setting, "--jobs", "1"], len(values), {}),
+        "mlops exp run --jobs 2, runner": ([setting, "--jobs", "2"], len(values), {}),
+        "mlops exp run (default --jobs 1), runner": ([setting], len(values), {}),
         "mlops exp run --jobs 1, no runner (today)": ([few, "--jobs", "1"], baseline, OFF),
     }
     for name, (args, n, env) in runs.items():
@@ -204,7 +204,7 @@ def sweep(root: Path, values: list[float], baseline: int, queue: bool) -> None:
         print(f"| {name} | {n} | {per:.2f} s | {c / n:.2f} s | {per / today:.2f} | {load:.1f} |")
     if queue:
         print("¹ queue workers run detached: their CPU is not counted")
-    ref = results["mlops exp run --jobs 1, runner"]
+    ref = results["mlops exp run (default --jobs 1), runner"]
     for name, got in results.items():
         shared = [c for c in got if c in ref]
         same = all(got[c][:2] == ref[c][:2] for c in shared)

@@ -36,16 +36,16 @@ def run(
         str | None, typer.Option("--name", help="A label stored with the experiment.")
     ] = None,
     jobs: Annotated[
-        int | None,
+        int,
         typer.Option(
             "--jobs",
             "-j",
-            min=1,
+            min=0,
             help="Experiments of a sweep run at once, each in its own worker process and "
-            "scratch tree (like `dvc exp run --run-all --jobs N`). Default: one per CPU, at most "
-            "4 and at most one per experiment; 1 runs them one after the other.",
+            "scratch tree (like `dvc exp run --run-all --jobs N`, whose default is also 1); "
+            "0: one per CPU, at most 4.",
         ),
-    ] = None,
+    ] = 1,
     json: JsonOpt = False,
 ) -> None:
     """Run the pipeline with changed params, leaving the workspace as it is.
@@ -55,7 +55,7 @@ def run(
     experiment succeeds or fails. Each experiment is recorded (kind exp) with its settings;
     compare with `mlops runs list --sort metrics.accuracy --desc` and `mlops runs diff`, then
     `mlops exp apply ID`. Exits with the first failing experiment's code (4 gate failed, ...).
-    A sweep runs --jobs experiments at once (default: one per CPU, at most 4); the results,
+    A sweep can run --jobs experiments at once (default 1, one after the other); the results,
     records and outputs are the same as one at a time, listed in sweep order.
 
     Example: mlops exp run -S train.C=0.5 -S train.max_iter=200
@@ -104,7 +104,7 @@ def run(
                 on_event=on_event,
                 on_start=on_start,
                 on_finish=on_finish,
-                jobs=jobs,
+                jobs=jobs or None,
             )
     finally:
         if progress:
