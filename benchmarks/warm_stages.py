@@ -5,6 +5,7 @@ shared, so run it niced):
 
     nice -n 10 .venv/bin/python benchmarks/warm_stages.py                 # 2 rounds, 20-value sweep
     nice -n 10 .venv/bin/python benchmarks/warm_stages.py --rounds 1 --baseline-sweep 5
+    nice -n 10 .venv/bin/python benchmarks/warm_stages.py --no-forced --baseline-sweep 5  # sweeps
 
 One project made by `mlops init` (Palmer Penguins, logistic regression, five built-in stages),
 after one committed `mlops run`. Side by side in one run, alternating the order each round:
@@ -14,10 +15,14 @@ after one committed `mlops run`. Side by side in one run, alternating the order 
   `mlops runner start` (warm: timed once its imports are done), and `dvc repro --force` of the
   same dvc.yaml (no runner);
 - after every forced run, the outs hashes in dvc.lock are compared with the first one's;
-- `mlops exp run -S train.C=v1,...,vN` with its runner (one command, N experiments), against
-  `MLOPS_RUNNER=0 mlops exp run` and `dvc exp run -S train.C=v` over the first
-  `--baseline-sweep` values (per experiment: wall time / experiments); the metrics of the values
-  both mlops sweeps ran must be equal.
+- `mlops exp run -S train.C=v1,...,vN` as a user runs it (one command, N experiments, its
+  runner, the default `--jobs 1`), the same with `--jobs 2` (two at once in worker processes),
+  against today's `MLOPS_RUNNER=0 mlops exp run --jobs 1`,
+  `dvc exp run -S train.C=v` one command per value, and `dvc exp run --queue` per value then
+  `dvc exp run --run-all --jobs 2` (`--no-queue` skips it), the last three over the first
+  `--baseline-sweep` values (per experiment: wall time / experiments). Every mlops sweep's
+  metrics and recorded outs hashes must equal the sequential sweep's for the values both ran,
+  and its records must start in sweep order.
 
 CPU is user + system time of the command and its children (a runner the command started is its
 child; a kept runner is not, so its CPU is not counted). The load average is printed.
@@ -130,30 +135,85 @@ def forced_runs(root: Path, rounds: int) -> None:
     print(f"(today's CPU: {base_cpu:.2f} s)")
 
 
-def sweep(root: Path, values: list[float], baseline: int) -> None:
+def _exp_results(root: Path, out: str) -> dict[float, tuple[dict, dict, str]]:
+    """train.C -> (metrics, outs hashes as recorded, record id) of one `mlops exp run --json`."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from mlops.pipeline.records import RunStore
+
+    store = RunStore(root)
+    got = {}
+    for r in json.loads(out):
+        got[r["overrides"]["train.C"]] = (r["metrics"], store.get(r["run_id"]).outs, r["run_id"])
+    return got
+
+
+def _in_order(root: Path, ids: list[str]) -> bool:
+    """The records of a sweep started in sweep order (as `mlops runs list` sorts them)."""
+    from mlops.pipeline.records import RunStore
+
+    store = RunStore(root)
+    started = [store.get(i).started for i in ids]
+    return started == sorted(started)
+
+
+def sweep(root: Path, values: list[float], baseline: int, queue: bool) -> None:
     mlops = str(BIN / "mlops")
+    dvc = str(BIN / "dvc")
     setting = "train.C=" + ",".join(f"{v:g}" for v in values)
     few = "train.C=" + ",".join(f"{v:g}" for v in values[:baseline])
     rows = []
-    secs, used, out = timed(root, mlops, "exp", "run", "-S", setting, "--json")
-    warm = {r["overrides"]["train.C"]: r["metrics"] for r in json.loads(out)}
-    rows.append(("mlops exp run, runner", len(values), secs, used))
-    secs, used, out = timed(root, mlops, "exp", "run", "-S", few, "--json", env=OFF)
-    cold = {r["overrides"]["train.C"]: r["metrics"] for r in json.loads(out)}
-    rows.append(("mlops exp run, no runner (today)", baseline, secs, used))
-    same = all(warm[c] == cold[c] for c in cold)
+    results = {}
+    runs = {
+        "mlops exp run --jobs 2, runner": ([setting, "--jobs", "2"], len(values), {}),
+        "mlops exp run (default --jobs 1), runner": ([setting], len(values), {}),
+        "mlops exp run --jobs 1, no runner (today)": ([few, "--jobs", "1"], baseline, OFF),
+    }
+    for name, (args, n, env) in runs.items():
+        load = os.getloadavg()[0]
+        secs, used, out = timed(root, mlops, "exp", "run", "-S", *args, "--json", env=env)
+        rows.append((name, n, secs, used, load))
+        results[name] = _exp_results(root, out)
+        ids = [rid for _, _, rid in results[name].values()]
+        print(
+            f"  {name}: {secs:.2f}s wall, {used:.2f}s CPU, load {load:.1f}; "
+            f"records in sweep order: {_in_order(root, ids)}",
+            flush=True,
+        )
     total_w = total_c = 0.0
+    load = os.getloadavg()[0]
     for v in values[:baseline]:
-        w, c, _ = timed(root, str(BIN / "dvc"), "exp", "run", "-S", f"train.C={v:g}", env=OFF)
+        w, c, _ = timed(root, dvc, "exp", "run", "-S", f"train.C={v:g}", env=OFF)
         total_w, total_c = total_w + w, total_c + c
         reset(root)
-    rows.append(("dvc exp run (no runner), one command per value", baseline, total_w, total_c))
-    today = rows[1][2] / rows[1][1]
-    print("\n| command | experiments | wall per experiment | CPU per experiment | × today |")
-    print("|---|---|---|---|---|")
-    for name, n, w, c in rows:
-        print(f"| {name} | {n} | {w / n:.2f} s | {c / n:.2f} s | {w / n / today:.2f} |")
-    print(f"metrics of the {baseline} shared values equal with and without the runner: {same}")
+    name = "dvc exp run (no runner), one command per value"
+    rows.append((name, baseline, total_w, total_c, load))
+    if queue:
+        load = os.getloadavg()[0]
+        t0 = time.perf_counter()
+        for v in values[:baseline]:
+            sh(root, dvc, "exp", "run", "--queue", "-S", f"train.C={v:g}", env=OFF)
+        w, c, _ = timed(root, dvc, "exp", "run", "--run-all", "--jobs", "2", env=OFF)
+        w = time.perf_counter() - t0
+        rows.append(("dvc exp run --queue ×N, then --run-all --jobs 2¹", baseline, w, c, load))
+        reset(root)
+    today = rows[2][2] / rows[2][1]
+    print("\n| command | experiments | wall per experiment | CPU per experiment | × today | load |")
+    print("|---|---|---|---|---|---|")
+    for name, n, w, c, load in rows:
+        per = w / n
+        print(f"| {name} | {n} | {per:.2f} s | {c / n:.2f} s | {per / today:.2f} | {load:.1f} |")
+    if queue:
+        print("¹ queue workers run detached: their CPU is not counted")
+    ref = results["mlops exp run (default --jobs 1), runner"]
+    for name, got in results.items():
+        shared = [c for c in got if c in ref]
+        same = all(got[c][:2] == ref[c][:2] for c in shared)
+        print(
+            f"{name}: metrics and outs hashes equal to the sequential sweep's "
+            f"({len(shared)} values): {same}"
+        )
+        if not same:
+            raise SystemExit(f"{name}: results differ from the sequential sweep")
 
 
 def main() -> None:
@@ -162,6 +222,10 @@ def main() -> None:
     parser.add_argument("--sweep", type=int, default=20, help="values of train.C (20)")
     parser.add_argument(
         "--baseline-sweep", type=int, default=20, help="values run without the runner (20)"
+    )
+    parser.add_argument("--no-forced", action="store_true", help="time only the sweeps")
+    parser.add_argument(
+        "--no-queue", action="store_true", help="skip `dvc exp run --queue` + `--run-all`"
     )
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()}; CPUs: {os.cpu_count()}", flush=True)
@@ -177,9 +241,10 @@ def main() -> None:
         sh(root, str(BIN / "mlops"), "run", env=OFF)
         sh(root, "git", "add", "-A")
         sh(root, "git", "commit", "-qm", "first run")
-        forced_runs(root, args.rounds)
+        if not args.no_forced:
+            forced_runs(root, args.rounds)
         values = [round(0.05 * (i + 1), 2) for i in range(args.sweep)]
-        sweep(root, values, min(args.baseline_sweep, args.sweep))
+        sweep(root, values, min(args.baseline_sweep, args.sweep), not args.no_queue)
     print(f"load average at end: {os.getloadavg()}")
 
 

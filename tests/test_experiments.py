@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,151 @@ def test_scratch_of_a_killed_experiment_is_removed_by_the_next(project: Path):
     listed = git(project, "worktree", "list")
     assert left.name not in listed and live.name in listed
     assert not left.exists() and live.exists()
+
+
+def _records(root: Path, ids: list[str]) -> list:
+    store = RunStore(root)
+    return [store.get(i) for i in ids]
+
+
+def test_a_parallel_sweep_gives_what_one_at_a_time_gives(trained: Path, cli):
+    """--jobs 2 against --jobs 1 on the same values, one failing: same results, records, exit
+    code and message; records start in sweep order; nothing left behind."""
+    from mlops.runner import lifecycle
+
+    before = snapshot(trained)
+    outs = {}
+    kept = lifecycle.start(trained, owner=os.getpid())  # one runner's imports for both sweeps
+    try:
+        for jobs in ("1", "2"):
+            args = ["exp", "run", "-S", "train.C=-1,3", "--jobs", jobs, "--json"]
+            result = cli(args, cwd=trained)
+            assert result.output.startswith("["), result.output
+            outs[jobs] = (result.exit_code, json.loads(result.output))
+    finally:
+        assert kept.process is not None
+        lifecycle.stop_process(kept.process)
+    (code1, one), (code2, two) = outs["1"], outs["2"]
+    assert code1 == code2 != 0  # the failing first experiment's code, as one at a time
+    assert [r["overrides"] for r in two] == [{"train.C": -1}, {"train.C": 3}]
+    for a, b in zip(one, two, strict=True):
+        assert (a["outcome"], a["exit_code"], a["metrics"]) == (
+            b["outcome"],
+            b["exit_code"],
+            b["metrics"],
+        )
+        assert [(s["name"], s["status"]) for s in a["stages"]] == [
+            (s["name"], s["status"]) for s in b["stages"]
+        ]
+        assert a.get("error", {}).get("message") == b.get("error", {}).get("message")
+    rec1 = _records(trained, [r["run_id"] for r in one])
+    rec2 = _records(trained, [r["run_id"] for r in two])
+    assert rec2[1].outcome == "ok" and rec2[0].outcome != "ok"
+    for a, b in zip(rec1, rec2, strict=True):
+        assert (a.kind, a.outs, a.deps, a.params, a.metrics, a.extra["overrides"]) == (
+            b.kind,
+            b.outs,
+            b.deps,
+            b.params,
+            b.metrics,
+            b.extra["overrides"],
+        )
+        assert (a.git_commit, a.git_branch, a.git_dirty) == (
+            b.git_commit,
+            b.git_branch,
+            b.git_dirty,
+        )
+    assert rec2[0].started < rec2[1].started  # listed in sweep order
+    assert snapshot(trained) == before
+    assert git(trained, "worktree", "list").count("\n") == 0
+    assert not list((trained / ".mlops/exp").iterdir())
+
+
+def test_a_refused_setting_in_a_parallel_sweep_stops_it_as_one_at_a_time(trained: Path, cli):
+    before = snapshot(trained)
+    latest = RunStore(trained).get("latest").id
+    result = cli(["exp", "run", "-S", "split.test_size=7,8", "--jobs", "2"], cwd=trained)
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "split.test_size" in result.output
+    assert RunStore(trained).get("latest").id == latest  # refused before anything ran
+    assert snapshot(trained) == before
+    assert git(trained, "worktree", "list").count("\n") == 0
+    assert not list((trained / ".mlops/exp").iterdir())
+
+
+def _session_alive(sid: int) -> list[int]:
+    """Processes still alive (not zombies) in session `sid`."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_stops_a_sweep_and_leaves_nothing_behind(trained: Path, jobs: str):
+    """A real Ctrl-C (SIGINT to the foreground process group) while every running experiment
+    is inside a stage: exit 130, each interrupted experiment recorded as such, no scratch tree,
+    worker, stage or runner process left, the workspace untouched."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from mlops.runner import lifecycle
+    from tests.helpers import replace_in
+
+    replace_in(
+        trained / "pipeline.yaml",
+        "environments:",
+        "  block:\n"
+        "    cmd: python -c \"import pathlib, time; pathlib.Path('blocking').touch(); "
+        'time.sleep(600)"\n'
+        "    params: [block]\n"
+        "environments:",
+    )
+    with (trained / "params.yaml").open("a") as fh:
+        fh.write("block: {x: 0}\n")
+    before = snapshot(trained)
+    latest = RunStore(trained).get("latest").id
+    env = dict(os.environ, MLOPS_RUNNER_PRELOAD="0")  # the runner's protocol, not its speed
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlops", "exp", "run", "-S", "block.x=1,2", "--jobs", jobs],
+        cwd=trained,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: the terminal's Ctrl-C, by hand
+    )
+    want = int(jobs)
+    end = time.monotonic() + 120
+    try:
+        while len(list((trained / ".mlops/exp").glob("*/blocking"))) < want:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < end, "the experiments never reached their blocking stage"
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGINT)
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    assert "interrupted while stage 'block' ran" in err
+    assert _session_alive(proc.pid) == []
+    assert not list((trained / ".mlops/exp").iterdir())
+    assert git(trained, "worktree", "list").count("\n") == 0
+    assert snapshot(trained) == before
+    runs = [r for r in RunStore(trained).list(limit=None) if r.kind == "exp" and r.id > latest]
+    assert len(runs) == want  # a sequential sweep stops at its interrupted experiment
+    assert all(r.exit_code == ExitCode.INTERRUPTED for r in runs)
+    while lifecycle.status(trained) is not None:  # its runner stops once the command is gone
+        assert time.monotonic() < end, "the command's runner outlived it"
+        time.sleep(0.1)

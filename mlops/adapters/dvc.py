@@ -58,6 +58,12 @@ def _repo(root: Path) -> Iterator[Any]:
         os.chdir(here)
 
 
+def preload() -> None:
+    """Import what `reproduce` needs now (before forking processes that will all use it)."""
+    import dvc.repo.reproduce
+    import dvc.stage.run  # noqa: F401
+
+
 def init(root: Path, log: Path) -> None:
     """`dvc init` in `root` (a git work tree); DVC stages its own files in git."""
     from dvc.repo import Repo
@@ -375,14 +381,21 @@ def cache_dir(root: Path) -> str:
         return str(repo.cache.local_cache_dir)
 
 
-def share_cache(root: Path, cache: str, log: Path) -> None:
-    """Make the repository at `root` use the cache directory `cache` (its local config)."""
+def share_cache(root: Path, cache: str, log: Path, site: str | None = None) -> None:
+    """Make the repository at `root` use the cache directory `cache` (its local config), and
+    keep DVC's per-repository state (file hashes, indexes) in `site` when given, instead of a
+    new directory under /var/tmp/dvc for every path a repository ever had."""
     local = root / ".dvc" / "config.local"
-    if not local.exists():  # the common case: write the one setting without starting DVC
-        local.write_text(f"[cache]\n    dir = {cache}\n", encoding="utf-8")
+    if not local.exists():  # the common case: write the settings without starting DVC
+        text = f"[cache]\n    dir = {cache}\n"
+        if site:
+            text += f"[core]\n    site_cache_dir = {site}\n"
+        local.write_text(text, encoding="utf-8")
         return
     with _repo(root) as repo, redirect_fds(log), repo.config.edit("local") as conf:
         conf["cache"]["dir"] = cache
+        if site:
+            conf["core"]["site_cache_dir"] = site
 
 
 def push(root: Path, log: Path, *, revs: list[str] | None = None) -> int:

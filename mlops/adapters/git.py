@@ -239,8 +239,8 @@ def worktree_add(root: Path, dest: Path, rev: str = "HEAD") -> None:
 
 def worktree_remove(root: Path, dest: Path) -> None:
     """Remove a work tree made by `worktree_add` (and forget it), even with changes in it."""
-    run(root, "worktree", "remove", "--force", str(dest), check=False)
-    run(root, "worktree", "prune", check=False)
+    if run(root, "worktree", "remove", "--force", str(dest), check=False).code != 0:
+        run(root, "worktree", "prune", check=False)  # e.g. its directory was already gone
 
 
 @dataclass(frozen=True)

@@ -174,11 +174,42 @@ def exp_run(
     name: str | None = None,
     on_event: Callable[[StageEvent], None] | None = None,
     on_start: Callable[[dict[str, Any]], None] | None = None,
+    on_finish: Callable[[ExpRun], None] | None = None,
+    jobs: int | None = 1,
 ) -> list[ExpRun]:
-    """Run experiments with changed params, leaving the workspace untouched (`mlops exp run`)."""
+    """Run experiments with changed params, leaving the workspace untouched (`mlops exp run`);
+    `jobs` at once (None: one per CPU, at most 4)."""
     from mlops.pipeline.experiments import run_experiments
 
-    return run_experiments(root, settings, name=name, on_event=on_event, on_start=on_start)
+    return run_experiments(
+        root,
+        settings,
+        name=name,
+        on_event=on_event,
+        on_start=on_start,
+        on_finish=on_finish,
+        jobs=jobs,
+        warming=lambda: _runner_warming(root),
+    )
+
+
+def _runner_warming(root: Path | str) -> bool:
+    """True while this repository's runner is still importing: it says so, or it is too busy
+    importing to answer within a second (a long import step on a loaded machine). False when
+    it is done or no runner listens."""
+    from mlops.runner.address import git_common_dir, socket_path
+    from mlops.runner.client import connect, request
+
+    common = git_common_dir(root)
+    if common is None:
+        return False
+    path = socket_path(common)
+    probe = connect(path, 1.0) if path.exists() else None
+    if probe is None:  # nobody listens there
+        return False
+    probe.close()
+    reply = request(path, {"op": "status"}, timeout=1.0)
+    return reply is None or not reply.get("preloaded", True)
 
 
 def exp_apply(root: Path | str, run_id: str, *, force: bool = False) -> ApplyResult:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from mlops.api import StageEvent
+    from mlops.api import ExpRun, StageEvent
 
 from mlops.cli import _ui
 from mlops.cli._options import JsonOpt
@@ -35,6 +35,17 @@ def run(
     name: Annotated[
         str | None, typer.Option("--name", help="A label stored with the experiment.")
     ] = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=0,
+            help="Experiments of a sweep run at once, each in its own worker process and "
+            "scratch tree (like `dvc exp run --run-all --jobs N`, whose default is also 1); "
+            "0: one per CPU, at most 4.",
+        ),
+    ] = 1,
     json: JsonOpt = False,
 ) -> None:
     """Run the pipeline with changed params, leaving the workspace as it is.
@@ -44,8 +55,12 @@ def run(
     experiment succeeds or fails. Each experiment is recorded (kind exp) with its settings;
     compare with `mlops runs list --sort metrics.accuracy --desc` and `mlops runs diff`, then
     `mlops exp apply ID`. Exits with the first failing experiment's code (4 gate failed, ...).
+    A sweep can run --jobs experiments at once (default 1, one after the other); the results,
+    records and outputs are the same as one at a time, listed in sweep order.
 
     Example: mlops exp run -S train.C=0.5 -S train.max_iter=200
+
+    Example: mlops exp run -S train.C=0.1,0.5,1,5,10 --jobs 2
     """
     from mlops import api
     from mlops.cli.run import Progress, summary
@@ -54,24 +69,42 @@ def run(
     console = _ui.progress_console()
     progress: list[Progress] = []
 
+    live: list[bool] = [False]  # stage events shown for the current experiment (one at a time)
+
     def on_start(overrides: dict[str, Any]) -> None:
         if progress:
             progress[-1].stop()
+        live[0] = False
         if not json:
-            shown = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
-            console.print(f"[bold]experiment[/] {shown}")
-            progress.append(Progress(console))
+            console.print(f"[bold]experiment[/] {_shown(overrides)}")
 
     def on_event(ev: StageEvent) -> None:
-        if progress:
-            progress[-1](ev)
+        if json:
+            return
+        if not live[0]:
+            progress.append(Progress(console))
+            live[0] = True
+        progress[-1](ev)
+
+    def on_finish(r: ExpRun) -> None:  # several at once: one line as each ends
+        if not json and not live[0]:
+            rec = r.result.record
+            metrics = "  ".join(f"{k}={_ui.fmt_value(v)}" for k, v in list(rec.metrics.items())[:3])
+            seconds = _ui.fmt_seconds(rec.duration)
+            console.print(f"  {_shown(r.overrides)}: {rec.outcome} in {seconds}  {metrics}")
 
     try:
         from mlops.api import runner_session as session
 
         with session("."):  # one warm runner shared by every experiment's stages (issue 22)
             runs = api.exp_run(
-                ".", list(settings or []), name=name, on_event=on_event, on_start=on_start
+                ".",
+                list(settings or []),
+                name=name,
+                on_event=on_event,
+                on_start=on_start,
+                on_finish=on_finish,
+                jobs=jobs or None,
             )
     finally:
         if progress:
@@ -97,6 +130,10 @@ def run(
     )
     if failed is not None:
         raise failed
+
+
+def _shown(overrides: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in overrides.items())
 
 
 @app.command("apply")

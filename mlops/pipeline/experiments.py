@@ -7,7 +7,8 @@ file systems), points it at the project's DVC cache, sets the params there, and 
 in it. The run is recorded in the project's run records (kind `exp`, with its overrides), its
 outputs land in the shared DVC cache, and the scratch tree is removed whatever happens: the
 workspace's files, `params.yaml` and `dvc.lock` are never written, so a failed experiment leaves
-the workspace exactly as it was.
+the workspace exactly as it was. A sweep (`-S train.C=0.1,1,10`) runs `--jobs` experiments at
+once, each as above in its own worker process (`mlops.pipeline.sweep`).
 
 `mlops exp apply ID` writes a recorded run's params into `params.yaml` (keeping its comments);
 `mlops run` then reproduces it, restoring unchanged stages from DVC's run cache.
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.adapters import dvc, git, lock
-from mlops.config import PARAMS_FILE, limits
+from mlops.config import PARAMS_FILE, Project, limits
 from mlops.config.yamlfile import atomic_write_text
 from mlops.errors import GitStateError, UsageError
 from mlops.pipeline.compare import flatten
@@ -162,7 +163,9 @@ def make_scratch(root: Path, project: Any, dest: Path, log: Path) -> None:
     local = root / ".dvc" / "config.local"
     if local.exists():
         shutil.copy2(local, dest / ".dvc" / "config.local")
-    dvc.share_cache(dest, dvc.cache_dir(root), log)
+    # DVC's state of this throw-away repository goes with it (.dvc/tmp is ignored by git and DVC)
+    site = dest / ".dvc" / "tmp" / "site"
+    dvc.share_cache(dest, dvc.cache_dir(root), log, site=str(site))
 
 
 def _alive(pid: int) -> bool:
@@ -209,22 +212,32 @@ class ExpRun:
         return {"overrides": self.overrides, **self.result.to_dict()}
 
 
+def _start(root: Path | str) -> Project:
+    """The project, checked once per sweep: a commit to start from; stale scratch trees gone."""
+    project = ensure_project(Path(root))
+    if git.head(project.root) is None:
+        raise GitStateError(
+            "experiments start from a commit, and this repository has none yet",
+            "Commit the project first: git add -A && git commit -m 'Start project'.",
+        )
+    remove_stale_scratch(project.root)
+    return project
+
+
 def run_experiment(
     root: Path | str,
     overrides: dict[str, Any],
     *,
     name: str | None = None,
     on_event: Callable[[StageEvent], None] | None = None,
+    project: Project | None = None,
 ) -> ExpRun:
-    """Run the pipeline once with `overrides` in a scratch work tree; record it as kind `exp`."""
-    project = ensure_project(Path(root))
+    """Run the pipeline once with `overrides` in a scratch work tree; record it as kind `exp`.
+
+    `project`: the workspace's project as a sweep loaded and checked it (`_start`) once for all
+    its experiments; loaded and checked here when None."""
+    project = project or _start(root)
     root = project.root
-    if git.head(root) is None:
-        raise GitStateError(
-            "experiments start from a commit, and this repository has none yet",
-            "Commit the project first: git add -A && git commit -m 'Start project'.",
-        )
-    remove_stale_scratch(root)
     scratch = root / SCRATCH / new_run_id()
     scratch.parent.mkdir(parents=True, exist_ok=True)
     pid_file = scratch.with_name(scratch.name + ".pid")
@@ -252,16 +265,62 @@ def run_experiments(
     name: str | None = None,
     on_event: Callable[[StageEvent], None] | None = None,
     on_start: Callable[[dict[str, Any]], None] | None = None,
+    on_finish: Callable[[ExpRun], None] | None = None,
+    jobs: int | None = 1,
+    warming: Callable[[], bool] | None = None,
 ) -> list[ExpRun]:
-    """One experiment per combination of the settings (a sweep), in order."""
+    """One experiment per combination of the settings (a sweep); results in sweep order.
+
+    `jobs`: experiments run at once, each in its own worker process (`mlops.pipeline.sweep`);
+    None: `sweep.default_jobs`. With one job they run one after the other in this process and
+    `on_event` sees their stages; with more, `on_start` and `on_finish` say when each starts
+    and ends; `warming()` says whether the warm runner is still importing (one experiment at a
+    time until it is done). An interrupted experiment (Ctrl-C) ends the sweep.
+    """
+    from mlops.errors import Interrupted
+    from mlops.pipeline import sweep
+
     if not settings:
         raise UsageError("no params to change", "Give at least one -S SECTION.KEY=VALUE.")
-    runs = []
-    for overrides in parse_settings(settings):
-        if on_start:
-            on_start(overrides)
-        runs.append(run_experiment(root, overrides, name=name, on_event=on_event))
-    return runs
+    combos = parse_settings(settings)
+    jobs = sweep.default_jobs(len(combos)) if jobs is None else jobs
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, not {jobs}")
+    project = _start(root)
+    if jobs == 1 or len(combos) == 1:
+        runs: list[ExpRun] = []
+        for overrides in combos:
+            if on_start:
+                on_start(overrides)
+            run = run_experiment(root, overrides, name=name, on_event=on_event, project=project)
+            runs.append(run)
+            if on_finish:
+                on_finish(run)
+            if isinstance(run.result.error, Interrupted):
+                break
+        return runs
+    _before_fork(project.root)
+
+    def run_one(overrides: dict[str, Any], events: Callable[[StageEvent], None] | None) -> ExpRun:
+        return run_experiment(root, overrides, name=name, on_event=events, project=project)
+
+    return sweep.run_parallel(
+        combos,
+        run_one,
+        jobs=jobs,
+        cleanup=lambda: remove_stale_scratch(project.root),
+        on_start=on_start,
+        on_finish=on_finish,
+        warming=warming,
+    )
+
+
+def _before_fork(root: Path) -> None:
+    """What every worker would otherwise do for itself: import DVC (once, shared by the forks),
+    and configure where run records are fetched from (a git config write two workers could
+    race on)."""
+    dvc.preload()
+    RunStore(root).sync()
 
 
 @dataclass

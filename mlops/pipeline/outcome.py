@@ -284,7 +284,8 @@ def finalize(
         )
         card_missing = not (root / "reports/model-card.md").exists()  # mlops.reports.card
         if (
-            record.verdict
+            root == home  # an experiment's scratch tree (recorded in `home`) is thrown away
+            and record.verdict
             and record.outcome in ("ok", "gate_failed")
             and (evaluated or card_missing)
         ):

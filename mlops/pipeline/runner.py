@@ -204,12 +204,10 @@ def run_pipeline(
         targets=list(targets or []),
         git_commit=git.head(root),
         git_dirty=git.is_dirty(root),
-        git_branch=git.branch(root),
+        git_branch=git.branch(home),  # an experiment's scratch tree has none: the workspace's
         params=project.params_raw,
         extra=dict(extra or {}),
     )
-    if record_root:
-        record.git_branch = git.branch(home)
     log_dir = home / LOG_ROOT / record.id
     compiled = prepare(project, log_dir / "prepare.log")
     result = RunResult(record, [], compiled=compiled)
