@@ -197,8 +197,8 @@ def _runner_warming(root: Path | str) -> bool:
     """True while this repository's runner is still importing: it says so, or it is too busy
     importing to answer within a second (a long import step on a loaded machine). False when
     it is done or no runner listens."""
-    from mlops.runner.address import git_common_dir, socket_path
-    from mlops.runner.client import connect, request
+    from mlops.handoff.address import git_common_dir, socket_path
+    from mlops.handoff.client import connect, request
 
     common = git_common_dir(root)
     if common is None:
