@@ -34,7 +34,9 @@ def live(bundle: Path) -> LiveModel:
     return LiveModel.read(bundle, "v2")
 
 
-def write(path: Path, start: int, n: int, *, version: str = "v2", seed: int = 0) -> None:
+def write(
+    path: Path, start: int, n: int, *, version: str = "v2", seed: int = 0, feedback: bool = True
+) -> None:
     """`n` one-row requests (and feedback for every third, an error every 25th) appended to
     a log file in the serving format, 37 s apart from request `start` on."""
     rows, labels = group(None, n=n, seed=seed + start)
@@ -52,7 +54,7 @@ def write(path: Path, start: int, n: int, *, version: str = "v2", seed: int = 0)
              "latency_ms": round(float(rng.gamma(2.0, 0.2)), 2), "classes": classes,
              "probabilities": [[0.7, 0.2, 0.1]]}
         )  # fmt: skip
-        if k % 3 == 0:
+        if k % 3 == 0 and feedback:
             lines.append({"kind": "feedback", "ts": ts + 5, "request_id": rid, "labels": [label]})
         if k % 25 == 0:
             lines.append(
@@ -68,11 +70,56 @@ def text(columns, live: LiveModel, window: Window, **kw) -> str:
     report = analyse(columns, live, SPEC, window, env="staging", previous="v1", **kw)
     d = report.to_dict()
     d["seconds"] = 0
+    if isinstance(d.get("log"), dict):  # the read's time (compared across reads of a log)
+        d["log"]["seconds"] = 0
     assert report.series.get("drift_js"), "the partial path ran"
     return json.dumps(d)
 
 
 WHOLE = Window(None, T0 + 10**7, "whole log")
+
+
+def same(columns, live: LiveModel, cache: Path, window: Window = WHOLE) -> str:
+    """The report without cache == from the rows == with the cache (writing, then reading)."""
+    fresh = text(columns, live, window)
+    # the rows give the same report (under 200,000 rows the drift-over-time picture of the
+    # rows is not drawn from a sample either)
+    rows = analyse(columns, live, SPEC, window, env="staging", previous="v1", partials=False)
+    want = rows.to_dict()
+    want["seconds"] = 0
+    if isinstance(want.get("log"), dict):
+        want["log"]["seconds"] = 0
+    assert json.dumps(want) == fresh
+    assert text(columns, live, window, cache=cache) == fresh  # writes or reads the cache
+    assert text(columns, live, window, cache=cache) == fresh  # reads it
+    return fresh
+
+
+def mark(cache: Path) -> None:
+    """A key `compute` never writes in every cached chunk partial: it survives a run only in a
+    partial that was kept (its performance part refreshed), not recomputed from the rows."""
+    store = partials.PartialCache(cache)
+    for p in cache.glob("*.json"):
+        if not p.name.startswith("fb-"):
+            doc = store.get(p.stem)
+            assert doc is not None
+            doc["kept"] = True
+            store.put(p.stem, doc)
+
+
+def marked(cache: Path) -> list[bool]:
+    store = partials.PartialCache(cache)
+    docs = [store.get(p.stem) for p in cache.glob("*.json") if not p.name.startswith("fb-")]
+    return [bool(d and d.get("kept")) for d in docs]
+
+
+def feedback(path: Path, labels: dict[int, str], at: float) -> None:
+    """Feedback lines (request number → label) in a log file of their own, at time `at` on."""
+    lines = [
+        {"kind": "feedback", "ts": at + i, "request_id": f"r{k}", "labels": [lab]}
+        for i, (k, lab) in enumerate(labels.items())
+    ]
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
 
 
 def test_cached_partials_give_the_same_report_as_a_growing_log(tmp_path: Path, live):
@@ -83,16 +130,7 @@ def test_cached_partials_give_the_same_report_as_a_growing_log(tmp_path: Path, l
     cache = tmp_path / "cache"
 
     def both(columns, window: Window = WHOLE) -> str:
-        fresh = text(columns, live, window)
-        # the rows give the same report (under 200,000 rows the drift-over-time picture of
-        # the rows is not drawn from a sample either)
-        rows = analyse(columns, live, SPEC, window, env="staging", previous="v1", partials=False)
-        want = rows.to_dict()
-        want["seconds"] = 0
-        assert json.dumps(want) == fresh
-        assert text(columns, live, window, cache=cache) == fresh  # writes or reads the cache
-        assert text(columns, live, window, cache=cache) == fresh  # reads it
-        return fresh
+        return same(columns, live, cache, window)
 
     first = both(read_columns(log))
     assert len(list(cache.glob("*.json"))) == 3  # two chunks and the feedback's labels
@@ -116,6 +154,44 @@ def test_cached_partials_give_the_same_report_as_a_growing_log(tmp_path: Path, l
     half = Window(T0 + 37.0 * 200, T0 + 37.0 * 1100, "cut")
     cut = both(read_columns(log), half)
     assert json.loads(cut)["traffic"]["rows"] == 901
+    # feedback changes, the predictions do not: every cached partial is kept, only its
+    # performance part recomputed (the marks survive), and the report is still the rows'
+    before = both(read_columns(log))
+    mark(cache)
+    late = log / "20231114T150000.000000-a.jsonl"
+    # labels for requests not labelled yet, in old and new chunks
+    feedback(late, {1: "Gentoo", 2: "Adelie", 401: "Chinstrap", 1001: "Gentoo"}, T0 + 10**6)
+    added = both(read_columns(log))
+    # (the feedback's file is a chunk of no predictions, new: the three others are kept)
+    assert added != before and marked(cache).count(True) == 3
+    got = json.loads(added)["series"]["labelled"]
+    # (requests 401 and 1001 are the live version's: 1 and 2 are v1's)
+    assert sum(got) == sum(json.loads(before)["series"]["labelled"]) + 2
+    # a label changed for requests labelled already (the latest wins)
+    feedback(late, {0: "Chinstrap", 3: "Chinstrap", 402: "Adelie"}, T0 + 2 * 10**6)
+    changed = both(read_columns(log))
+    assert changed not in (before, added) and marked(cache).count(True) == 3
+    # the late feedback removed: the report before it, from the kept partials
+    late.unlink()
+    assert both(read_columns(log)) == before and marked(cache) == [True] * 3
+
+
+def test_feedback_appearing_and_disappearing_keeps_the_cached_partials(tmp_path: Path, live):
+    log = tmp_path / "log"
+    log.mkdir()
+    write(log / "20231114T000000.000000-a.jsonl", 0, 300, feedback=False)
+    write(log / "20231114T040000.000000-a.jsonl", 300, 300, feedback=False)
+    cache = tmp_path / "cache"
+    read_columns(log)  # the index built: every report below reads the log the same way
+    none = same(read_columns(log), live, cache)
+    mark(cache)
+    late = log / "20231114T150000.000000-a.jsonl"
+    feedback(late, {k: "Adelie" for k in range(0, 600, 2)}, T0 + 10**6)
+    some = same(read_columns(log), live, cache)
+    assert some != none and json.loads(some)["performance"] != json.loads(none)["performance"]
+    assert marked(cache).count(True) == 2
+    late.unlink()  # no feedback at all any more: no performance part
+    assert same(read_columns(log), live, cache) == none and marked(cache) == [True] * 2
 
 
 def test_a_tampered_or_truncated_cache_is_ignored_and_rewritten(tmp_path: Path, live):

@@ -243,16 +243,19 @@ def analyse_partials(
         keys: list[str | None] = list(pool.map(key_of, range(len(lengths))))
         setup.fb_digest = fb_digest.result() if fb_digest is not None else ""
     parts: list[dict[str, Any] | None] = []
-    todo: list[int] = []
+    todo: list[int] = []  # chunks computed from their rows
+    stale: list[int] = []  # cached chunks whose performance part other feedback gave
     for i, key in enumerate(keys):
         got = store.get(key) if store is not None and key is not None else None
         if store is not None and got is not None and not valid(got, setup):
             store.rejected += 1
             got = None
-        if got is not None and (got.get("perf") or {}).get("fb", "") != setup.fb_digest:
-            got = None
-        if got is not None and not fb.num_rows and got.get("perf") is not None:
-            got = None
+        if got is not None and not fb.num_rows:
+            if got["perf"] is not None:  # the feedback is gone: no performance part
+                got["perf"] = None
+                stale.append(i)
+        elif got is not None and (got["perf"] or {}).get("fb", "") != setup.fb_digest:
+            stale.append(i)  # only the performance part is recomputed (`refresh`)
         parts.append(got)
         if got is None:
             todo.append(i)
@@ -263,11 +266,13 @@ def analyse_partials(
         a, b = bounds[i], bounds[i + 1]
         return P.compute_split(pred.slice(a, b - a), masks[i], setup)
 
+    refresh = [i for i in stale if fb.num_rows]
+
     # the feedback join (Arrow's hash kernels) on one thread while the chunks are counted on
     # the other; numpy's searches and sorts release the GIL
     with ThreadPoolExecutor(2) as pool:
         # (also when every chunk is cached but the feedback's label list is not)
-        need = fb.num_rows and (todo or lvalues is None)
+        need = fb.num_rows and (todo or refresh or lvalues is None)
         joined = pool.submit(_join, pred, fb) if need else None
         split = list(pool.map(one, todo)) if len(todo) > 1 else [one(i) for i in todo]
         if joined is not None:
@@ -280,6 +285,21 @@ def analyse_partials(
         a, b = bounds[i], bounds[i + 1]
         part["perf"] = finish(None if labels is None else labels[a:b])
         done.append(part)
+    for i in refresh:  # the feedback changed: the cached partial's performance part only
+        a, b = bounds[i], bounds[i + 1]
+        cached = parts[i]
+        assert cached is not None and labels is not None
+        perf, b0, nbk = P.compute_perf(pred.slice(a, b - a), setup, labels[a:b])
+        if (b0, nbk) == (cached["b0"], cached["nb"]):
+            cached["perf"] = perf
+        else:  # not the chunk it was computed from after all: from its rows
+            part, finish = one(i)
+            part["perf"] = finish(labels[a:b])
+            parts[i] = part
+    for i in stale:
+        key, part = keys[i], parts[i]
+        if store is not None and key is not None and part is not None:
+            store.put(key, part)
     for i, part in zip(todo, done, strict=True):
         parts[i] = part
         key = keys[i]

@@ -275,14 +275,7 @@ def compute_split(
         "first": float(ts[w].min()) if w.any() else None,
         "last": float(ts[w].max()) if w.any() else None,
     }
-    step = setup.step
-    wts = ts[w]
-    anchor = math.floor(float(wts.min()) / step) * step if len(wts) else 0.0
-    rel = ((wts - anchor) // step).astype(np.int64) if len(wts) else np.zeros(0, np.int64)
-    b0 = int(rel.min()) if len(rel) else 0
-    nbk = int(rel.max()) - b0 + 1 if len(rel) else 0
-    b = rel - b0  # bucket of each in-window row, from this chunk's first bucket
-    part["b0"] = round(anchor / step) + b0
+    part["b0"], nbk, b = _bucketing(ts[w], setup.step)
     part["nb"] = nbk
     first_w = first[w]
     s: dict[str, Any] = {
@@ -353,6 +346,37 @@ def compute_split(
         return _perf(labels, pcodes, pvalues, vcodes, vvalues, live_code, w, b, nbk, setup)
 
     return part, finish
+
+
+def _bucketing(wts: np.ndarray, step: float) -> tuple[int, int, np.ndarray]:
+    """The absolute number of the first bucket of these (in-window) times, the number of
+    buckets they span, and each time's bucket counted from the first."""
+    import numpy as np
+
+    anchor = math.floor(float(wts.min()) / step) * step if len(wts) else 0.0
+    rel = ((wts - anchor) // step).astype(np.int64) if len(wts) else np.zeros(0, np.int64)
+    b0 = int(rel.min()) if len(rel) else 0
+    nbk = int(rel.max()) - b0 + 1 if len(rel) else 0
+    return round(anchor / step) + b0, nbk, rel - b0
+
+
+def compute_perf(
+    chunk: pa.Table, setup: Setup, labels: np.ndarray | None
+) -> tuple[dict[str, Any] | None, int, int]:
+    """Only the performance part of a whole chunk's partial (the window holds all its rows),
+    with the chunk's first bucket and bucket count: what a cached partial needs when the
+    feedback changed since it was computed. Reads only the times, versions and predictions
+    (the same operations as `compute_split`, so the same figures)."""
+    import numpy as np
+
+    ts = _np(chunk.column("ts"))
+    vcodes, vvalues = _categorical(chunk.column("version"))
+    live_code = vvalues.index(setup.version) if setup.version in vvalues else -2
+    pcodes, pvalues = _categorical(chunk.column("prediction"))
+    b0, nbk, b = _bucketing(ts, setup.step)
+    w = np.ones(chunk.num_rows, bool)
+    perf = _perf(labels, pcodes, pvalues, vcodes, vvalues, live_code, w, b, nbk, setup)
+    return perf, b0, nbk
 
 
 def _pa_mask(mask: np.ndarray) -> Any:
