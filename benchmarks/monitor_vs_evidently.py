@@ -21,8 +21,13 @@ Each side runs in its own process (peak memory is its own):
   the report from per-chunk partials without a cache; *warm-rows*: from the rows (as before
   partials); *cache-first*: warm, with an empty partials cache that the run fills (what the
   first scheduled run costs); *warm-cached* / *segments-cached*: the partials an earlier run
-  kept (`mlops monitor` keeps them under .mlops/cache/monitor/<env>/). Timed from the log
-  files on disk.
+  kept (`mlops monitor` keeps them under .mlops/cache/monitor/<env>/); *new-feedback-cached*:
+  warm-cached when feedback labels arrived since the cached run (a scheduled monitor's normal
+  case): repetition i analyses the feedback read without its last i + 1 rows (dropped in
+  memory after the read; the log on disk is unchanged), so the feedback differs from the
+  one the cache was last written with in every repetition (run it after warm-cached or
+  cache-first: the first repetition then differs from the whole feedback by one row), and
+  every cached partial's performance part is recomputed. Timed from the log files on disk.
 - Evidently: DataDriftPreset (the features and the prediction), ClassificationPreset (the
   labelled rows) and DataSummaryPreset, on frames already in memory (read from Parquet before
   the clock starts: reading the JSON log into pandas is not counted for Evidently).
@@ -183,8 +188,22 @@ def build(rows: int, work: Path) -> dict:
             "files": n_file}  # fmt: skip
 
 
-MODES = ("cold", "warm", "segments", "warm-rows", "cache-first", "warm-cached", "segments-cached")
-CACHE = {"cache-first": "log-cache", "warm-cached": "log-cache", "segments-cached": "store-cache"}
+MODES = (
+    "cold",
+    "warm",
+    "segments",
+    "warm-rows",
+    "cache-first",
+    "warm-cached",
+    "new-feedback-cached",
+    "segments-cached",
+)
+CACHE = {
+    "cache-first": "log-cache",
+    "warm-cached": "log-cache",
+    "new-feedback-cached": "log-cache",
+    "segments-cached": "store-cache",
+}
 
 
 def reuse(work: Path, rows: int) -> dict | None:
@@ -217,7 +236,7 @@ def to_segments(work: Path) -> float:
 # ---- children ----------------------------------------------------------------------------------
 
 
-def child_ours(work: str, mode: str) -> dict:
+def child_ours(work: str, mode: str, rep: int = 0) -> dict:
     import numpy as np  # noqa: F401 - imported before the clock starts, as Evidently's are
     import pandas  # noqa: F401
     import pyarrow.compute
@@ -244,6 +263,8 @@ def child_ours(work: str, mode: str) -> dict:
     # warm-rows: every figure from the rows (the analysis before partials)
     segs = mode.startswith("segments")
     columns = read_segments(str(w / "store")) if segs else read_columns(w / "log")
+    if mode == "new-feedback-cached":  # other feedback than the cached run's (docstring)
+        columns.feedback = columns.feedback.slice(0, columns.feedback.num_rows - rep - 1)
     t1 = time.perf_counter()
     live = LiveModel.read(w / "bundle", "v1")
     window = Window(None, 2e9, "whole log")
@@ -358,8 +379,8 @@ def main() -> None:
         modes = [m for m in args.modes.split(",") if m in MODES]
         for mode in modes:
             runs = []
-            for _ in range(args.repeat):
-                res, wall = run_child(sys.executable, "ours", str(work), mode)
+            for rep in range(args.repeat):
+                res, wall = run_child(sys.executable, "ours", str(work), mode, str(rep))
                 res["process_wall"] = wall
                 runs.append(res)
             best = min(runs, key=lambda r: r["seconds"])
@@ -399,7 +420,7 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         kind = sys.argv[2]
         if kind == "ours":
-            out = child_ours(sys.argv[3], sys.argv[4])
+            out = child_ours(sys.argv[3], sys.argv[4], int(sys.argv[5]) if len(sys.argv) > 5 else 0)
         else:
             out = child_evidently(sys.argv[3])
         print(json.dumps(out))

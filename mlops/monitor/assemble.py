@@ -238,81 +238,79 @@ def analyse_partials(
             return None
         return P.chunk_key(pred.slice(bounds[i], bounds[i + 1] - bounds[i])) + "-" + setup.digest
 
-    with ThreadPoolExecutor(2) as pool:
-        fb_digest = pool.submit(P.table_digest, fb) if fb.num_rows and store else None
+    # three threads: chunk hashing (hashlib), the feedback join (Arrow's hash kernels), and
+    # numpy's counting and the cache's writes release the GIL
+    with ThreadPoolExecutor(3) as pool:
+        setup.fb_digest = P.table_digest(fb) if fb.num_rows and store else ""
+        lvalues = _lvalues(store, setup, fb)
+        # feedback the cache has not seen (or no cache): the join is needed, start it now
+        joined = pool.submit(_join, pred, fb) if fb.num_rows and lvalues is None else None
         keys: list[str | None] = list(pool.map(key_of, range(len(lengths))))
-        setup.fb_digest = fb_digest.result() if fb_digest is not None else ""
-    parts: list[dict[str, Any] | None] = []
-    todo: list[int] = []  # chunks computed from their rows
-    stale: list[int] = []  # cached chunks whose performance part other feedback gave
-    for i, key in enumerate(keys):
-        got = store.get(key) if store is not None and key is not None else None
-        if store is not None and got is not None and not valid(got, setup):
-            store.rejected += 1
-            got = None
-        if got is not None and not fb.num_rows:
-            if got["perf"] is not None:  # the feedback is gone: no performance part
-                got["perf"] = None
-                stale.append(i)
-        elif got is not None and (got["perf"] or {}).get("fb", "") != setup.fb_digest:
-            stale.append(i)  # only the performance part is recomputed (`refresh`)
-        parts.append(got)
-        if got is None:
-            todo.append(i)
-    lvalues = _lvalues(store, setup, fb)
-    labels = None
+        parts: list[dict[str, Any] | None] = []
+        todo: list[int] = []  # chunks computed from their rows
+        stale: list[int] = []  # cached chunks whose performance part other feedback gave
+        for i, key in enumerate(keys):
+            got = store.get(key) if store is not None and key is not None else None
+            if store is not None and got is not None and not valid(got, setup):
+                store.rejected += 1
+                got = None
+            if got is not None and not fb.num_rows:
+                if got["perf"] is not None:  # the feedback is gone: no performance part
+                    got["perf"] = None
+                    stale.append(i)
+            elif got is not None and (got["perf"] or {}).get("fb", "") != setup.fb_digest:
+                stale.append(i)  # only the performance part is recomputed (below)
+            parts.append(got)
+            if got is None:
+                todo.append(i)
+        labels = None
 
-    def one(i: int) -> tuple[dict[str, Any], Any]:
-        a, b = bounds[i], bounds[i + 1]
-        return P.compute_split(pred.slice(a, b - a), masks[i], setup)
+        def one(i: int) -> tuple[dict[str, Any], Any]:
+            a, b = bounds[i], bounds[i + 1]
+            return P.compute_split(pred.slice(a, b - a), masks[i], setup)
 
-    refresh = [i for i in stale if fb.num_rows]
-
-    # the feedback join (Arrow's hash kernels) on one thread while the chunks are counted on
-    # the other; numpy's searches and sorts release the GIL
-    with ThreadPoolExecutor(2) as pool:
         # (also when every chunk is cached but the feedback's label list is not)
-        need = fb.num_rows and (todo or refresh or lvalues is None)
-        joined = pool.submit(_join, pred, fb) if need else None
+        if joined is None and fb.num_rows and (todo or stale):
+            joined = pool.submit(_join, pred, fb)
         split = list(pool.map(one, todo)) if len(todo) > 1 else [one(i) for i in todo]
+        # the cached partials' performance parts: what does not depend on the labels now
+        refresh = {i: P.perf_split(_chunk(pred, bounds, i), setup) for i in stale if fb.num_rows}
         if joined is not None:
             labels, lvalues = joined.result()
             if store is not None:
-                store.put("fb-" + setup.fb_digest, {"lvalues": lvalues})
-    setup.lvalues = lvalues or []
-    done = []
-    for i, (part, finish) in zip(todo, split, strict=True):
-        a, b = bounds[i], bounds[i + 1]
-        part["perf"] = finish(None if labels is None else labels[a:b])
-        done.append(part)
-    for i in refresh:  # the feedback changed: the cached partial's performance part only
-        a, b = bounds[i], bounds[i + 1]
-        cached = parts[i]
-        assert cached is not None and labels is not None
-        perf, b0, nbk = P.compute_perf(pred.slice(a, b - a), setup, labels[a:b])
-        if (b0, nbk) == (cached["b0"], cached["nb"]):
-            cached["perf"] = perf
-        else:  # not the chunk it was computed from after all: from its rows
-            part, finish = one(i)
-            part["perf"] = finish(labels[a:b])
+                pool.submit(store.put, "fb-" + setup.fb_digest, {"lvalues": lvalues})
+        setup.lvalues = lvalues or []
+        for i, (part, finish) in zip(todo, split, strict=True):
+            a, b = bounds[i], bounds[i + 1]
+            part["perf"] = finish(None if labels is None else labels[a:b])
             parts[i] = part
-    for i in stale:
-        key, part = keys[i], parts[i]
-        if store is not None and key is not None and part is not None:
-            store.put(key, part)
-    for i, part in zip(todo, done, strict=True):
-        parts[i] = part
-        key = keys[i]
-        if store is not None and key is not None:
-            store.put(key, part)
-    if store is not None:
-        store.prune({k for k in keys if k} | ({"fb-" + setup.fb_digest} if fb.num_rows else set()))
-    full = [p for p in parts if p is not None]
-    try:
-        _fill(report, full, setup, live, spec, window, pred, fb, err, e_ts, e_in, edges, step)
-    except _RowsNeeded:
-        return None
+        for i, (b0, nbk, finish) in refresh.items():
+            a, b = bounds[i], bounds[i + 1]
+            cached = parts[i]
+            assert cached is not None and labels is not None
+            if (b0, nbk) == (cached["b0"], cached["nb"]):
+                cached["perf"] = finish(labels[a:b])
+            else:  # not the chunk it was computed from after all: from its rows
+                part, full_finish = one(i)
+                part["perf"] = full_finish(labels[a:b])
+                parts[i] = part
+        for i in sorted(set(todo) | set(stale)):  # written while the report is assembled
+            key, part = keys[i], parts[i]
+            if store is not None and key is not None and part is not None:
+                pool.submit(store.put, key, part)
+        if store is not None:
+            keep = {k for k in keys if k} | ({"fb-" + setup.fb_digest} if fb.num_rows else set())
+            pool.submit(store.prune, keep)
+        full = [p for p in parts if p is not None]
+        try:
+            _fill(report, full, setup, live, spec, window, pred, fb, err, e_ts, e_in, edges, step)
+        except _RowsNeeded:
+            return None
     return report
+
+
+def _chunk(pred: Any, bounds: list[int], i: int) -> Any:
+    return pred.slice(bounds[i], bounds[i + 1] - bounds[i])
 
 
 def _lvalues(store: P.PartialCache | None, setup: P.Setup, fb: Any) -> list[str] | None:

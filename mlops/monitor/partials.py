@@ -360,13 +360,12 @@ def _bucketing(wts: np.ndarray, step: float) -> tuple[int, int, np.ndarray]:
     return round(anchor / step) + b0, nbk, rel - b0
 
 
-def compute_perf(
-    chunk: pa.Table, setup: Setup, labels: np.ndarray | None
-) -> tuple[dict[str, Any] | None, int, int]:
-    """Only the performance part of a whole chunk's partial (the window holds all its rows),
-    with the chunk's first bucket and bucket count: what a cached partial needs when the
-    feedback changed since it was computed. Reads only the times, versions and predictions
-    (the same operations as `compute_split`, so the same figures)."""
+def perf_split(chunk: pa.Table, setup: Setup) -> tuple[int, int, Any]:
+    """Only the performance part of a whole chunk's partial (the window holds all its rows):
+    what a cached partial needs when the feedback changed since it was computed. Gives the
+    chunk's first bucket and bucket count (to check against the cached partial's) and a
+    function of the labels that gives the part. Reads only the times, versions and
+    predictions, with the same operations as `compute_split` (so the same figures)."""
     import numpy as np
 
     ts = _np(chunk.column("ts"))
@@ -375,8 +374,11 @@ def compute_perf(
     pcodes, pvalues = _categorical(chunk.column("prediction"))
     b0, nbk, b = _bucketing(ts, setup.step)
     w = np.ones(chunk.num_rows, bool)
-    perf = _perf(labels, pcodes, pvalues, vcodes, vvalues, live_code, w, b, nbk, setup)
-    return perf, b0, nbk
+
+    def finish(labels: np.ndarray | None) -> dict[str, Any] | None:
+        return _perf(labels, pcodes, pvalues, vcodes, vvalues, live_code, w, b, nbk, setup)
+
+    return b0, nbk, finish
 
 
 def _pa_mask(mask: np.ndarray) -> Any:
