@@ -246,3 +246,28 @@ def test_percentiles_from_counts_are_numpys():
         values, counts = np.unique(x, return_counts=True)
         got = percentile_counts(values.tolist(), counts.tolist())
         assert got == np.percentile(x, (50, 95, 99)).tolist()
+
+
+def test_the_latest_label_of_a_request_wins():
+    import pyarrow as pa
+
+    from mlops.monitor.performance import _labelled
+
+    pred = pa.table({"request_id": ["a", "b", "c", "d"], "row": [0, 0, 0, 0]})
+    fb = pa.table(
+        {
+            "ts": [3.0, 1.0, 2.0, 5.0, 4.0],  # not in time order in the log
+            "request_id": ["a", "a", "b", "a", "c"],
+            "row": [0, 0, 0, 0, 0],
+            "label": ["second", "first", "only", "third", "c's"],
+        }
+    )
+    idx, labels = _labelled(pred, fb)
+    got = [None if i < 0 else labels[int(i)].as_py() for i in idx]
+    assert got == ["third", "only", "c's", None]
+    # requests of several rows: the key is (request id, row)
+    pred2 = pa.table({"request_id": ["a", "a", "b"], "row": [0, 1, 0]})
+    fb2 = fb.set_column(2, "row", pa.array([1, 0, 0, 0, 0], pa.int32()))
+    idx, labels = _labelled(pred2, fb2)
+    got = [None if i < 0 else labels[int(i)].as_py() for i in idx]
+    assert got == ["third", "second", "only"]

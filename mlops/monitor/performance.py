@@ -66,13 +66,10 @@ def _labelled(pred: pa.Table, fb: pa.Table) -> tuple[np.ndarray, pa.Array | None
             fb.column("request_id"), fb.column("row").cast(pa.string()), "\x1f"
         ).combine_chunks()
     labels = fb.column("label").combine_chunks()
-    if len(pc.unique(fkeys)) < len(fkeys):  # a key labelled twice: keep its last label
-        rev = fkeys[::-1]
-        first_in_rev = np.unique(
-            np.asarray(pc.index_in(rev, value_set=pc.unique(rev))), return_index=True
-        )[1]
-        keep = pa.array(np.sort(len(fkeys) - 1 - first_in_rev))
-        fkeys, labels = fkeys.take(keep), labels.take(keep)
+    # latest first: `index_in` gives the first occurrence of a key in its value set, so a key
+    # labelled twice finds its last label (no separate pass to drop the earlier ones)
+    latest_first = pa.array(np.arange(len(fkeys) - 1, -1, -1, dtype=np.int64))
+    fkeys, labels = fkeys.take(latest_first), labels.take(latest_first)
     if one_row:  # one hash look-up per prediction
         found = pc.index_in(pred.column("request_id"), value_set=fkeys)
         out[:] = np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False))
