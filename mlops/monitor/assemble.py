@@ -295,9 +295,9 @@ def analyse_partials(
                 part["perf"] = full_finish(labels[a:b])
                 parts[i] = part
         for i in sorted(set(todo) | set(stale)):  # written while the report is assembled
-            key, part = keys[i], parts[i]
-            if store is not None and key is not None and part is not None:
-                pool.submit(store.put, key, part)
+            key, kept = keys[i], parts[i]
+            if store is not None and key is not None and kept is not None:
+                pool.submit(store.put, key, kept)
         if store is not None:
             keep = {k for k in keys if k} | ({"fb-" + setup.fb_digest} if fb.num_rows else set())
             pool.submit(store.prune, keep)
